@@ -1,0 +1,14 @@
+"""UI2C: real-time neural video compression with unified intra and inter coding.
+
+Sub-packages map to the repository's top-level folders:
+
+* ``ui2c.models``     PyTorch networks (UI2C pair model, DCVC-RT P and I models)
+* ``ui2c.entropy``    probability tables, the rANS bitstream format and its CPU coder
+* ``ui2c.plugins``    GPU entropy-coding kernels (Triton) and TensorRT plugin sources
+* ``ui2c.runtime``    codec sessions, backends, container format, video I/O
+* ``ui2c.export``     ONNX export of the network stages
+* ``ui2c.engines``    TensorRT / TensorRT-RTX engine building
+* ``ui2c.benchmarks`` complexity and speed measurement
+* ``ui2c.training``   the CPU trainer for demo weights
+"""
+__version__ = "0.1.0"
