@@ -1,0 +1,93 @@
+"""Engine sidecars: the JSON record written next to every engine.
+
+An engine file says nothing reliable about where it came from, so the sidecar
+records the ONNX hash, target, TensorRT version, hardware, profiles and precision.
+It answers three questions without deserializing (which needs a GPU): is this
+engine up to date (skip the rebuild), was it built from another ONNX (refuse to
+overwrite, or refuse to run), and is it the engine the sidecar describes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ui2c.errors import EngineError
+
+from .manifest import file_sha256, load_manifest
+
+SCHEMA = 1
+
+# Fields that must be equal for an existing engine to count as up to date.
+REBUILD_KEYS = ("schema", "target", "tensorrt_version", "device", "onnx_sha256", "precision", "profiles")
+
+
+def engine_path(out_dir: str | Path, graph: str, target: str) -> Path:
+    """Where the engine of ``graph`` for ``target`` lives; the target is in the name so
+    one directory can hold engines for both targets."""
+    return Path(out_dir) / f"{graph}.{target}.engine"
+
+
+def sidecar_path(engine: Path) -> Path:
+    return engine.with_name(engine.name + ".json")
+
+
+def write_sidecar(engine: Path, record: dict[str, Any]) -> Path:
+    path = sidecar_path(engine)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_sidecar(engine: Path) -> dict[str, Any]:
+    """The sidecar of ``engine``; :class:`EngineError` if the engine or sidecar is missing or unreadable."""
+    if not engine.is_file():
+        raise EngineError(f"engine {engine} does not exist; build it with `ui2c build-engines`")
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise EngineError(f"engine {engine} has no sidecar {path.name}; its origin is unknown, rebuild it")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"sidecar {path} is not valid JSON: {exc}") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise EngineError(f"sidecar {path} has an unknown schema; rebuild the engine")
+    return record
+
+
+def is_up_to_date(engine: Path, wanted: dict[str, Any]) -> bool:
+    """True when ``engine`` exists, matches its sidecar, and the sidecar matches ``wanted``."""
+    try:
+        record = read_sidecar(engine)
+    except EngineError:
+        return False
+    if any(record.get(key) != wanted.get(key) for key in REBUILD_KEYS):
+        return False
+    return record.get("engine_sha256") == file_sha256(engine)
+
+
+def check_engine(engine_path: str | Path, onnx_dir: str | Path, target: str | None = None) -> dict[str, Any]:
+    """Validate an engine against the current export before it is used.
+
+    Raises :class:`EngineError` when the engine or its sidecar is missing, when the
+    engine file is not the one the sidecar describes, when it was built for another
+    ``target``, or when the ONNX graph it was built from has changed (stale).
+    Returns the sidecar record.
+    """
+    engine = Path(engine_path)
+    record = read_sidecar(engine)
+    if target is not None and record.get("target") != target:
+        raise EngineError(f"engine {engine} was built for target {record.get('target')!r}, not {target!r}")
+    if record.get("engine_sha256") != file_sha256(engine):
+        raise EngineError(f"engine {engine} does not match the sha256 in its sidecar (replaced or corrupt)")
+    graphs = load_manifest(onnx_dir).graphs
+    graph = graphs.get(record.get("graph", ""))
+    if graph is None:
+        raise EngineError(f"engine {engine} is for graph {record.get('graph')!r}, which {onnx_dir} does not export")
+    current = file_sha256(graph.path) if graph.path.is_file() else "missing"
+    if current != record.get("onnx_sha256"):
+        raise EngineError(
+            f"engine {engine} is stale: ONNX hash mismatch for graph {graph.name!r} "
+            f"(engine built from {str(record.get('onnx_sha256'))[:12]}..., {graph.path} is {current[:12]}...); "
+            "rebuild with `ui2c build-engines`"
+        )
+    return record
