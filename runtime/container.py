@@ -14,7 +14,6 @@ import struct
 import zlib
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence
 
 from ..errors import (CorruptStreamError, ModelMismatchError, TruncatedStreamError,

@@ -14,20 +14,27 @@ import secrets
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Literal
 
 import numpy as np
 
 from ..errors import InputFormatError
+
+if TYPE_CHECKING:
+    import av
 
 Chroma = Literal["420", "444"]
 PathLike = str | os.PathLike
 DEFAULT_FPS = Fraction(25)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Frame:
-    """One 8-bit frame as three planes; U and V are half size in both axes for 4:2:0."""
+    """One 8-bit frame as three planes; U and V are half size in both axes for 4:2:0.
+
+    Planes from the raw and Y4M readers are read-only views of the file's bytes (no
+    copy); ``np.array(frame.y)`` gives a writable copy.
+    """
 
     y: np.ndarray
     u: np.ndarray
@@ -379,14 +386,15 @@ class AVReader(VideoReader):
         return rows[:plane.height, :plane.width].copy()
 
 
-def open_video(path: PathLike, **kwargs: object) -> VideoReader:
-    """Reader chosen by extension: ``.yuv`` (kwargs: width, height, chroma, fps), ``.y4m``,
-    anything else through PyAV."""
+def open_video(path: PathLike, width: int | None = None, height: int | None = None,
+               chroma: Chroma = "420", fps: Fraction = DEFAULT_FPS) -> VideoReader:
+    """Reader chosen by extension: ``.yuv`` (which alone uses the other arguments, since
+    raw files carry no header), ``.y4m``, anything else through PyAV."""
     suffix = Path(path).suffix.lower()
     if not Path(path).is_file():
         raise InputFormatError(f"{path}: no such file")
     if suffix == ".yuv":
-        return YuvReader(path, **kwargs)  # type: ignore[arg-type]
+        return YuvReader(path, width, height, chroma, fps)
     if suffix == ".y4m":
         return Y4MReader(path)
     return AVReader(path)

@@ -1,11 +1,14 @@
 """Video I/O against hand-built files and hand-computed conversions."""
+import os
+import subprocess
+import sys
 from fractions import Fraction
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import ui2c
 from ui2c.errors import InputFormatError
 from ui2c.runtime import video_io as vio
 
@@ -217,3 +220,23 @@ def test_pyav_reader_rejects_non_video(tmp_path):
         vio.open_video(write(tmp_path / "junk.mp4", b"not a video at all" * 10))
     with pytest.raises(InputFormatError, match="no such file"):
         vio.open_video(tmp_path / "missing.mkv")
+
+
+ASSET = Path(__file__).resolve().parent.parent / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
+
+
+def test_shipped_clip_is_a_padding_exercising_420_y4m():
+    reader = vio.open_video(ASSET)
+    assert (reader.width, reader.height, reader.chroma, reader.frame_count) == (320, 180, "420", 16)
+    assert vio.pad_amount(reader.height, reader.width) == (12, 0)
+    assert ASSET.stat().st_size < 2 << 20
+
+
+@pytest.mark.skipif(not (DATA / "bigbuckbunny.mp4").is_file(), reason="shared clips not available")
+def test_shipped_clip_is_reproducible_by_its_script(tmp_path):
+    script = ASSET.parent.parent.parent / "scripts" / "make_demo_clip.py"
+    env = {**os.environ, "PYTHONPATH": str(Path(ui2c.__file__).parent.parent)}
+    out = tmp_path / "clip.y4m"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True, env=env,
+                   capture_output=True)
+    assert out.read_bytes() == ASSET.read_bytes()
