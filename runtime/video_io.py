@@ -161,8 +161,9 @@ def array_to_planes(x: np.ndarray, chroma: Chroma) -> tuple[np.ndarray, np.ndarr
 
 
 def planes_to_frame(planes: Iterable[np.ndarray], chroma: Chroma) -> Frame:
-    """Float planes on the 8-bit scale → uint8 frame (round half to even, clamp)."""
-    y, u, v = (np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in planes)
+    """Float planes on the 8-bit scale → uint8 frame: clamp, then round half up like
+    :func:`to_420`, so pooling a 4:4:4 frame through either path gives the same bytes."""
+    y, u, v = (np.floor(np.clip(p, 0, 255) + 0.5).astype(np.uint8) for p in planes)
     return Frame(y, u, v, chroma)
 
 

@@ -145,9 +145,17 @@ def test_array_round_trip_is_exact(chroma):
 
 
 def test_array_to_frame_clamps_and_rounds():
-    x = np.array([[[-0.2, 1.3]], [[0.5 / 255, 1.4 / 255]], [[254.6 / 255, 0.0]]], np.float32)
+    x = np.array([[[-0.2, 1.3]], [[0.4 / 255, 1.6 / 255]], [[254.6 / 255, 0.0]]], np.float32)
     f = vio.array_to_frame(x.repeat(2, axis=1), "444")
-    assert f.y[0].tolist() == [0, 255] and f.u[0].tolist() == [0, 1] and f.v[0].tolist() == [255, 0]
+    assert f.y[0].tolist() == [0, 255] and f.u[0].tolist() == [0, 2] and f.v[0].tolist() == [255, 0]
+    assert vio.planes_to_frame([np.array([[0.5, 2.5]])] * 3, "444").y.tolist() == [[1, 3]]  # half up
+
+
+def test_float_and_uint8_chroma_pooling_give_the_same_bytes():
+    rng = np.random.default_rng(3)
+    frame = vio.Frame(*(rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(3)), "444")
+    via_float = vio.array_to_frame(vio.frame_to_array(frame), "420")
+    assert all(np.array_equal(a, b) for a, b in zip(via_float.planes, vio.to_420(frame).planes))
 
 
 def test_pad_replicates_right_bottom_and_crops_back():
