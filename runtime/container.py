@@ -28,7 +28,6 @@ FLAG_RESET = 0x01
 _PREFIX = struct.Struct(">4sBH")        # magic, version, header body length
 _FIXED = struct.Struct(">IIIIIB")       # width, height, frame count, fps num, fps den, chroma
 _PACKET = struct.Struct(">4sIBBBBII")   # sync, first frame, frames, qp0, qp1, flags, length, crc
-_COUNT_OFFSET = _PREFIX.size + 8        # where the frame count sits, for patching on close
 _CHROMA_CODES: dict[Chroma, int] = {"420": 0, "444": 1}
 _READ_CHUNK = 1 << 20                   # payloads are read in chunks: a corrupt length costs no memory
 
