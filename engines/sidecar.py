@@ -65,13 +65,14 @@ def is_up_to_date(engine: Path, wanted: dict[str, Any]) -> bool:
     return record.get("engine_sha256") == file_sha256(engine)
 
 
-def check_engine(engine_path: str | Path, onnx_dir: str | Path, target: str | None = None) -> dict[str, Any]:
+def check_engine(engine_path: str | Path, onnx_dir: str | Path | None, target: str | None = None) -> dict[str, Any]:
     """Validate an engine against the current export before it is used.
 
     Raises :class:`EngineError` when the engine or its sidecar is missing, when the
     engine file is not the one the sidecar describes, when it was built for another
     ``target``, or when the ONNX graph it was built from has changed (stale).
-    Returns the sidecar record.
+    ``onnx_dir=None`` skips only the last check, for deployments that ship engines
+    without the export.  Returns the sidecar record.
     """
     engine = Path(engine_path)
     record = read_sidecar(engine)
@@ -79,6 +80,8 @@ def check_engine(engine_path: str | Path, onnx_dir: str | Path, target: str | No
         raise EngineError(f"engine {engine} was built for target {record.get('target')!r}, not {target!r}")
     if record.get("engine_sha256") != file_sha256(engine):
         raise EngineError(f"engine {engine} does not match the sha256 in its sidecar (replaced or corrupt)")
+    if onnx_dir is None:
+        return record
     graphs = load_manifest(onnx_dir).graphs
     graph = graphs.get(record.get("graph", ""))
     if graph is None:
