@@ -1,0 +1,318 @@
+// CPU coder for the interleaved rANS format specified in rans_format.hpp.
+#include "rans.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <exception>
+#include <thread>
+
+namespace ui2c::rans {
+namespace {
+
+constexpr uint32_t kTotal = 1u << kProbBits;
+constexpr uint32_t kMaxSlots = 256;  // decoder LUT entries are uint8
+
+// Runs fn(i) for i in [0, count) on up to `threads` threads (work stealing, so
+// uneven blocks still balance); the first exception is rethrown after joining.
+template <class F>
+void parallel_for(size_t count, int threads, F&& fn) {
+  const size_t workers = std::max<size_t>(1, std::min<size_t>(count, threads > 0 ? threads : 1));
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+  auto work = [&]() {
+    try {
+      for (size_t i = next++; i < count && !failed; i = next++) fn(i);
+    } catch (...) {
+      if (!failed.exchange(true)) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+inline uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+// Slot of a symbol value in table t, or the escape slot E = length - 2.
+inline uint32_t slot_of(int32_t value, const Tables& tables, uint32_t t) {
+  const int64_t v = static_cast<int64_t>(value) - tables.offset(t);
+  const uint32_t esc = tables.length(t) - 2;
+  return (v >= 0 && v < esc) ? static_cast<uint32_t>(v) : esc;
+}
+
+void put_varint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+// Reads a canonical varint < 2^32 at data[pos], advancing pos.
+uint64_t get_varint(const uint8_t* data, size_t size, size_t& pos) {
+  uint64_t v = 0;
+  for (int i = 0; i < kMaxVarintBytes; ++i) {
+    if (pos >= size) throw TruncatedError("rANS header ends inside a varint");
+    const uint8_t byte = data[pos++];
+    v |= static_cast<uint64_t>(byte & 0x7F) << (7 * i);
+    if (!(byte & 0x80)) {
+      if (i > 0 && byte == 0) throw CorruptError("rANS header has a non-canonical varint");
+      if (v >= (uint64_t{1} << 32)) throw CorruptError("rANS header varint exceeds 32 bits");
+      return v;
+    }
+  }
+  throw CorruptError("rANS header varint longer than 5 bytes");
+}
+
+inline uint32_t load_u16(const uint8_t* p) { return p[0] | (static_cast<uint32_t>(p[1]) << 8); }
+
+inline int32_t load_i32(const uint8_t* p) {
+  const uint32_t u = p[0] | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+  return static_cast<int32_t>(static_cast<int64_t>(u) - ((static_cast<int64_t>(u) >> 31) << 32));
+}
+
+// One block: writes its words backward ending at `end`, returns the first word.
+uint16_t* encode_block(const int32_t* symbols, const int32_t* indexes, size_t count, uint32_t lanes,
+                       const Tables& tables, uint16_t* end, std::vector<int32_t>& escapes) {
+  uint32_t state[kMaxLanes];
+  std::fill(state, state + lanes, kStateLow);
+  uint16_t* p = end;
+  for (size_t row = ceil_div(count, lanes); row-- > 0;) {
+    const size_t base = row * lanes;
+    for (size_t j = std::min<size_t>(lanes, count - base); j-- > 0;) {
+      const uint32_t t = static_cast<uint32_t>(indexes[base + j]);
+      const uint32_t k = slot_of(symbols[base + j], tables, t);
+      if (k == tables.length(t) - 2) escapes.push_back(symbols[base + j]);
+      const uint32_t* cdf = tables.row(t);
+      const uint32_t start = cdf[k], freq = cdf[k + 1] - cdf[k];
+      uint32_t x = state[j];
+      if (x >= (freq << 16)) {
+        *--p = static_cast<uint16_t>(x & kWordMask);
+        x >>= kWordBits;
+      }
+      state[j] = ((x / freq) << 16) + (x % freq) + start;
+    }
+  }
+  for (size_t j = lanes; j-- > 0;) {
+    *--p = static_cast<uint16_t>(state[j] >> 16);
+    *--p = static_cast<uint16_t>(state[j] & kWordMask);
+  }
+  std::reverse(escapes.begin(), escapes.end());
+  return p;
+}
+
+// One block; returns false when the data is inconsistent.  Never reads outside
+// words[0, num_words) or escapes[0, num_escapes) and does one step per symbol.
+bool decode_block(const uint8_t* words, size_t num_words, const uint8_t* escapes, size_t num_escapes,
+                  const int32_t* indexes, size_t count, uint32_t lanes, const Tables& tables, int32_t* out) {
+  uint32_t state[kMaxLanes];
+  for (uint32_t j = 0; j < lanes; ++j) state[j] = load_u16(words + 4 * j) | (load_u16(words + 4 * j + 2) << 16);
+  size_t pos = 2 * lanes, esc = 0;
+  bool bad = false;
+  for (size_t base = 0; base < count; base += lanes) {
+    const size_t cnt = std::min<size_t>(lanes, count - base);
+    for (size_t j = 0; j < cnt; ++j) {
+      const uint32_t t = static_cast<uint32_t>(indexes[base + j]);
+      const uint32_t* cdf = tables.row(t);
+      uint32_t x = state[j];
+      const uint32_t slot = x & kWordMask;
+      uint32_t k = tables.lut(t, slot);
+      while (cdf[k + 1] <= slot) ++k;  // ends inside the row: cdf[length - 1] = 2^16
+      x = (cdf[k + 1] - cdf[k]) * (x >> 16) + slot - cdf[k];
+      if (x < kStateLow) {
+        bad |= pos >= num_words;
+        x = (x << 16) | load_u16(words + 2 * std::min(pos, num_words - 1));
+        ++pos;
+      }
+      state[j] = x;
+      const uint32_t escape_slot = tables.length(t) - 2;
+      if (k != escape_slot) {
+        out[base + j] = static_cast<int32_t>(k) + tables.offset(t);
+      } else if (esc < num_escapes) {
+        const int32_t value = load_i32(escapes + 4 * esc++);
+        bad |= slot_of(value, tables, t) != escape_slot;  // non-canonical escape
+        out[base + j] = value;
+      } else {
+        bad = true;
+        out[base + j] = 0;
+      }
+    }
+  }
+  bad |= pos != num_words || esc != num_escapes;
+  for (uint32_t j = 0; j < lanes; ++j) bad |= state[j] != kStateLow;
+  return !bad;
+}
+
+void check_indexes(const int32_t* indexes, size_t n, const Tables& tables) {
+  for (size_t i = 0; i < n; ++i)
+    if (indexes[i] < 0 || static_cast<size_t>(indexes[i]) >= tables.size())
+      throw std::invalid_argument("cdf index " + std::to_string(indexes[i]) + " at position " +
+                                  std::to_string(i) + " is outside [0, " + std::to_string(tables.size()) + ")");
+}
+
+}  // namespace
+
+Tables::Tables(const int32_t* cdf, size_t num, size_t width, const int32_t* lengths, const int32_t* offsets)
+    : width_(width), cdf_(num * width), lengths_(num), offsets_(offsets, offsets + num), lut_(num * 256) {
+  if (num == 0) throw std::invalid_argument("CDF tables are empty");
+  for (size_t t = 0; t < num; ++t) {
+    const int32_t len = lengths[t];
+    if (len < 3 || static_cast<size_t>(len) > width || static_cast<uint32_t>(len) > kMaxSlots + 1)
+      throw std::invalid_argument("cdf_length of table " + std::to_string(t) + " is outside [3, min(width, 257)]");
+    if (static_cast<int64_t>(offsets[t]) + len > INT32_MAX)
+      throw std::invalid_argument("offset of table " + std::to_string(t) + " overflows int32");
+    const int32_t* in = cdf + t * width;
+    if (in[0] != 0 || in[len - 1] != static_cast<int32_t>(kTotal))
+      throw std::invalid_argument("CDF row " + std::to_string(t) + " must run from 0 to 65536");
+    for (int32_t k = 0; k + 1 < len; ++k)
+      if (in[k + 1] <= in[k]) throw std::invalid_argument("CDF row " + std::to_string(t) + " is not strictly increasing");
+    lengths_[t] = static_cast<uint32_t>(len);
+    uint32_t* row = cdf_.data() + t * width;
+    for (int32_t k = 0; k < len; ++k) row[k] = static_cast<uint32_t>(in[k]);
+    uint32_t k = 0;
+    for (uint32_t bucket = 0; bucket < 256; ++bucket) {
+      while (row[k + 1] <= (bucket << 8)) ++k;
+      lut_[t * 256 + bucket] = static_cast<uint8_t>(k);
+    }
+  }
+}
+
+Layout plan_layout(uint64_t n, uint64_t cost_q16, uint32_t bits_per_lane) {
+  if (n == 0) return {};
+  const uint64_t want = std::max<uint64_t>(1, (cost_q16 >> 16) / std::max<uint32_t>(1, bits_per_lane));
+  const uint64_t lanes = std::min<uint64_t>({kMaxLanes, want, n});
+  const uint64_t blocks = std::min<uint64_t>(ceil_div(want, kMaxLanes), n);
+  return {static_cast<uint32_t>(ceil_div(n, ceil_div(n, blocks))), static_cast<uint32_t>(lanes)};
+}
+
+std::vector<uint8_t> pack_header(uint64_t n, Layout layout, const std::vector<uint64_t>& words,
+                                 const std::vector<uint64_t>& escapes) {
+  std::vector<uint8_t> out{kFormatId};
+  put_varint(out, n);
+  if (n > 0) {
+    put_varint(out, layout.nblocks);
+    out.push_back(static_cast<uint8_t>(layout.lanes));
+    for (size_t b = 0; b < layout.nblocks; ++b) {
+      put_varint(out, words[b]);
+      put_varint(out, escapes[b]);
+    }
+  }
+  out.push_back(crc8(out.data(), out.size()));
+  return out;
+}
+
+Header parse_header(const uint8_t* data, size_t size, uint64_t expected_n) {
+  Header h;
+  size_t pos = 0;
+  if (size < 1) throw TruncatedError("rANS stream is empty");
+  if (data[pos++] != kFormatId) throw CorruptError("not a UI2C rANS stream (bad format id)");
+  h.n = get_varint(data, size, pos);
+  if (h.n != expected_n)
+    throw CorruptError("rANS stream holds " + std::to_string(h.n) + " symbols but " + std::to_string(expected_n) +
+                       " were requested (do the skip masks differ?)");
+  h.word_begin.push_back(0);
+  h.esc_begin.push_back(0);
+  if (h.n > 0) {
+    const uint64_t nblocks = get_varint(data, size, pos);
+    if (pos >= size) throw TruncatedError("rANS header ends before the lane count");
+    const uint32_t lanes = data[pos++];
+    if (nblocks < 1 || nblocks > h.n || lanes < 1 || lanes > kMaxLanes)
+      throw CorruptError("rANS header has an invalid block or lane count");
+    const uint64_t per_block = ceil_div(h.n, nblocks);
+    if (ceil_div(h.n, per_block) != nblocks) throw CorruptError("rANS header block count leaves an empty block");
+    h.layout = {static_cast<uint32_t>(nblocks), lanes};
+    for (uint64_t b = 0; b < nblocks; ++b) {
+      const uint64_t count = std::min(per_block, h.n - b * per_block);
+      const uint64_t words = get_varint(data, size, pos), escapes = get_varint(data, size, pos);
+      if (words > count || escapes > count) throw CorruptError("rANS block announces more words than symbols");
+      h.word_begin.push_back(h.word_begin.back() + 2 * lanes + words);
+      h.esc_begin.push_back(h.esc_begin.back() + escapes);
+    }
+  }
+  if (pos >= size) throw TruncatedError("rANS header ends before its CRC");
+  if (crc8(data, pos) != data[pos]) throw CorruptError("rANS header CRC mismatch");
+  h.header_bytes = pos + 1;
+  if (size < h.total_bytes()) throw TruncatedError("rANS stream is shorter than its header announces");
+  if (size > h.total_bytes()) throw CorruptError("rANS stream has trailing bytes");
+  return h;
+}
+
+std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size_t n, const Tables& tables,
+                            int num_threads, uint32_t bits_per_lane, Layout forced) {
+  const size_t chunks = std::max(1, num_threads);
+  std::vector<uint64_t> cost(chunks, 0);
+  parallel_for(chunks, num_threads, [&](size_t c) {
+    const size_t lo = n * c / chunks, hi = n * (c + 1) / chunks;
+    check_indexes(indexes + lo, hi - lo, tables);
+    uint64_t sum = 0;
+    for (size_t i = lo; i < hi; ++i) {
+      const uint32_t t = static_cast<uint32_t>(indexes[i]);
+      const uint32_t k = slot_of(symbols[i], tables, t);
+      sum += freq_cost_q16(tables.row(t)[k + 1] - tables.row(t)[k]);
+    }
+    cost[c] = sum;
+  });
+  uint64_t total_cost = 0;
+  for (uint64_t c : cost) total_cost += c;
+  Layout layout = plan_layout(n, total_cost, bits_per_lane);
+  if (n > 0 && forced.nblocks != 0) {
+    const uint64_t per_block = ceil_div(n, forced.nblocks);
+    if (forced.nblocks > n || ceil_div(n, per_block) != forced.nblocks || forced.lanes < 1 || forced.lanes > kMaxLanes)
+      throw std::invalid_argument("forced layout must have nblocks = ceil(n / ceil(n / nblocks)) and 1..32 lanes");
+    layout = forced;
+  }
+  const uint32_t nblocks = layout.nblocks, lanes = layout.lanes;
+  const size_t per_block = nblocks ? ceil_div(n, nblocks) : 0;
+  std::vector<uint16_t> region(n + size_t{2} * lanes * nblocks);
+  std::vector<uint16_t*> first(nblocks);
+  std::vector<std::vector<int32_t>> escapes(nblocks);
+  parallel_for(nblocks, num_threads, [&](size_t b) {
+    const size_t lo = b * per_block, count = std::min(per_block, n - lo);
+    uint16_t* end = region.data() + lo + (b + 1) * 2 * lanes + count;
+    first[b] = encode_block(symbols + lo, indexes + lo, count, lanes, tables, end, escapes[b]);
+  });
+  std::vector<uint64_t> words(nblocks), esc_counts(nblocks);
+  for (size_t b = 0; b < nblocks; ++b) {
+    const size_t count = std::min(per_block, n - b * per_block);
+    const uint16_t* end = region.data() + b * per_block + (b + 1) * 2 * lanes + count;
+    words[b] = static_cast<uint64_t>(end - first[b]) - 2 * lanes;
+    esc_counts[b] = escapes[b].size();
+  }
+  std::vector<uint8_t> out = pack_header(n, layout, words, esc_counts);
+  for (size_t b = 0; b < nblocks; ++b)
+    for (const uint16_t* w = first[b]; w != first[b] + words[b] + 2 * lanes; ++w) {
+      out.push_back(static_cast<uint8_t>(*w & 0xFF));
+      out.push_back(static_cast<uint8_t>(*w >> 8));
+    }
+  for (const auto& block : escapes)
+    for (int32_t v : block) {
+      const uint32_t u = static_cast<uint32_t>(v);
+      for (int s = 0; s < 32; s += 8) out.push_back(static_cast<uint8_t>(u >> s));
+    }
+  return out;
+}
+
+void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
+            int num_threads, int32_t* out) {
+  check_indexes(indexes, n, tables);
+  const Header h = parse_header(data, size, n);
+  const uint32_t nblocks = h.layout.nblocks, lanes = h.layout.lanes;
+  const size_t per_block = nblocks ? ceil_div(n, nblocks) : 0;
+  const uint8_t* payload = data + h.header_bytes;
+  const uint8_t* escape_array = payload + 2 * h.word_begin.back();
+  std::vector<uint8_t> ok(nblocks, 0);
+  parallel_for(nblocks, num_threads, [&](size_t b) {
+    const size_t lo = b * per_block, count = std::min(per_block, n - lo);
+    ok[b] = decode_block(payload + 2 * h.word_begin[b], h.word_begin[b + 1] - h.word_begin[b],
+                         escape_array + 4 * h.esc_begin[b], h.esc_begin[b + 1] - h.esc_begin[b], indexes + lo,
+                         count, lanes, tables, out + lo);
+  });
+  for (size_t b = 0; b < nblocks; ++b)
+    if (!ok[b]) throw CorruptError("rANS block " + std::to_string(b) + " failed its consistency checks");
+}
+
+}  // namespace ui2c::rans

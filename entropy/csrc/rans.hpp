@@ -1,0 +1,76 @@
+// CPU coder for the interleaved rANS format of rans_format.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "rans_format.hpp"
+
+namespace ui2c::rans {
+
+// The data ends before the structure it announces.
+struct TruncatedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The data is inconsistent with the format or with the caller's symbol count.
+struct CorruptError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Validated CDF tables in the layouts the hot loops want.  Built once per table set.
+class Tables {
+ public:
+  // cdf: [num, width] row-major int32; lengths, offsets: [num].  Throws
+  // std::invalid_argument on tables that are not strictly increasing 0 .. 2^16.
+  Tables(const int32_t* cdf, size_t num, size_t width, const int32_t* lengths, const int32_t* offsets);
+
+  size_t size() const { return lengths_.size(); }
+  uint32_t length(size_t t) const { return lengths_[t]; }
+  int32_t offset(size_t t) const { return offsets_[t]; }
+  const uint32_t* row(size_t t) const { return cdf_.data() + t * width_; }
+  // Symbol slot that contains `slot & ~0xFF`; a decoder scans forward from it.
+  uint32_t lut(size_t t, uint32_t slot) const { return lut_[t * 256 + (slot >> 8)]; }
+
+ private:
+  size_t width_;
+  std::vector<uint32_t> cdf_;
+  std::vector<uint32_t> lengths_;
+  std::vector<int32_t> offsets_;
+  std::vector<uint8_t> lut_;
+};
+
+struct Layout {
+  uint32_t nblocks = 0;
+  uint32_t lanes = 0;
+};
+
+// Layout policy of rans_format.hpp §6 for n symbols whose summed cost is cost_q16.
+Layout plan_layout(uint64_t n, uint64_t cost_q16, uint32_t bits_per_lane);
+
+// Parsed stream header with block offsets (words from the payload start, escapes
+// from the escape-array start); both vectors have nblocks + 1 entries.
+struct Header {
+  uint64_t n = 0;
+  Layout layout;
+  size_t header_bytes = 0;
+  std::vector<uint64_t> word_begin;
+  std::vector<uint64_t> esc_begin;
+  size_t total_bytes() const { return header_bytes + 2 * word_begin.back() + 4 * esc_begin.back(); }
+};
+
+std::vector<uint8_t> pack_header(uint64_t n, Layout layout, const std::vector<uint64_t>& words,
+                                 const std::vector<uint64_t>& escapes);
+// Parses and checks the header against `size` bytes of input and the caller's n.
+Header parse_header(const uint8_t* data, size_t size, uint64_t expected_n);
+
+// Encodes; `forced` (nblocks, lanes) overrides the policy when nonzero.
+std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size_t n, const Tables& tables,
+                            int num_threads, uint32_t bits_per_lane, Layout forced);
+void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
+            int num_threads, int32_t* out);
+
+}  // namespace ui2c::rans

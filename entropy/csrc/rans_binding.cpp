@@ -1,0 +1,103 @@
+// pybind11 bindings of the CPU rANS coder (module ui2c.entropy._rans).
+// Stream errors surface as subclasses of ui2c.errors.TruncatedStreamError /
+// CorruptStreamError; bad arguments as ValueError.  The GIL is released while coding.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "rans.hpp"
+
+namespace py = pybind11;
+namespace rans = ui2c::rans;
+
+namespace {
+
+using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+std::shared_ptr<rans::Tables> make_tables(const IntArray& cdf, const IntArray& lengths, const IntArray& offsets) {
+  if (cdf.ndim() != 2 || lengths.ndim() != 1 || offsets.ndim() != 1 || lengths.shape(0) != cdf.shape(0) ||
+      offsets.shape(0) != cdf.shape(0))
+    throw std::invalid_argument("tables need cdf [N, width], cdf_length [N], offset [N]");
+  return std::make_shared<rans::Tables>(cdf.data(), cdf.shape(0), cdf.shape(1), lengths.data(), offsets.data());
+}
+
+py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::Tables& tables, int num_threads,
+                 uint32_t bits_per_lane, uint32_t nblocks, uint32_t lanes) {
+  if (symbols.ndim() != 1 || indexes.ndim() != 1 || symbols.shape(0) != indexes.shape(0))
+    throw std::invalid_argument("symbols and cdf_indexes must be 1-D arrays of the same length");
+  std::vector<uint8_t> out;
+  {
+    py::gil_scoped_release release;
+    out = rans::encode(symbols.data(), indexes.data(), symbols.shape(0), tables, num_threads, bits_per_lane,
+                       {nblocks, lanes});
+  }
+  return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+}
+
+py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, const rans::Tables& tables,
+                            int num_threads) {
+  if (indexes.ndim() != 1) throw std::invalid_argument("cdf_indexes must be a 1-D array");
+  const py::buffer_info info = data.request();
+  py::array_t<int32_t> out(indexes.shape(0));
+  int32_t* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    rans::decode(static_cast<const uint8_t*>(info.ptr), info.size * info.itemsize, indexes.data(), indexes.shape(0),
+                 tables, num_threads, dst);
+  }
+  return out;
+}
+
+py::tuple parse_header(const py::buffer& data, uint64_t n) {
+  const py::buffer_info info = data.request();
+  const rans::Header h = rans::parse_header(static_cast<const uint8_t*>(info.ptr), info.size * info.itemsize, n);
+  return py::make_tuple(h.layout.nblocks, h.layout.lanes, h.header_bytes, h.word_begin, h.esc_begin);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_rans, m) {
+  m.doc() = "Interleaved rANS CPU coder; the format is specified in csrc/rans_format.hpp.";
+  py::object errors = py::module_::import("ui2c.errors");
+  py::register_exception<rans::TruncatedError>(m, "TruncatedError", errors.attr("TruncatedStreamError"));
+  py::register_exception<rans::CorruptError>(m, "CorruptError", errors.attr("CorruptStreamError"));
+
+  py::class_<rans::Tables, std::shared_ptr<rans::Tables>>(m, "Tables")
+      .def(py::init(&make_tables), py::arg("cdf"), py::arg("cdf_length"), py::arg("offset"))
+      .def("__len__", &rans::Tables::size);
+
+  m.def("encode", &encode, py::arg("symbols"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
+        py::arg("bits_per_lane"), py::arg("nblocks") = 0, py::arg("lanes") = 0);
+  m.def("decode", &decode, py::arg("data"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"));
+  m.def("parse_header", &parse_header, py::arg("data"), py::arg("n"),
+        "(nblocks, lanes, header_bytes, word_begin[nblocks+1], esc_begin[nblocks+1]) of a checked stream.");
+  m.def(
+      "pack_header",
+      [](uint64_t n, uint32_t nblocks, uint32_t lanes, const std::vector<uint64_t>& words,
+         const std::vector<uint64_t>& escapes) {
+        if (words.size() != nblocks || escapes.size() != nblocks)
+          throw std::invalid_argument("need one word and escape count per block");
+        const auto out = rans::pack_header(n, {nblocks, lanes}, words, escapes);
+        return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+      },
+      py::arg("n"), py::arg("nblocks"), py::arg("lanes"), py::arg("words"), py::arg("escapes"));
+  m.def(
+      "plan_layout",
+      [](uint64_t n, uint64_t cost_q16, uint32_t bits_per_lane) {
+        const rans::Layout l = rans::plan_layout(n, cost_q16, bits_per_lane);
+        return py::make_tuple(l.nblocks, l.lanes);
+      },
+      py::arg("n"), py::arg("cost_q16"), py::arg("bits_per_lane"));
+  m.def(
+      "freq_cost_table",
+      []() {
+        py::array_t<int64_t> out(rans::kStateLow + 1);
+        auto* p = out.mutable_data();
+        p[0] = 0;
+        for (uint32_t f = 1; f <= rans::kStateLow; ++f) p[f] = rans::freq_cost_q16(f);
+        return out;
+      },
+      "cost_q16 of every frequency 0..65536 (entry 0 unused), for GPU-side layout planning.");
+  m.attr("DEFAULT_BITS_PER_LANE") = rans::kDefaultBitsPerLane;
+  m.attr("MAX_LANES") = rans::kMaxLanes;
+}

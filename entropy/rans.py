@@ -1,0 +1,65 @@
+"""Python API of the CPU rANS coder (format: ``entropy/csrc/rans_format.hpp``).
+
+Callers drop skipped symbols (scale under the force-zero threshold) before
+:func:`encode` and pass the same reduced ``cdf_indexes`` to :func:`decode`; the stream
+carries only coded symbols and checks that both sides agree on their number.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ui2c.entropy import _rans
+from ui2c.entropy.tables import CdfTables
+
+DEFAULT_BITS_PER_LANE: int = _rans.DEFAULT_BITS_PER_LANE
+MAX_LANES: int = _rans.MAX_LANES
+
+
+def native_tables(tables: CdfTables) -> "_rans.Tables":
+    """Validated C++ copy of ``tables`` (with its decode lookup), cached on the object."""
+    if tables._native is None:
+        tables._native = _rans.Tables(tables.cdf, tables.cdf_length, tables.offset)
+    return tables._native
+
+
+def _int32_vector(name: str, a: np.ndarray) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+        raise ValueError(f"{name} must be a 1-D integer array")
+    if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"{name} does not fit int32")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def encode(
+    symbols: np.ndarray,
+    cdf_indexes: np.ndarray,
+    tables: CdfTables,
+    num_threads: int = 1,
+    *,
+    bits_per_lane: int = DEFAULT_BITS_PER_LANE,
+    layout: tuple[int, int] | None = None,
+) -> bytes:
+    """Encode int32 ``symbols`` with CDF rows ``cdf_indexes`` into one stream.
+
+    ``bits_per_lane`` tunes the layout policy (format §6); ``layout`` = (nblocks,
+    lanes) forces a layout, for tests and tuning.  Either way the decoder reads the
+    layout from the header.  Raises ``ValueError`` on bad indexes or arguments.
+    """
+    sym = _int32_vector("symbols", symbols)
+    idx = _int32_vector("cdf_indexes", cdf_indexes)
+    nblocks, lanes = layout if layout is not None else (0, 0)
+    if layout is not None and (nblocks < 1 or lanes < 1):
+        raise ValueError("layout needs nblocks >= 1 and lanes >= 1")
+    return _rans.encode(sym, idx, native_tables(tables), int(num_threads), int(bits_per_lane), nblocks, lanes)
+
+
+def decode(data: bytes, cdf_indexes: np.ndarray, tables: CdfTables, num_threads: int = 1) -> np.ndarray:
+    """Decode a stream made by :func:`encode` into int32 symbols.
+
+    Raises ``TruncatedStreamError`` / ``CorruptStreamError`` (ui2c.errors) on bad data;
+    never reads outside ``data`` and always finishes in time linear in its size.
+    """
+    idx = _int32_vector("cdf_indexes", cdf_indexes)
+    return _rans.decode(memoryview(bytes(data)) if not isinstance(data, bytes) else data, idx,
+                        native_tables(tables), int(num_threads))
