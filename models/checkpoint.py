@@ -1,0 +1,73 @@
+"""Loading weights: official DCVC-RT checkpoints and ui2c's own weight files.
+
+Official files wrap the state dict in ``state_dict`` or ``net`` and may prefix keys
+with ``module.`` (DataParallel).  ui2c weight files are ``{"preset", "state_dict",
+"meta"}`` and may store float16 tensors to stay small; they are cast to the model's
+dtype on load.  Any difference in keys or shapes is an error naming every key.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+
+def unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:
+    """The flat ``{key: tensor}`` dict inside a checkpoint object."""
+    for wrapper in ("state_dict", "net", "model"):
+        if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+            obj = obj[wrapper]
+            break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError("checkpoint holds no state dict (expected a dict of tensors, or one under "
+                              "'state_dict' / 'net' / 'model')")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise ``CheckpointError`` listing every missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or misshaped:
+        parts = [f"{source} does not match {type(model).__name__}"]
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", misshaped)):
+            if keys:
+                parts.append(f"{len(keys)} {title}:\n  " + "\n  ".join(keys))
+        raise CheckpointError("\n".join(parts))
+
+
+def load_weights(model: nn.Module, path: str | Path) -> dict:
+    """Load ``path`` into ``model`` (strictly); returns the file's metadata, if any."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise CheckpointError(f"cannot read weights file {path}: {exc}") from exc
+    state = unwrap_state_dict(obj)
+    check_state_dict(model, state, str(path))
+    dtype = next(model.parameters()).dtype
+    model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
+    meta = obj.get("meta", {}) if isinstance(obj, Mapping) else {}
+    if isinstance(obj, Mapping) and "preset" in obj:
+        meta = {**meta, "preset": obj["preset"]}
+    return meta
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """Hash of every parameter (key order fixed): what a stream header carries so a
+    decoder with other weights refuses instead of decoding garbage."""
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
