@@ -19,7 +19,6 @@ from ui2c.engines.manifest import file_sha256, load_manifest
 from ui2c.engines.synthetic import write_export
 from ui2c.errors import EngineError
 
-pytest.importorskip("onnxruntime")
 try:
     from ui2c.engines.targets import import_tensorrt
 
