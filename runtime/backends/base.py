@@ -19,8 +19,14 @@ class Runner(ABC):
     stage: str
 
     @abstractmethod
-    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the stage on ``feed`` and return every output by name."""
+    def infer(self, feed: Mapping[str, np.ndarray],
+              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run the stage on ``feed`` and return every output by name.
+
+        ``out`` optionally holds preallocated arrays for (some of) the outputs; the
+        runner writes into them and returns them, so a session can keep its
+        reference and feature buffers fixed across units (no allocation per pair).
+        """
 
 
 class Backend(ABC):

@@ -1,0 +1,107 @@
+"""A codec model ready to run: networks behind a backend, entropy tables, identity.
+
+The identity (preset, weights fingerprint, table fingerprint, backend/precision) is
+what a stream header records and what a decoder checks before decoding.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..entropy.tables import CdfTables, factorized_tables, gaussian_tables
+from ..errors import CheckpointError
+from ..models.checkpoint import load_weights, weights_fingerprint
+from ..models.ops import QP_ROWS
+from ..models.presets import PAIR_PRESETS, build_model
+from .backends.base import Backend
+
+DEFAULT_WEIGHTS = {"ui2c-s": "ui2c-s.pt"}
+BACKENDS = ("onnxruntime", "torch")
+
+
+def default_weights(preset: str) -> Path | None:
+    """The shipped weights of a preset, if any."""
+    import ui2c
+
+    name = DEFAULT_WEIGHTS.get(preset)
+    path = Path(ui2c.__file__).resolve().parent / "assets" / name if name else None
+    return path if path is not None and path.is_file() else None
+
+
+def z_tables(model: nn.Module) -> CdfTables:
+    """Integer tables of the hyper-latent prior, one row per (qp row, channel)."""
+    estimator = model.bit_estimator_z
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return estimator.cdf_rows(torch.from_numpy(x)).numpy()
+
+    return factorized_tables(cdf, QP_ROWS * estimator.channels)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("UI2C_CACHE", Path.home() / ".cache" / "ui2c"))
+
+
+@dataclass
+class CodecModel:
+    preset: str
+    network: nn.Module
+    backend: Backend
+    y_tables: CdfTables
+    z_tables: CdfTables
+    weights_fingerprint: str
+
+    @property
+    def frames_per_unit(self) -> int:
+        return self.network.cfg.frames
+
+    @property
+    def tables_fingerprint(self) -> str:
+        return f"{self.y_tables.fingerprint()}{self.z_tables.fingerprint()}"
+
+    @property
+    def producer(self) -> str:
+        return self.backend.describe()
+
+
+def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backend: str = "onnxruntime",
+               precision: str = "fp32", allow_random: bool = False) -> CodecModel:
+    """Build ``preset``, load its weights (the shipped ones by default) and wrap the
+    networks in ``backend``.  A preset without weights needs ``allow_random``."""
+    if preset not in PAIR_PRESETS:
+        raise ValueError(f"the codec runtime codes pair presets {PAIR_PRESETS}; got {preset!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    network = build_model(preset).eval()
+    path = Path(weights) if weights is not None else default_weights(preset)
+    if path is not None:
+        meta = load_weights(network, path)
+        if meta.get("preset", preset) != preset:
+            raise CheckpointError(f"{path} holds weights for preset {meta['preset']!r}, not {preset!r}")
+    elif not allow_random:
+        raise CheckpointError(f"no weights for preset {preset!r}: pass --weights, or allow random weights "
+                              "(for benchmarks only: reconstructions are noise)")
+    else:
+        torch.manual_seed(0)
+        network = build_model(preset).eval()
+    fingerprint = weights_fingerprint(network)
+    if backend == "torch":
+        from .backends.torch_backend import TorchBackend
+
+        runner_backend: Backend = TorchBackend(network, precision)
+    else:
+        from ..export import export_model
+        from .backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        out_dir = cache_dir() / "onnx" / f"{preset}-{fingerprint}-{precision}"
+        manifest = out_dir / "manifest.json"
+        if not manifest.is_file():
+            export_model(preset, out_dir, precision=precision, weights=network.state_dict())
+        runner_backend = OnnxRuntimeBackend(manifest)
+    return CodecModel(preset, network, runner_backend, gaussian_tables(), z_tables(network), fingerprint)
