@@ -24,6 +24,8 @@ def native_tables(tables: CdfTables) -> "_rans.Tables":
 
 def _int32_vector(name: str, a: np.ndarray) -> np.ndarray:
     arr = np.asarray(a)
+    if arr.dtype == np.int32 and arr.ndim == 1:
+        return np.ascontiguousarray(arr)
     if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
         raise ValueError(f"{name} must be a 1-D integer array")
     if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):

@@ -68,6 +68,13 @@ uint64_t get_varint(const uint8_t* data, size_t size, size_t& pos) {
   throw CorruptError("rANS header varint longer than 5 bytes");
 }
 
+// x / f for x < 2^32 with rcp = floor(2^64 / f) + 1: the error x * (rcp - 2^64 / f) / 2^64
+// is below 2^-32 < 1/f, so the floor is exact.
+inline uint32_t div_by_rcp(uint32_t x, uint64_t rcp) {
+  __extension__ using u128 = unsigned __int128;
+  return static_cast<uint32_t>((static_cast<u128>(x) * rcp) >> 64);
+}
+
 inline uint32_t load_u16(const uint8_t* p) { return p[0] | (static_cast<uint32_t>(p[1]) << 8); }
 
 inline int32_t load_i32(const uint8_t* p) {
@@ -87,14 +94,14 @@ uint16_t* encode_block(const int32_t* symbols, const int32_t* indexes, size_t co
       const uint32_t t = static_cast<uint32_t>(indexes[base + j]);
       const uint32_t k = slot_of(symbols[base + j], tables, t);
       if (k == tables.length(t) - 2) escapes.push_back(symbols[base + j]);
-      const uint32_t* cdf = tables.row(t);
-      const uint32_t start = cdf[k], freq = cdf[k + 1] - cdf[k];
+      const EncSlot& e = tables.enc(t, k);
       uint32_t x = state[j];
-      if (x >= (freq << 16)) {
+      if (x >= (e.freq << 16)) {
         *--p = static_cast<uint16_t>(x & kWordMask);
         x >>= kWordBits;
       }
-      state[j] = ((x / freq) << 16) + (x % freq) + start;
+      const uint32_t q = e.freq > 1 ? div_by_rcp(x, e.rcp) : x;
+      state[j] = (q << 16) + (x - q * e.freq) + e.start;
     }
   }
   for (size_t j = lanes; j-- > 0;) {
@@ -157,7 +164,13 @@ void check_indexes(const int32_t* indexes, size_t n, const Tables& tables) {
 }  // namespace
 
 Tables::Tables(const int32_t* cdf, size_t num, size_t width, const int32_t* lengths, const int32_t* offsets)
-    : width_(width), cdf_(num * width), lengths_(num), offsets_(offsets, offsets + num), lut_(num * 256) {
+    : width_(width),
+      cdf_(num * width),
+      lengths_(num),
+      offsets_(offsets, offsets + num),
+      lut_(num * 256),
+      enc_(num * width),
+      cost_(num * width) {
   if (num == 0) throw std::invalid_argument("CDF tables are empty");
   for (size_t t = 0; t < num; ++t) {
     const int32_t len = lengths[t];
@@ -173,6 +186,13 @@ Tables::Tables(const int32_t* cdf, size_t num, size_t width, const int32_t* leng
     lengths_[t] = static_cast<uint32_t>(len);
     uint32_t* row = cdf_.data() + t * width;
     for (int32_t k = 0; k < len; ++k) row[k] = static_cast<uint32_t>(in[k]);
+    for (int32_t k = 0; k + 1 < len; ++k) {
+      const uint32_t freq = row[k + 1] - row[k];
+      // floor(2^64 / f) + 1; f = 1 is special-cased by the encoder
+      const uint64_t rcp = freq > 1 ? ~uint64_t{0} / freq + 1 : 0;
+      enc_[t * width + k] = {rcp, row[k], freq};
+      cost_[t * width + k] = freq_cost_q16(freq);
+    }
     uint32_t k = 0;
     for (uint32_t bucket = 0; bucket < 256; ++bucket) {
       while (row[k + 1] <= (bucket << 8)) ++k;
@@ -251,8 +271,7 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
     uint64_t sum = 0;
     for (size_t i = lo; i < hi; ++i) {
       const uint32_t t = static_cast<uint32_t>(indexes[i]);
-      const uint32_t k = slot_of(symbols[i], tables, t);
-      sum += freq_cost_q16(tables.row(t)[k + 1] - tables.row(t)[k]);
+      sum += tables.cost(t, slot_of(symbols[i], tables, t));
     }
     cost[c] = sum;
   });
@@ -283,16 +302,21 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
     esc_counts[b] = escapes[b].size();
   }
   std::vector<uint8_t> out = pack_header(n, layout, words, esc_counts);
+  size_t total_words = 0, total_escapes = 0;
+  for (size_t b = 0; b < nblocks; ++b) {
+    total_words += words[b] + 2 * lanes;
+    total_escapes += escapes[b].size();
+  }
+  size_t pos = out.size();
+  out.resize(pos + 2 * total_words + 4 * total_escapes);
   for (size_t b = 0; b < nblocks; ++b)
     for (const uint16_t* w = first[b]; w != first[b] + words[b] + 2 * lanes; ++w) {
-      out.push_back(static_cast<uint8_t>(*w & 0xFF));
-      out.push_back(static_cast<uint8_t>(*w >> 8));
+      out[pos++] = static_cast<uint8_t>(*w & 0xFF);
+      out[pos++] = static_cast<uint8_t>(*w >> 8);
     }
   for (const auto& block : escapes)
-    for (int32_t v : block) {
-      const uint32_t u = static_cast<uint32_t>(v);
-      for (int s = 0; s < 32; s += 8) out.push_back(static_cast<uint8_t>(u >> s));
-    }
+    for (int32_t v : block)
+      for (int s = 0; s < 32; s += 8) out[pos++] = static_cast<uint8_t>(static_cast<uint32_t>(v) >> s);
   return out;
 }
 

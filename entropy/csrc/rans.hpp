@@ -21,6 +21,14 @@ struct CorruptError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What the encoder needs per (table, slot): start, frequency and an exact
+// reciprocal, so that x / f = mulhi64(x, rcp) for every 32-bit x (f >= 2).
+struct EncSlot {
+  uint64_t rcp;
+  uint32_t start;
+  uint32_t freq;
+};
+
 // Validated CDF tables in the layouts the hot loops want.  Built once per table set.
 class Tables {
  public:
@@ -32,6 +40,8 @@ class Tables {
   uint32_t length(size_t t) const { return lengths_[t]; }
   int32_t offset(size_t t) const { return offsets_[t]; }
   const uint32_t* row(size_t t) const { return cdf_.data() + t * width_; }
+  const EncSlot& enc(size_t t, uint32_t slot) const { return enc_[t * width_ + slot]; }
+  uint32_t cost(size_t t, uint32_t slot) const { return cost_[t * width_ + slot]; }
   // Symbol slot that contains `slot & ~0xFF`; a decoder scans forward from it.
   uint32_t lut(size_t t, uint32_t slot) const { return lut_[t * 256 + (slot >> 8)]; }
 
@@ -41,6 +51,8 @@ class Tables {
   std::vector<uint32_t> lengths_;
   std::vector<int32_t> offsets_;
   std::vector<uint8_t> lut_;
+  std::vector<EncSlot> enc_;
+  std::vector<uint32_t> cost_;
 };
 
 struct Layout {
