@@ -1,0 +1,86 @@
+"""Mutated and truncated streams: a typed error or some output, never a crash or hang."""
+import time
+
+import numpy as np
+import pytest
+
+from test_entropy_helpers import gaussian, random_symbols
+from ui2c.entropy import _rans, rans
+from ui2c.errors import BitstreamError
+
+CRC_TABLE = []
+for _byte in range(256):
+    _c = _byte
+    for _ in range(8):
+        _c = ((_c << 1) ^ 0x07) & 0xFF if _c & 0x80 else (_c << 1) & 0xFF
+    CRC_TABLE.append(_c)
+
+
+def crc8(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc = CRC_TABLE[crc ^ b]
+    return crc
+
+
+def decode_or_error(data: bytes, idx: np.ndarray) -> str:
+    try:
+        out = rans.decode(data, idx, gaussian(), num_threads=2)
+    except BitstreamError as e:
+        return type(e).__name__
+    assert out.shape == idx.shape
+    return "ok"
+
+
+def mutate(rng: np.random.Generator, data: bytes) -> bytes:
+    b = bytearray(data)
+    kind = rng.integers(5)
+    if kind == 0 and b:  # bit flips
+        for _ in range(rng.integers(1, 4)):
+            i = rng.integers(len(b))
+            b[i] ^= 1 << rng.integers(8)
+    elif kind == 1 and b:  # random bytes
+        for _ in range(rng.integers(1, 4)):
+            b[rng.integers(len(b))] = rng.integers(256)
+    elif kind == 2:  # truncation
+        del b[rng.integers(len(b) + 1):]
+    elif kind == 3:  # insertion
+        i = rng.integers(len(b) + 1)
+        b[i:i] = rng.integers(0, 256, rng.integers(1, 8), dtype=np.uint8).tobytes()
+    else:  # deletion
+        i = rng.integers(len(b) + 1)
+        del b[i:i + rng.integers(1, 8)]
+    return bytes(b)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_mutations(seed):
+    rng = np.random.default_rng(seed)
+    deadline = time.monotonic() + 20
+    outcomes = {}
+    for case in range(40):
+        sym, idx = random_symbols(rng, int(rng.integers(0, 400)), escape_rate=0.05)
+        layout = None
+        if len(sym) and rng.random() < 0.7:
+            nblocks = int(rng.integers(1, min(len(sym), 6) + 1))
+            nblocks = -(-len(sym) // -(-len(sym) // nblocks))
+            layout = (nblocks, int(rng.integers(1, 33)))
+        data = rans.encode(sym, idx, gaussian(), layout=layout)
+        for _ in range(50):
+            r = decode_or_error(mutate(rng, data), idx)
+            outcomes[r] = outcomes.get(r, 0) + 1
+        assert time.monotonic() < deadline
+    assert outcomes.get("CorruptError", 0) > 100 and outcomes.get("TruncatedError", 0) > 100
+
+
+def test_header_mutations_behind_a_valid_crc():
+    """Recompute the CRC so mutated counts reach the deeper size and block checks."""
+    rng = np.random.default_rng(42)
+    sym, idx = random_symbols(rng, 1000, escape_rate=0.05)
+    data = rans.encode(sym, idx, gaussian(), layout=(4, 9))
+    header = _rans.parse_header(data, len(sym))[2]
+    for _ in range(3000):
+        head = bytearray(data[: header - 1])
+        for _ in range(rng.integers(1, 3)):
+            head[rng.integers(1, len(head))] = rng.integers(256)
+        decode_or_error(bytes(head) + bytes([crc8(head)]) + data[header:], idx)
