@@ -63,5 +63,4 @@ def decode(data: bytes, cdf_indexes: np.ndarray, tables: CdfTables, num_threads:
     never reads outside ``data`` and always finishes in time linear in its size.
     """
     idx = _int32_vector("cdf_indexes", cdf_indexes)
-    return _rans.decode(memoryview(bytes(data)) if not isinstance(data, bytes) else data, idx,
-                        native_tables(tables), int(num_threads))
+    return _rans.decode(bytes(data), idx, native_tables(tables), int(num_threads))
