@@ -51,7 +51,7 @@ setup(
         "onnx==1.23.2",
         "onnxscript==0.7.2",
         "onnxruntime==1.31.1",
-        "av==19.0.2",
+        "av>=14,<20",
         "tqdm>=4.66",
         "matplotlib>=3.8",
     ],
@@ -65,7 +65,7 @@ setup(
             "tensorrt-rtx-cu12-libs==1.7.1.116",
             "tensorrt-rtx-cu12-bindings==1.7.1.116",
         ],
-        "gpu": ["cuda-bindings>=12.6", "tensorrt-cu12>=10.8"],
+        "gpu": ["cuda-bindings>=12.6,<13", "tensorrt-cu12>=10.8"],
     },
     entry_points={"console_scripts": ["ui2c=ui2c.cli:main"]},
 )

@@ -126,19 +126,16 @@ class ReconGeneration(nn.Module):
                 for _ in range(cfg.frames)
             )
 
-    def forward(self, feature: torch.Tensor, q_recon: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, feature: torch.Tensor, q_recon: list[torch.Tensor], clamp: bool = True) -> list[torch.Tensor]:
+        """Frames in [0, 1]; ``clamp=False`` (training) keeps gradients for pixels
+        outside the range, which a clamp would cut off for good."""
         trunk = self.conv(feature)
         if not hasattr(self, "heads"):
-            return [self._to_frame(self.head(trunk * q_recon[0]))]
-        outs = []
-        for head, q in zip(self.heads, q_recon):
-            x = head[:-1](trunk) if len(head) > 1 else trunk
-            outs.append(self._to_frame(head[-1](x * q)))
-        return outs
-
-    @staticmethod
-    def _to_frame(x: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(F.pixel_shuffle(x, 8), 0.0, 1.0)
+            outs = [self.head(trunk * q_recon[0])]
+        else:
+            outs = [head[-1]((head[:-1](trunk) if len(head) > 1 else trunk) * q) for head, q in zip(self.heads, q_recon)]
+        frames = [F.pixel_shuffle(x, 8) for x in outs]
+        return [torch.clamp(x, 0.0, 1.0) for x in frames] if clamp else frames
 
 
 class ConditionalCodec(nn.Module):
@@ -203,12 +200,12 @@ class ConditionalCodec(nn.Module):
         feature = self.decoder(y_hat, ctx, slot_scale(self.q_decoder, qp))
         return feature, self.feature_adaptor_p(feature)
 
-    def reconstruct(self, feature: torch.Tensor, qp: torch.Tensor) -> list[torch.Tensor]:
+    def reconstruct(self, feature: torch.Tensor, qp: torch.Tensor, clamp: bool = True) -> list[torch.Tensor]:
         if self.cfg.frames == 1:
             q = [slot_scale(self.q_recon, qp)]
         else:
             q = [self.q_recon[s].index_select(0, qp[s : s + 1]) for s in range(self.cfg.frames)]
-        return self.recon_generation_net(feature, q)
+        return self.recon_generation_net(feature, q, clamp)
 
     @staticmethod
     def split_params(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -273,12 +270,34 @@ class _StageModule(nn.Module):
         return self.codec.run_stage(self.name, *inputs)
 
 
+class _LowerBound(torch.autograd.Function):
+    """``max(x, bound)`` whose gradient still flows where it would raise ``x``.
+
+    A plain clamp would freeze every value that starts below the bound: scales that
+    start under the table's 0.11 would never learn to grow, so the model would learn
+    to send nothing (CompressAI's ``LowerBound`` solves the same problem)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return torch.clamp_min(x, bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * ((x >= ctx.bound) | (grad < 0)).to(grad.dtype), None
+
+
+def _bits(p: torch.Tensor) -> torch.Tensor:
+    return -torch.log2(_LowerBound.apply(p, 1e-9))
+
+
 def _gaussian_bits(residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """-log2 P(residual) under a zero-mean Gaussian of ``scales`` (scale table range)."""
-    s = torch.clamp(scales, 0.11, 16.0)
+    s = torch.clamp_max(_LowerBound.apply(scales, 0.11), 16.0)
     normal = torch.distributions.Normal(0.0, 1.0)
-    p = normal.cdf((0.5 - residual.abs()) / s) - normal.cdf((-0.5 - residual.abs()) / s)
-    return -torch.log2(p.clamp_min(1e-9))
+    return _bits(normal.cdf((0.5 - residual.abs()) / s) - normal.cdf((-0.5 - residual.abs()) / s))
 
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -294,10 +313,10 @@ def train_unit(codec: ConditionalCodec, frames: torch.Tensor, ref: torch.Tensor,
     """
     ctx, temporal = codec.context(ref, qp)
     y, z = codec.analysis(frames, ctx, qp)
-    bits_z = -torch.log2(codec.bit_estimator_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5), qp[:1])
-                         .clamp_min(1e-9))
+    bits_z = _bits(codec.bit_estimator_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5), qp[:1]))
     params = codec.prior(_ste_round(z), temporal)
-    q_dec, scales, means = codec.split_params(params)
+    q_dec, scales, means = params.chunk(3, 1)
+    q_dec = _LowerBound.apply(q_dec, 0.5)  # forward equals split_params' clamp
     ys = y / q_dec
     mask0, mask1 = checkerboard_masks(ys.shape[1], ys.shape[2], ys.shape[3], ys.device)
     bits_y = 0.0
@@ -310,5 +329,5 @@ def train_unit(codec: ConditionalCodec, frames: torch.Tensor, ref: torch.Tensor,
         bits_y = bits_y + (_gaussian_bits(noisy, scales) * mask).flatten(1).sum(1)
         y_hat = y_hat + (_ste_round(residual) + means) * mask
     feature, next_ref = codec.synthesis(y_hat * q_dec, ctx, qp)
-    recon = codec.reconstruct(feature, qp)
+    recon = codec.reconstruct(feature, qp, clamp=False)
     return {"recon": recon, "ref": next_ref, "bits": bits_y + bits_z.flatten(1).sum(1)}

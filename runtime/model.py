@@ -48,6 +48,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("UI2C_CACHE", Path.home() / ".cache" / "ui2c"))
 
 
+def code_fingerprint() -> str:
+    """Hash of the network and exporter sources: a cached ONNX export is reused only
+    if the code that produced it is unchanged (the weights are keyed separately)."""
+    import hashlib
+
+    from .. import export, models
+
+    h = hashlib.sha256()
+    for package in (models, export):
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 @dataclass
 class CodecModel:
     preset: str
@@ -99,7 +113,7 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
         from ..export import export_model
         from .backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        out_dir = cache_dir() / "onnx" / f"{preset}-{fingerprint}-{precision}"
+        out_dir = cache_dir() / "onnx" / f"{preset}-{fingerprint}-{code_fingerprint()}-{precision}"
         manifest = out_dir / "manifest.json"
         if not manifest.is_file():
             export_model(preset, out_dir, precision=precision, weights=network.state_dict())

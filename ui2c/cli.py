@@ -63,6 +63,16 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import format_rows, run_demo
+
+    rows = run_demo(args.output, backend=args.backend)
+    print("ui2c-s (shipped demo weights) on the shipped Big Buck Bunny clip, 16 frames 320x180:")
+    print(format_rows(rows))
+    print(f"streams and side-by-side preview in {args.output}/")
+    return 0
+
+
 def cmd_complexity(args: argparse.Namespace) -> int:
     from .benchmarks.complexity import complexity_json, count_preset, format_modules, format_table
 
@@ -90,6 +100,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ui2c", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="encode + decode the shipped clip with the shipped weights at 4 qps")
+    p.add_argument("-o", "--output", type=Path, default=Path("ui2c_demo"))
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("encode", help="encode a video (.y4m, .yuv, .mp4) into a .ui2c stream")
     p.add_argument("input", type=Path)
@@ -124,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--crop", type=int, default=128)
     p.set_defaults(func=cmd_train)
+
+    from .engines.cli import add_cli as add_engines_cli
+    from .export.cli import add_cli as add_export_cli
+
+    add_export_cli(sub)
+    add_engines_cli(sub)
     return parser
 
 
