@@ -49,7 +49,7 @@ class TrainConfig:
     minutes: float = 120.0
     batch: int = 4
     crop: int = 128
-    lr: float = 2e-4
+    lr: float = 3e-4
     window_stride: int = 40
     checkpoint_every: int = 50
     seed: int = 0
@@ -121,6 +121,8 @@ def train(cfg: TrainConfig) -> Path:
         first = int(rng.integers(4)) * 2
         stats = train_step(model, sampler.batch(cfg.batch), base_qp, first, rng)
         opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(stats["loss"]):
+            raise FloatingPointError(f"non-finite loss at iteration {state['iteration']}; resume from the checkpoint")
         stats["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
