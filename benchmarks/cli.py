@@ -1,0 +1,125 @@
+"""``ui2c bench complexity`` and ``ui2c bench fps``.
+
+``add_cli(subparsers)`` registers ``bench`` on the ``ui2c`` parser; each handler is
+stored as ``func`` and returns the exit status, like the other sub-commands.
+Results print as Markdown; ``--json`` writes the full data and ``--md`` updates
+this command's blocks in a results file (``benchmarks/RESULTS.md``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+PRESETS = ("dcvc-rt", "ui2c", "ui2c-s")  # Table 2 order
+NAMED_SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` or 360p / 720p / 1080p; even sizes (4:2:0 source frames)."""
+    if text.lower() in NAMED_SIZES:
+        return NAMED_SIZES[text.lower()]
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1920x1080 or 1080p, got {text!r}") from None
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"size must be positive and even, got {text!r}")
+    return width, height
+
+
+def _presets(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(PRESETS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown presets {unknown}; choose from {', '.join(PRESETS)}")
+    return names
+
+
+def _write(args: argparse.Namespace, key: str, markdown: str, data: Any) -> None:
+    from .report import provenance, update_results
+
+    print(markdown)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+    if args.md:
+        update_results(args.md, key, f"{provenance()}\n\n{markdown}")
+
+
+def cmd_complexity(args: argparse.Namespace) -> int:
+    from .table2 import format_stage_check, format_table2, table2_row
+
+    width, height = args.size
+    rows = [table2_row(p, width, height, onnx=not args.no_onnx) for p in args.models]
+    markdown = format_table2(rows)
+    if not args.no_onnx:
+        markdown += "\n\nPer graph, MACs per call from the PyTorch hooks and from the exported ONNX graph:\n\n"
+        markdown += format_stage_check(rows)
+    _write(args, f"complexity-{width}x{height}", markdown, [asdict(r) for r in rows])
+    return 0
+
+
+def cmd_fps(args: argparse.Namespace) -> int:
+    from .compare import compare, dcvc_rt_estimate, entropy_ms_per_element
+    from .complexity import padded
+    from .fps import run_fps
+    from .report import format_compare, format_fps, format_roofline
+    from .roofline import PEAKS, roofline
+
+    width, height = args.size
+    options = dict(width=width, height=height, frames=args.frames, qp=args.qp, warmup_units=args.warmup,
+                   threads=args.threads, video=args.video)
+    run = run_fps(args.model, args.backend, **options)
+    runs = [run]
+    if args.compare:
+        other = "torch" if args.backend == "onnxruntime" else "onnxruntime"
+        runs.append(run_fps(args.model, other, **options))
+    data: dict[str, Any] = {"runs": runs, "roofline": {}}
+    sections = []
+    for r in runs:
+        data["roofline"][r["backend"]] = roofline(r, PEAKS[r["backend"]]())
+        sections += [format_fps(r), format_roofline(data["roofline"][r["backend"]], r["backend"])]
+    if args.compare:
+        entropy = {side: entropy_ms_per_element(run, side) for side in ("encode", "decode")}
+        dcvc = dcvc_rt_estimate(args.backend, padded(height), padded(width), args.repeats, entropy)
+        data["compare"] = compare(run, runs[1], dcvc)
+        sections.append(f"Compare ({args.backend}, {width}x{height}):\n\n" + format_compare(data["compare"]))
+    _write(args, f"fps-{args.model}-{args.backend}-{width}x{height}", "\n\n".join(sections), data)
+    return 0
+
+
+def add_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``bench`` (sub-commands ``complexity`` and ``fps``) on the ``ui2c`` parser."""
+    bench = subparsers.add_parser("bench", help="complexity (Table 2) and speed benchmarks")
+    sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+
+    p = sub.add_parser("complexity", help="Table 2: kMAC/px, params, latent channels, steps; PyTorch and ONNX counts")
+    p.add_argument("--size", type=parse_size, default=(1920, 1080), help="frame size (default: 1920x1080)")
+    p.add_argument("--models", type=_presets, default=list(PRESETS),
+                   help="comma-separated presets (default: %(default)s)")
+    p.add_argument("--no-onnx", action="store_true", help="skip the count from exported ONNX graphs")
+    p.set_defaults(func=cmd_complexity)
+
+    p = sub.add_parser("fps", help="encode/decode fps split by stage, peak memory, roofline")
+    p.add_argument("--model", default="ui2c-s", choices=["ui2c-s", "ui2c"])
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch", "tensorrt"])
+    p.add_argument("--size", type=parse_size, default=(640, 360), help="frame size (default: 640x360)")
+    p.add_argument("--frames", type=int, default=6, help="frames to code (default: %(default)s)")
+    p.add_argument("--qp", type=int, default=32)
+    p.add_argument("--video", type=Path,
+                   help="source video, tiled or cropped to --size (default: the shipped 320x180 clip)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed coding units (pairs) (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="entropy-coder threads (default: %(default)s)")
+    p.add_argument("--compare", action="store_true",
+                   help="also run the other CPU backend and a DCVC-RT estimate on this backend; print ratios")
+    p.add_argument("--repeats", type=int, default=2, help="timed calls per DCVC-RT stage with --compare")
+    p.set_defaults(func=cmd_fps)
+
+    for p in sub.choices.values():
+        p.add_argument("--json", type=Path, help="write the full results as JSON")
+        p.add_argument("--md", type=Path, help="update this command's block in a results file, e.g. "
+                                               "benchmarks/RESULTS.md")
+    return bench
