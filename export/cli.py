@@ -1,0 +1,81 @@
+"""``ui2c export``: command-line front end of :func:`export_model`.
+
+``add_cli(subparsers)`` registers the sub-command on the ``ui2c`` parser (handler in
+``func``); ``main(argv)`` runs it standalone.  Each precision goes to its own
+directory ``OUT/<precision>/`` because a manifest describes exactly one precision
+(the engine builder's ``--onnx`` takes one of them).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import CheckpointError
+from ..models.checkpoint import load_weights
+from ..models.presets import PRESETS, build_intra_model, build_model
+from .exporter import DEFAULT_OPSET, PRECISIONS, StateDict, export_model
+
+COMMAND = "export"
+
+
+def _precisions(text: str) -> list[str]:
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in items if p not in PRECISIONS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"precisions must be a comma-separated subset of {','.join(PRECISIONS)}")
+    return items
+
+
+def read_weights(preset: str, path: Path | None, intra: bool = False) -> StateDict | None:
+    """The state dict in ``path``, checked against the preset's network; for the
+    inter model without ``path``, the preset's shipped weights if there are any."""
+    if path is None and not intra:
+        from ..runtime.model import default_weights
+
+        path = default_weights(preset)
+    if path is None:
+        return None
+    model = build_intra_model(preset) if intra else build_model(preset)
+    if model is None:
+        raise CheckpointError(f"preset {preset!r} has no intra model for {path}")
+    meta = load_weights(model, path)
+    if meta.get("preset", preset) != preset:
+        raise CheckpointError(f"{path} holds weights for preset {meta['preset']!r}, not {preset!r}")
+    return model.state_dict()
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--model", required=True, choices=PRESETS, help="model preset")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="export directory (one sub-directory per precision)")
+    parser.add_argument("--precision", type=_precisions, default=list(PRECISIONS),
+                        help="comma-separated: fp32,fp16 (default: both)")
+    parser.add_argument("--weights", type=Path,
+                        help="weights file (default: the preset's shipped weights, else random weights from a fixed seed)")
+    parser.add_argument("--intra-weights", type=Path, help="dcvc-rt only: weights of the I-frame model")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export every requested precision; prints one manifest path per precision."""
+    weights = read_weights(args.model, args.weights)
+    intra = read_weights(args.model, args.intra_weights, intra=True)
+    if weights is None:
+        print(f"note: no weights for {args.model!r}; exporting random weights (the manifest records it)")
+    for precision in args.precision:
+        manifest = export_model(args.model, args.output / precision, precision, weights=weights,
+                                opset=args.opset, intra_weights=intra)
+        print(manifest)
+    return 0
+
+
+def add_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``export`` on the ``ui2c`` sub-parsers; dispatch with ``args.func(args)``."""
+    return configure_parser(subparsers.add_parser(COMMAND, help="export the network stages to ONNX (+ manifest.json)"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry: ``main(["--model", "ui2c-s", "-o", "exports/ui2c-s"])``."""
+    return run(configure_parser(argparse.ArgumentParser(prog=f"ui2c {COMMAND}")).parse_args(argv))
