@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# RD results of ui2c-s vs x264/x265 on the two held-out clips -> benchmarks/results/rd/.
+#
+#   scripts/eval_rd.sh [WEIGHTS]
+#
+# Both clips are area-downscaled 2x (washes out the sources' own coding artefacts) and cut
+# to a few frames so the whole run takes ~10 min on a loaded 2-core CPU machine:
+# cockatoo (640x360 4:4:4 after downscaling, fast motion) 48 frames, bikes (320x136 4:2:0)
+# 64 frames (one hard cut at ~30), plus the scene-cut trace over all 250 bikes frames.
+# Weights: WEIGHTS if given, else the shipped ui2c/assets/ui2c-s.pt, else a snapshot of the
+# training checkpoint (copied first: training rewrites it every 50 iterations); the
+# source used is recorded in benchmarks/results/rd/WEIGHTS.md.
+# Needs ffmpeg with libx264/libx265 (Debian: apt-get install ffmpeg) and the data in
+# ../shared/data (see its README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${UI2C_DATA:-/work/shared/data}
+OUT=benchmarks/results/rd
+QPS=8,24,40,56
+COMMON=(--qps "$QPS" --downscale 2 --backend onnxruntime)
+
+weights=${1:-}
+snapshot=""
+trap '[[ -n "$snapshot" ]] && rm -f "$snapshot"' EXIT
+if [[ -z "$weights" && -f ui2c/assets/ui2c-s.pt ]]; then
+    weights=ui2c/assets/ui2c-s.pt
+elif [[ -z "$weights" ]]; then
+    snapshot=$(mktemp /tmp/ui2c-s-checkpoint.XXXXXX.pt)
+    cp work_dirs/ui2c-s/checkpoint.pt "$snapshot"
+    weights=$snapshot
+fi
+
+mkdir -p "$OUT"
+python - "$weights" "${snapshot:+work_dirs/ui2c-s/checkpoint.pt}" > "$OUT/WEIGHTS.md" <<'EOF'
+import hashlib, sys, torch
+path, origin = sys.argv[1], sys.argv[2] or sys.argv[1]
+ckpt = torch.load(path, map_location="cpu", weights_only=False)
+state = ckpt.get("state", {}) if isinstance(ckpt, dict) else {}
+print(f"# Weights of these results\n\n- file: `{origin}`")
+print(f"- sha256: `{hashlib.sha256(open(path, 'rb').read()).hexdigest()}`")
+if "iteration" in state:
+    print(f"- training checkpoint snapshot at iteration {state['iteration']} "
+          f"({state.get('elapsed_s', 0) / 60:.0f} min of CPU training), not the shipped weights")
+EOF
+
+start=$SECONDS
+python -m ui2c.runtime.evaluate "$DATA/cockatoo.mp4" --frames 48 "${COMMON[@]}" --weights "$weights" -o "$OUT/cockatoo"
+python -m ui2c.runtime.evaluate "$DATA/bikes.mp4" --frames 64 "${COMMON[@]}" --weights "$weights" -o "$OUT/bikes"
+python -m ui2c.runtime.evaluate "$DATA/bikes.mp4" --cut-plot --qps 40 --downscale 2 --backend onnxruntime --weights "$weights" \
+    -o "$OUT/bikes_scene_cuts"
+echo "eval_rd: done in $((SECONDS - start)) s"
