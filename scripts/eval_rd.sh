@@ -26,6 +26,7 @@ trap '[[ -n "$snapshot" ]] && rm -f "$snapshot"' EXIT
 if [[ -z "$weights" && -f ui2c/assets/ui2c-s.pt ]]; then
     weights=ui2c/assets/ui2c-s.pt
 elif [[ -z "$weights" ]]; then
+    [[ -f work_dirs/ui2c-s/checkpoint.pt ]] || { echo "eval_rd: no weights: pass a weights file" >&2; exit 2; }
     snapshot=$(mktemp /tmp/ui2c-s-checkpoint.XXXXXX.pt)
     cp work_dirs/ui2c-s/checkpoint.pt "$snapshot"
     weights=$snapshot
@@ -36,12 +37,13 @@ python - "$weights" "${snapshot:+work_dirs/ui2c-s/checkpoint.pt}" > "$OUT/WEIGHT
 import hashlib, sys, torch
 path, origin = sys.argv[1], sys.argv[2] or sys.argv[1]
 ckpt = torch.load(path, map_location="cpu", weights_only=False)
-state = ckpt.get("state", {}) if isinstance(ckpt, dict) else {}
+ckpt = ckpt if isinstance(ckpt, dict) else {}
 print(f"# Weights of these results\n\n- file: `{origin}`")
 print(f"- sha256: `{hashlib.sha256(open(path, 'rb').read()).hexdigest()}`")
-if "iteration" in state:
-    print(f"- training checkpoint snapshot at iteration {state['iteration']} "
-          f"({state.get('elapsed_s', 0) / 60:.0f} min of CPU training), not the shipped weights")
+for key, value in {**ckpt.get("meta", {}), **ckpt.get("state", {})}.items():  # shipped / training checkpoint
+    print(f"- {key}: {value}")
+if "state" in ckpt:
+    print("- a snapshot of the running training checkpoint, not the shipped weights")
 EOF
 
 start=$SECONDS

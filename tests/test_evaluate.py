@@ -14,7 +14,8 @@ import pytest
 from ui2c.runtime.anchors import AnchorError, AnchorSpec, decode_command, encode_command
 from ui2c.runtime.api import decode_file
 from ui2c.runtime.bdrate import NoOverlapError, bd_psnr, bd_rate, pchip_integral
-from ui2c.runtime.evaluate import EvalConfig, anchor_grid, downscale, evaluate, qp_for_bpp
+from ui2c.runtime.evaluate import (EvalConfig, RateProbe, anchor_grid, downscale, evaluate, prepare_source,
+                                   qp_for_bpp, scene_cut_trace)
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.video_io import Frame, open_video
 
@@ -173,16 +174,19 @@ def test_eval_bits_and_psnr_match_the_stream(run, codec, tmp_path):
         assert sum(float(r["bits"]) for r in rows) == 8 * (len(data) - header)
         assert point["bpp"] == pytest.approx(8 * len(data) / (4 * 320 * 180), rel=1e-12)
         assert rows[0]["reset"] == "1" and point["resets"][0] == 0
-
-        decoded = tmp_path / f"{stream.stem}.y4m"
-        assert decode_file(codec, stream, decoded, progress=False) == 4
-        with open_video(CLIP) as src, open_video(decoded) as dec:
-            for row, ref, rec in zip(rows, src, dec):
-                y, u, v = (_psnr(a, b) for a, b in zip(ref.planes, rec.planes))
-                # The CSV is from the unrounded output; the file is rounded to uint8 (≤ 0.5 LSB).
-                assert float(row["psnr_y"]) == pytest.approx(y, abs=0.02)
-                assert float(row["psnr_yuv"]) == pytest.approx((6 * y + u + v) / 8, abs=0.02)
         assert point["psnr_yuv"] == pytest.approx(np.mean([float(r["psnr_yuv"]) for r in rows]), abs=1e-5)
+
+    # PSNR recomputed from the decoder's output file (one qp: decoding is the slow part).
+    stream = out / results["points"][0]["stream"]
+    rows = _rows(out / "frames" / f"{stream.stem}.csv")
+    decoded = tmp_path / f"{stream.stem}.y4m"
+    assert decode_file(codec, stream, decoded, progress=False) == 4
+    with open_video(CLIP) as src, open_video(decoded) as dec:
+        for row, ref, rec in zip(rows, src, dec):
+            y, u, v = (_psnr(a, b) for a, b in zip(ref.planes, rec.planes))
+            # The CSV is from the unrounded output; the file is rounded to uint8 (≤ 0.5 LSB).
+            assert float(row["psnr_y"]) == pytest.approx(y, abs=0.02)
+            assert float(row["psnr_yuv"]) == pytest.approx((6 * y + u + v) / 8, abs=0.02)
 
 
 @needs_ffmpeg
@@ -206,3 +210,21 @@ def test_eval_x264_anchor(run, tmp_path):
         assert len(pictures) == 4
         for row, ref, pic in zip(rows, refs, pictures):
             assert float(row["psnr_y"]) == pytest.approx(_psnr(ref, pic[:180]), abs=1e-4)
+
+
+@needs_ffmpeg
+def test_scene_cut_trace_matches_x264_rate(codec, tmp_path):
+    out = tmp_path / "cuts"
+    results = scene_cut_trace(codec, CLIP, out, EvalConfig(qps=[32], frames=4), log=lambda _: None)
+    assert (out / "scene_cuts.png").is_file()
+    ours, x264 = results["points"]
+    assert (ours["codec"], ours["qp"], x264["codec"]) == ("ui2c-s", 32, "x264-medium")
+    assert ours["resets"][0] == 0 and x264["resets"] == [0]
+    # No neighbouring x264 QP is closer to our rate (in log-rate) than the chosen one.
+    source = tmp_path / "source.y4m"
+    prepare_source(CLIP, source, 4, 1)
+    probe = RateProbe(AnchorSpec.parse("x264-medium"), source, tmp_path)
+    gap = abs(math.log(x264["bpp"] / ours["bpp"]))
+    for qp in (x264["qp"] - 1, x264["qp"] + 1):
+        if 0 <= qp <= 51:
+            assert abs(math.log(probe(qp) / ours["bpp"])) >= gap
