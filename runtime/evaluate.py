@@ -15,9 +15,10 @@ import json
 import math
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -88,6 +89,11 @@ class RatePoint:
     @property
     def psnr(self) -> FramePSNR:
         return mean_psnr(f.psnr for f in self.frames)
+
+    @property
+    def trace(self) -> tuple[list[float], list[float]]:
+        """(bits, YUV-PSNR) per frame, for plots."""
+        return [f.bits for f in self.frames], [f.psnr.yuv for f in self.frames]
 
     @property
     def resets(self) -> list[int]:
@@ -260,17 +266,24 @@ def _info(src: Path, source: Path, cfg: EvalConfig, codec: CodecModel, weights: 
             "weights_fingerprint": codec.weights_fingerprint, "backend": codec.producer}
 
 
+@contextmanager
+def _prepared(src: Path, out: Path, cfg: EvalConfig) -> Iterator[tuple[Path, Path, Path]]:
+    """(source .y4m, scratch folder, streams folder): the prepared source and decoded
+    anchor frames live in a temporary folder, only the bitstreams are kept in ``out``."""
+    streams = out / "streams"
+    streams.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ui2c-eval-") as tmp:
+        scratch = Path(tmp)
+        prepare_source(src, scratch / "source.y4m", cfg.frames, cfg.downscale)
+        yield scratch / "source.y4m", scratch, streams
+
+
 def evaluate(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, weights: str | None = None,
              log: Callable[[str], None] = print) -> dict:
     """The RD sweep: ours at every qp, each anchor at QPs overlapping our rates, then
     CSVs, results.json/.md, rd.png and frames.png in ``out``.  Returns results.json."""
     specs = [AnchorSpec.parse(a) for a in cfg.anchors]
-    streams = out / "streams"
-    streams.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ui2c-eval-") as tmp:
-        scratch = Path(tmp)
-        source = scratch / "source.y4m"
-        prepare_source(src, source, cfg.frames, cfg.downscale)
+    with _prepared(src, out, cfg) as (source, scratch, streams):
         info = _info(src, source, cfg, codec, weights)
         log(f"source: {info['frames']} frames {info['width']}x{info['height']} {info['chroma']}")
         points = []
@@ -299,7 +312,7 @@ def evaluate(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, weights: 
     plot_rd(out / "rd.png", title, curves)
     ours = [p for p in points if p.codec == codec.preset]
     plot_frames(out / "frames.png", f"{title}, {codec.preset}",
-                {f"qp {p.qp}": ([f.bits for f in p.frames], [f.psnr.yuv for f in p.frames]) for p in ours},
+                {f"qp {p.qp}": p.trace for p in ours},
                 ours[0].resets)
     return json.loads((out / "results.json").read_text())
 
@@ -309,12 +322,7 @@ def scene_cut_trace(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, we
     """Paper Fig. 1: ours at the first qp and x264-medium at the closest rate, per-frame
     bits and PSNR across the clip's scene cuts with our detected reset points marked."""
     spec = AnchorSpec.parse(REFERENCE_ANCHOR)
-    streams = out / "streams"
-    streams.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ui2c-cuts-") as tmp:
-        scratch = Path(tmp)
-        source = scratch / "source.y4m"
-        prepare_source(src, source, cfg.frames, cfg.downscale)
+    with _prepared(src, out, cfg) as (source, scratch, streams):
         info = _info(src, source, cfg, codec, weights)
         ours = ours_point(codec, source, streams, cfg.qps[0], cfg.threads, cfg.progress)
         log(_line(ours))
@@ -325,8 +333,7 @@ def scene_cut_trace(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, we
     title = f"{src.name}: {info['frames']} frames {info['width']}x{info['height']}"
     write_report(out, f"{title}, scene cuts", info, points, {})
     plot_frames(out / "scene_cuts.png", f"{title}: reset points of {codec.preset} dashed",
-                {f"{p.codec} qp {p.qp} ({p.bpp:.3f} bpp)": ([f.bits for f in p.frames], [f.psnr.yuv for f in p.frames])
-                 for p in points}, ours.resets)
+                {f"{p.codec} qp {p.qp} ({p.bpp:.3f} bpp)": p.trace for p in points}, ours.resets)
     return json.loads((out / "results.json").read_text())
 
 
@@ -338,9 +345,12 @@ def _line(p: RatePoint) -> str:
 # --------------------------------------------------------------------------- CLI
 def _ints(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return values
 
 
 def _names(text: str) -> list[str]:
