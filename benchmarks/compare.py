@@ -98,14 +98,16 @@ def net_ms_per_frame(run: dict, side: str) -> float:
     return sum(p["ms"] for k, p in parts.items() if k.startswith("net:")) / run[side]["frames"]
 
 
-def compare(run: dict, other_backend_run: dict, dcvc: dict) -> dict:
-    """Ratios (> 1: the first named is faster)."""
+def compare(run: dict, other_backend_runs: list[dict], dcvc: dict | None) -> dict:
+    """Ratios (> 1: the first named is faster) against DCVC-RT and/or the other backend."""
     ratios = {}
+    runs = {r["backend"]: r for r in (run, *other_backend_runs)}
     for side in ("encode", "decode"):
-        p = dcvc["P"][side]
-        ratios[f"{side}: {run['model']} / dcvc-rt fps (estimate)"] = run[side]["fps"] / p["fps_est"]
-        ratios[f"{side}: {run['model']} / dcvc-rt network-only speed"] = p["net_ms"] / net_ms_per_frame(run, side)
-        runs = {r["backend"]: r for r in (run, other_backend_run)}
-        ratios[f"{side}: onnxruntime / torch fps ({run['model']})"] = (runs["onnxruntime"][side]["fps"]
-                                                                      / runs["torch"][side]["fps"])
-    return {"dcvc-rt": dcvc, "runs": {r["backend"]: r for r in (run, other_backend_run)}, "ratios": ratios}
+        if dcvc is not None:
+            p = dcvc["P"][side]
+            ratios[f"{side}: {run['model']} / dcvc-rt fps (estimate)"] = run[side]["fps"] / p["fps_est"]
+            ratios[f"{side}: {run['model']} / dcvc-rt network-only speed"] = p["net_ms"] / net_ms_per_frame(run, side)
+        if {"onnxruntime", "torch"} <= set(runs):
+            ratios[f"{side}: onnxruntime / torch fps ({run['model']})"] = (runs["onnxruntime"][side]["fps"]
+                                                                          / runs["torch"][side]["fps"])
+    return {"dcvc-rt": dcvc, "ratios": ratios}

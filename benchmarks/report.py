@@ -66,13 +66,15 @@ def format_roofline(roof: dict, backend: str) -> str:
 
 
 def format_compare(result: dict) -> str:
-    dcvc = result["dcvc-rt"]
-    lines = ["| DCVC-RT (composed estimate) | encode ms/frame | decode ms/frame |", "|---|---:|---:|"]
-    for kind, name in (("P", "P-frame network (DMC)"), ("I", "I-frame network (DMCI)")):
-        lines.append(f"| {name} | {dcvc[kind]['encode']['net_ms']:.1f} | {dcvc[kind]['decode']['net_ms']:.1f} |")
-        lines.append(f"| {kind}-frame entropy coding (scaled estimate) | {dcvc[kind]['encode']['entropy_ms_est']:.1f} "
-                     f"| {dcvc[kind]['decode']['entropy_ms_est']:.1f} |")
-    lines += ["", "| ratio (> 1: first named faster) | value |", "|---|---:|"]
+    dcvc, lines = result["dcvc-rt"], []
+    if dcvc is not None:
+        lines += ["| DCVC-RT (composed estimate) | encode ms/frame | decode ms/frame |", "|---|---:|---:|"]
+        for kind, name in (("P", "P-frame network (DMC)"), ("I", "I-frame network (DMCI)")):
+            lines.append(f"| {name} | {dcvc[kind]['encode']['net_ms']:.1f} | {dcvc[kind]['decode']['net_ms']:.1f} |")
+            lines.append(f"| {kind}-frame entropy coding (scaled estimate) "
+                         f"| {dcvc[kind]['encode']['entropy_ms_est']:.1f} | {dcvc[kind]['decode']['entropy_ms_est']:.1f} |")
+        lines.append("")
+    lines += ["| ratio (> 1: first named faster) | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
     return "\n".join(lines)
 
