@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from ..entropy.tables import CdfTables, factorized_tables, gaussian_tables
-from ..errors import CheckpointError
+from ..errors import CheckpointError, EngineError
 from ..models.checkpoint import load_weights, weights_fingerprint
 from ..models.ops import QP_ROWS
 from ..models.presets import PAIR_PRESETS, build_model
 from .backends.base import Backend
 
 DEFAULT_WEIGHTS = {"ui2c-s": "ui2c-s.pt"}
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
 
 def default_weights(preset: str) -> Path | None:
@@ -85,9 +85,12 @@ class CodecModel:
 
 
 def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backend: str = "onnxruntime",
-               precision: str = "fp32", allow_random: bool = False) -> CodecModel:
+               precision: str = "fp32", allow_random: bool = False, engine_dir: str | Path | None = None) -> CodecModel:
     """Build ``preset``, load its weights (the shipped ones by default) and wrap the
-    networks in ``backend``.  A preset without weights needs ``allow_random``."""
+    networks in ``backend``.  A preset without weights needs ``allow_random``.
+
+    ``tensorrt`` runs engines from ``engine_dir`` (``ui2c build-engines``), checked
+    against the ONNX export of these weights so a stale engine is refused."""
     if preset not in PAIR_PRESETS:
         raise ValueError(f"the codec runtime codes pair presets {PAIR_PRESETS}; got {preset!r}")
     if backend not in BACKENDS:
@@ -111,11 +114,19 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
         runner_backend: Backend = TorchBackend(network, precision)
     else:
         from ..export import export_model
-        from .backends.onnxruntime_backend import OnnxRuntimeBackend
 
         out_dir = cache_dir() / "onnx" / f"{preset}-{fingerprint}-{code_fingerprint()}-{precision}"
+        if backend == "tensorrt":  # fails fast (no GPU / TensorRT) before any export work
+            from .backends.tensorrt import TensorRTBackend
+
+            if engine_dir is None:
+                raise EngineError("the tensorrt backend needs an engine directory (ui2c build-engines)")
+            runner_backend = TensorRTBackend(engine_dir, out_dir, precision=precision)
         manifest = out_dir / "manifest.json"
         if not manifest.is_file():
             export_model(preset, out_dir, precision=precision, weights=network.state_dict())
-        runner_backend = OnnxRuntimeBackend(manifest)
+        if backend == "onnxruntime":
+            from .backends.onnxruntime_backend import OnnxRuntimeBackend
+
+            runner_backend = OnnxRuntimeBackend(manifest)
     return CodecModel(preset, network, runner_backend, gaussian_tables(), z_tables(network), fingerprint)

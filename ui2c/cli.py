@@ -26,15 +26,17 @@ def _size(text: str) -> tuple[int, int]:
 def _codec_args(p: argparse.ArgumentParser, default_backend: str | None = "onnxruntime") -> None:
     p.add_argument("--model", default="ui2c-s", help=PRESET_HELP + " (default: %(default)s)")
     p.add_argument("--weights", type=Path, help="weights file (default: the preset's shipped weights)")
-    p.add_argument("--backend", default=default_backend, choices=["onnxruntime", "torch"],
+    p.add_argument("--backend", default=default_backend, choices=["onnxruntime", "torch", "tensorrt"],
                    help="network backend (default: %(default)s; decode: the one named in the stream)")
+    p.add_argument("--engines", type=Path, help="engine directory for --backend tensorrt (ui2c build-engines)")
     p.add_argument("--threads", type=int, default=1, help="entropy-coder threads (default: %(default)s)")
 
 
 def _load(args: argparse.Namespace, backend: str):
     from .runtime.model import load_codec
 
-    return load_codec(args.model, weights=args.weights, backend=backend)
+    precision = "fp16" if backend == "tensorrt" else "fp32"
+    return load_codec(args.model, weights=args.weights, backend=backend, precision=precision, engine_dir=args.engines)
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -140,9 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=128)
     p.set_defaults(func=cmd_train)
 
+    from .benchmarks.cli import add_cli as add_bench_cli
     from .engines.cli import add_cli as add_engines_cli
     from .export.cli import add_cli as add_export_cli
+    from .runtime.evaluate import add_cli as add_eval_cli
 
+    add_eval_cli(sub)
+    add_bench_cli(sub)
     add_export_cli(sub)
     add_engines_cli(sub)
     return parser

@@ -178,7 +178,8 @@ class TensorRTRunner(Runner):
         if self._capture:  # the warm-up run above let TensorRT finish its lazy setup
             slot.graph = self._cuda.capture(lambda: slot.context.execute_async_v3(self._cuda.handle))
 
-    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def infer(self, feed: Mapping[str, np.ndarray],
+              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         missing, extra = set(self.inputs) - set(feed), set(feed) - set(self.inputs)
         if missing or extra:
             raise EngineError(f"stage {self.stage!r}: missing inputs {sorted(missing)}, unexpected {sorted(extra)}")
@@ -187,7 +188,8 @@ class TensorRTRunner(Runner):
         for name, array in arrays.items():
             self._cuda.upload(slot.buffers[name][0], array)
         self._execute(slot)
-        outputs = {n: np.empty(slot.shapes[n], self.dtypes[n]) for n in self.outputs}
+        given = out or {}
+        outputs = {n: given[n] if n in given else np.empty(slot.shapes[n], self.dtypes[n]) for n in self.outputs}
         for name, array in outputs.items():
             self._cuda.download(array, slot.buffers[name][0])
         self._cuda.sync()
