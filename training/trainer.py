@@ -55,6 +55,20 @@ class TrainConfig:
     seed: int = 0
 
 
+PER_QP_LR_FACTOR = 10.0
+
+
+def _param_groups(model, lr: float) -> list[dict]:
+    """Per-qp tables (q_* rows and the z prior's rows) get a 10× learning rate: each
+    row is only touched when its qp is drawn (1 iteration in 64), so at the shared
+    rate they would barely leave their initial value in a CPU-sized run."""
+    per_qp = [p for n, p in model.named_parameters() if n.startswith(("q_", "bit_estimator_z."))]
+    ids = {id(p) for p in per_qp}
+    shared = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": shared, "base_lr": lr, "lr": lr},
+            {"params": per_qp, "base_lr": lr * PER_QP_LR_FACTOR, "lr": lr * PER_QP_LR_FACTOR}]
+
+
 def _reference_frames(first: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
     """Per sample: blank (zeros), the ground truth, or the ground truth plus noise."""
     kinds = rng.choice(["blank", "gt", "noisy"], size=first.shape[0])
@@ -100,12 +114,15 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg.preset)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(_param_groups(model, cfg.lr), lr=cfg.lr)
     state = {"iteration": 0, "elapsed_s": 0.0}
     if ckpt_path.exists():
         saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
+        if len(saved["optimizer"]["param_groups"]) == len(opt.param_groups):
+            opt.load_state_dict(saved["optimizer"])
+        else:
+            print("checkpoint has another optimizer layout: Adam restarts with fresh moments")
         state = saved["state"]
         rng = np.random.default_rng(cfg.seed + state["iteration"])
     sampler = ClipSampler(load_windows(cfg.video, window=5, stride=cfg.window_stride), cfg.crop, seed=cfg.seed + state["iteration"])
@@ -116,7 +133,7 @@ def train(cfg: TrainConfig) -> Path:
         start = time.monotonic()
         frac = state["elapsed_s"] / budget
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * (0.25 if frac > 0.85 else 1.0)
+            group["lr"] = group["base_lr"] * (0.25 if frac > 0.85 else 1.0)
         base_qp = int(rng.integers(QP_LEVELS))
         first = int(rng.integers(4)) * 2
         stats = train_step(model, sampler.batch(cfg.batch), base_qp, first, rng)

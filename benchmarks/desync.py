@@ -1,0 +1,119 @@
+"""How often a stream from one backend desynchronises when another backend decodes it.
+
+The decoder must derive the same CDF indexes and skip mask as the encoder from its
+own scales (spec §3.4); two backends computing in different float orders can
+disagree on a few indexes, and one disagreement shifts every later symbol of that
+step.  This measures, per direction (encoder backend → decoder backend):
+
+* the fraction of y elements whose (coded?, CDF index) differs between the sides,
+* the fraction of decoded frames that are not bit-identical to the encoder's
+  reconstruction, and the units where decoding failed outright.
+
+    python -m ui2c.benchmarks.desync [--frames 16] [--qps 16,48] [--md benchmarks/RESULTS.md]
+
+The result decides whether a cross-backend deployment needs an integer (or
+otherwise deterministic) entropy-parameter path.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BitstreamError
+from ..runtime import latent
+from ..runtime.model import load_codec
+from ..runtime.session import Decoder, Encoder
+from ..runtime.video_io import frame_to_array, open_video, pad
+from .report import provenance, update_results
+
+DEMO = Path(__file__).resolve().parent.parent / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
+
+
+@contextmanager
+def recorded_symbols(log: list):
+    """Record every ``step_symbols`` result (coded mask, indexes) in call order."""
+    real = latent.step_symbols
+
+    def recording(scales, mask, skip_threshold):
+        sym = real(scales, mask, skip_threshold)
+        full = np.full(sym.coded.shape, -1, dtype=np.int32)
+        full[sym.coded] = sym.indexes
+        log.append(full)
+        return sym
+
+    latent.step_symbols = recording
+    try:
+        yield
+    finally:
+        latent.step_symbols = real
+
+
+def measure(enc_codec, dec_codec, frames: list[np.ndarray], qp: int) -> dict:
+    h, w = frames[0].shape[1:]
+    enc_log, dec_log = [], []
+    with recorded_symbols(enc_log):
+        enc = Encoder(enc_codec, h, w, qp, reconstruct=True, scene_cut_threshold=None)
+        units = [u for f in frames for u in enc.push(f)] + enc.flush()
+    decoder = Decoder(dec_codec, h, w)
+    differing_frames, failed_units = 0, []
+    with recorded_symbols(dec_log):
+        for unit in units:
+            try:
+                decoded = decoder.decode(unit.packet)
+            except BitstreamError:
+                failed_units.append(unit.packet.index)
+                differing_frames += unit.packet.num_frames
+                if len(dec_log) % 2:  # failed in step 0: keep the log aligned with the encoder's
+                    dec_log.append(None)
+                continue
+            differing_frames += sum(not np.array_equal(a, b) for a, b in zip(decoded, unit.recon))
+    compared = [(a, b) for a, b in zip(enc_log, dec_log) if b is not None]
+    differing = sum(int(np.sum(a != b)) for a, b in compared)
+    total = sum(a.size for a, _ in compared)
+    return {"qp": qp, "frames": len(frames), "index_mismatch_fraction": differing / max(total, 1),
+            "frame_mismatch_fraction": differing_frames / len(frames), "failed_units": failed_units}
+
+
+def run(frames: int, qps: list[int]) -> list[dict]:
+    clip = [pad(frame_to_array(f)) for f in open_video(DEMO)][:frames]
+    codecs = {name: load_codec("ui2c-s", backend=name) for name in ("torch", "onnxruntime")}
+    rows = []
+    for enc_name, dec_name in (("torch", "onnxruntime"), ("onnxruntime", "torch"), ("onnxruntime", "onnxruntime")):
+        for qp in qps:
+            rows.append({"encoder": enc_name, "decoder": dec_name,
+                         **measure(codecs[enc_name], codecs[dec_name], clip, qp)})
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [provenance(), "",
+             "| encoder → decoder | qp | frames | CDF index / skip mismatches | frames not bit-exact | failed units |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['encoder']} → {r['decoder']} | {r['qp']} | {r['frames']} | "
+                     f"{100 * r['index_mismatch_fraction']:.4f} % | {100 * r['frame_mismatch_fraction']:.1f} % | "
+                     f"{r['failed_units'] or '-'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--qps", default="16,48")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/desync.json"))
+    parser.add_argument("--md", type=Path, default=Path("benchmarks/RESULTS.md"))
+    args = parser.parse_args(argv)
+    rows = run(args.frames, [int(q) for q in args.qps.split(",")])
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(rows, indent=2))
+    update_results(args.md, "desync", format_rows(rows))
+    print(format_rows(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
