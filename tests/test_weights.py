@@ -1,0 +1,54 @@
+"""The shipped ui2c-s weights load by default and make a working codec.
+
+Floors come from a measurement of the shipped weights (the closing note of issue 7
+records it: YUV-PSNR ≈ 30 dB at qp 40 on these frames), minus a 2 dB margin, so a
+broken weight file, loader or runtime fails here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ui2c.runtime.api import encode_file
+from ui2c.runtime.metrics import frame_psnr, mean_psnr
+from ui2c.runtime.model import default_weights, load_codec
+from ui2c.runtime.video_io import array_to_planes, open_video
+
+DEMO = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
+PSNR_FLOOR_QP40 = 28.0
+
+
+def test_shipped_weights_are_small_float16_with_provenance():
+    path = default_weights("ui2c-s")
+    assert path is not None and path.stat().st_size <= 20e6
+    blob = torch.load(path, weights_only=True)
+    assert blob["preset"] == "ui2c-s" and blob["meta"]["iterations"] > 1000
+    assert all(v.dtype == torch.float16 for v in blob["state_dict"].values())
+
+
+@pytest.fixture(scope="module")
+def rd_points(tmp_path_factory) -> dict[int, tuple[float, float]]:
+    codec = load_codec("ui2c-s")
+    with open_video(DEMO) as reader:
+        source = [f for _, f in zip(range(4), reader)]
+    points = {}
+    for qp in (8, 40, 56):
+        res = encode_file(codec, DEMO, tmp_path_factory.mktemp("w") / "s.ui2c", qp, max_frames=4, keep_recon=True,
+                          progress=False)
+        psnr = mean_psnr(frame_psnr(s.planes, array_to_planes(r, "420")) for s, r in zip(source, res.recon))
+        points[qp] = (res.bpp, psnr.yuv)
+    return points
+
+
+def test_quality_floor(rd_points):
+    assert rd_points[40][1] >= PSNR_FLOOR_QP40
+
+
+def test_rate_and_quality_rise_with_qp(rd_points):
+    bpp = [rd_points[q][0] for q in (8, 40, 56)]
+    psnr = [rd_points[q][1] for q in (8, 40, 56)]
+    assert np.all(np.diff(bpp) > 0), bpp
+    assert psnr[-1] > psnr[0], psnr
