@@ -11,7 +11,9 @@ step.  This measures, per direction (encoder backend → decoder backend):
 
     python -m ui2c.benchmarks.desync [--frames 16] [--qps 16,48] [--md benchmarks/RESULTS.md]
 
-The result decides whether a cross-backend deployment needs an integer (or
+A failed unit leaves the decoder's reference stale, so every later unit fails too: one
+mismatch in the first unit loses the stream until the next reset point.  The result
+decides whether a cross-backend deployment needs an integer (or
 otherwise deterministic) entropy-parameter path.
 """
 from __future__ import annotations
@@ -59,7 +61,7 @@ def measure(enc_codec, dec_codec, frames: list[np.ndarray], qp: int) -> dict:
         enc = Encoder(enc_codec, h, w, qp, reconstruct=True, scene_cut_threshold=None)
         units = [u for f in frames for u in enc.push(f)] + enc.flush()
     decoder = Decoder(dec_codec, h, w)
-    differing_frames, failed_units = 0, []
+    differing_frames, failed_units, max_diff = 0, [], 0.0
     with recorded_symbols(dec_log):
         for unit in units:
             try:
@@ -71,11 +73,13 @@ def measure(enc_codec, dec_codec, frames: list[np.ndarray], qp: int) -> dict:
                     dec_log.append(None)
                 continue
             differing_frames += sum(not np.array_equal(a, b) for a, b in zip(decoded, unit.recon))
+            max_diff = max([max_diff] + [float(np.max(np.abs(a - b))) for a, b in zip(decoded, unit.recon)])
     compared = [(a, b) for a, b in zip(enc_log, dec_log) if b is not None]
     differing = sum(int(np.sum(a != b)) for a, b in compared)
     total = sum(a.size for a, _ in compared)
     return {"qp": qp, "frames": len(frames), "index_mismatch_fraction": differing / max(total, 1),
-            "frame_mismatch_fraction": differing_frames / len(frames), "failed_units": failed_units}
+            "frame_mismatch_fraction": differing_frames / len(frames), "failed_units": failed_units,
+            "max_abs_recon_diff": max_diff}
 
 
 def run(frames: int, qps: list[int]) -> list[dict]:
@@ -91,12 +95,13 @@ def run(frames: int, qps: list[int]) -> list[dict]:
 
 def format_rows(rows: list[dict]) -> str:
     lines = [provenance(), "",
-             "| encoder → decoder | qp | frames | CDF index / skip mismatches | frames not bit-exact | failed units |",
-             "|---|---:|---:|---:|---:|---|"]
+             "| encoder → decoder | qp | frames | CDF index / skip mismatches | frames not bit-exact | "
+             "max abs recon diff (decoded units) | failed units |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['encoder']} → {r['decoder']} | {r['qp']} | {r['frames']} | "
                      f"{100 * r['index_mismatch_fraction']:.4f} % | {100 * r['frame_mismatch_fraction']:.1f} % | "
-                     f"{r['failed_units'] or '-'} |")
+                     f"{r['max_abs_recon_diff']:.2e} | {r['failed_units'] or '-'} |")
     return "\n".join(lines)
 
 
