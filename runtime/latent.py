@@ -21,23 +21,19 @@ import numpy as np
 
 from ..entropy import rans
 from ..entropy.tables import CdfTables, scale_index
+from ..models import ops
 
 SKIP_THRESHOLD = 0.12  # DCVC-RT's README value for force_zero_thres
 
 
 @lru_cache(maxsize=8)
 def checkerboard_masks(channels: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """float32 masks (1, C, H, W): m0 on the first half of the channels and its
-    complement on the second half for step 0; the complement for step 1."""
-    yy, xx = np.mgrid[:height, :width]
-    m0 = ((yy + xx) % 2 == 0).astype(np.float32)
-    half = channels // 2
-    mask0 = np.concatenate([np.broadcast_to(m0, (half, height, width)),
-                            np.broadcast_to(1 - m0, (channels - half, height, width))])[None]
-    mask0.setflags(write=False)
-    mask1 = (1 - mask0).astype(np.float32)
-    mask1.setflags(write=False)
-    return mask0, mask1
+    """The model's two-step masks (``models.ops.checkerboard_masks``) as read-only
+    float32 arrays (1, C, H, W), cached per latent size."""
+    masks = tuple(m.numpy() for m in ops.checkerboard_masks(channels, height, width))
+    for m in masks:
+        m.setflags(write=False)
+    return masks
 
 
 def fold(x: np.ndarray) -> np.ndarray:

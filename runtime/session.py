@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputFormatError
+from ..errors import CorruptStreamError, InputFormatError
 from ..models.ops import frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
@@ -185,8 +185,6 @@ class Decoder(_Session):
         qp = np.asarray(qps, dtype=np.int32)
         substreams = unpack_substreams(packet.payload)
         if len(substreams) != 3:
-            from ..errors import CorruptStreamError
-
             raise CorruptStreamError(f"packet {packet.index} has {len(substreams)} sub-streams, expected 3 (z, y0, y1)")
         z_stream, s0, s1 = substreams
         ctx_out = self._context(qp, packet.reset)
