@@ -69,7 +69,7 @@ def _param_groups(model, lr: float) -> list[dict]:
             {"params": per_qp, "base_lr": lr * PER_QP_LR_FACTOR, "lr": lr * PER_QP_LR_FACTOR}]
 
 
-def _reference_frames(first: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
+def _reference_frames(first: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Per sample: blank (zeros), the ground truth, or the ground truth plus noise."""
     kinds = rng.choice(["blank", "gt", "noisy"], size=first.shape[0])
     refs = first.clone()
@@ -79,13 +79,12 @@ def _reference_frames(first: torch.Tensor, rng: np.random.Generator) -> tuple[to
         elif kind == "noisy":
             sigma = float(rng.uniform(0.01, 0.08))
             refs[i] = (refs[i] + sigma * torch.randn_like(refs[i])).clamp(0, 1)
-    return refs, list(kinds)
+    return refs
 
 
 def train_step(model, clip: torch.Tensor, base_qp: int, first_frame: int, rng: np.random.Generator) -> dict:
     """Loss of one window; returns the loss tensor and readable statistics."""
-    ref_frames, _ = _reference_frames(clip[:, 0], rng)
-    ref = model.adapt_frame(ref_frames)
+    ref = model.adapt_frame(_reference_frames(clip[:, 0], rng))
     loss, bpp_sum, psnr_sum, units = 0.0, 0.0, 0.0, 0
     pixels = 2 * clip.shape[-1] * clip.shape[-2]
     for unit, t in enumerate((1, 3)):
