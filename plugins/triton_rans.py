@@ -201,3 +201,17 @@ def decode(data: bytes, cdf_indexes: torch.Tensor, tables: TritonTables) -> torc
     if bad.numel():
         raise CorruptStreamError(f"rANS block {int(bad[0])} failed its consistency checks")
     return out
+
+
+def encode_masked(symbols: torch.Tensor, indexes: torch.Tensor, tables: TritonTables) -> bytes:
+    """:func:`encode` of the symbols whose index is >= 0 (the seam's skip convention)."""
+    keep = indexes >= 0
+    return encode(symbols[keep], indexes[keep], tables)
+
+
+def decode_masked(data: bytes, indexes: torch.Tensor, tables: TritonTables) -> torch.Tensor:
+    """:func:`decode` into a full-length tensor with 0 where ``indexes < 0``."""
+    keep = indexes >= 0
+    out = torch.zeros(indexes.shape, dtype=torch.int32, device=tables.device)
+    out[keep] = decode(data, indexes[keep], tables)
+    return out

@@ -1,0 +1,126 @@
+"""The runtime's entropy-coder seam: device tensors in, bytes out, and back.
+
+The runtime codes every latent step through :class:`EntropyCoder`, so it never
+knows whether the C++ coder or the Triton kernels do the work.  Both produce the
+same bytes (format: ``entropy/csrc/rans_format.hpp``), so a stream written by one
+decodes with the other.  Skipped symbols (force-zero, spec §3.4) are marked by a
+negative index; the coder drops them itself, which on a GPU avoids a host round
+trip to compact them.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from ui2c.entropy import rans
+from ui2c.entropy.tables import CdfTables
+
+
+class EntropyCoder(ABC):
+    """Codes 1-D int32 (symbols, indexes) pairs; ``indexes[i] < 0`` means not coded."""
+
+    name: str
+
+    def __init__(self, tables: CdfTables, threads: int = 1) -> None:
+        self.tables = tables
+        self.threads = int(threads)
+
+    @abstractmethod
+    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
+        """Stream of the symbols whose index is >= 0 (skipped symbols must be 0)."""
+
+    @abstractmethod
+    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        """int32 symbols of ``len(indexes)`` on ``indexes.device``, 0 where indexes < 0."""
+
+
+def _check_pair(symbols: torch.Tensor, indexes: torch.Tensor) -> None:
+    if symbols.dim() != 1 or indexes.dim() != 1 or symbols.numel() != indexes.numel():
+        raise ValueError("symbols and indexes must be 1-D tensors of the same length")
+    if symbols.device != indexes.device:
+        raise ValueError("symbols and indexes must be on the same device")
+
+
+def _to_host(t: torch.Tensor) -> np.ndarray:
+    """int32 host copy; device tensors go through pinned memory (one DMA, no pageable bounce)."""
+    if t.device.type == "cpu":
+        return t.to(torch.int32).contiguous().numpy()
+    host = torch.empty(t.shape, dtype=torch.int32, pin_memory=True)
+    host.copy_(t.to(torch.int32))
+    return host.numpy()
+
+
+class CpuCoder(EntropyCoder):
+    """The C++ coder behind the seam; tensors on any device are staged through the host."""
+
+    name = "cpu"
+
+    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
+        _check_pair(symbols, indexes)
+        sym, idx = _to_host(symbols), _to_host(indexes)
+        keep = idx >= 0
+        return rans.encode(sym[keep], idx[keep], self.tables, self.threads)
+
+    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        if indexes.dim() != 1:
+            raise ValueError("indexes must be a 1-D tensor")
+        idx = _to_host(indexes)
+        keep = idx >= 0
+        out = np.zeros(idx.shape, dtype=np.int32)
+        out[keep] = rans.decode(data, idx[keep], self.tables, self.threads)
+        host = torch.from_numpy(out)
+        if indexes.device.type == "cpu":
+            return host
+        return host.pin_memory().to(indexes.device, non_blocking=True)
+
+
+class TritonCoder(EntropyCoder):
+    """Triton kernels on a CUDA device (or the interpreter on CPU under ``TRITON_INTERPRET=1``)."""
+
+    name = "triton"
+
+    def __init__(self, tables: CdfTables, threads: int = 1, device: torch.device | str = "cuda") -> None:
+        super().__init__(tables, threads)
+        from ui2c.plugins import triton_rans
+
+        self._impl = triton_rans
+        self.device = torch.device(device)
+        self._tables = triton_rans.TritonTables(tables, self.device)
+
+    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
+        _check_pair(symbols, indexes)
+        return self._impl.encode_masked(symbols.to(self.device), indexes.to(self.device), self._tables)
+
+    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        if indexes.dim() != 1:
+            raise ValueError("indexes must be a 1-D tensor")
+        out = self._impl.decode_masked(data, indexes.to(self.device), self._tables)
+        return out.to(indexes.device)
+
+
+def triton_available() -> bool:
+    """True when Triton imports (the kernels then compile for, or interpret on, the device)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None = None,
+               threads: int = 1) -> EntropyCoder:
+    """The coder for ``device``: ``kind=None`` picks "triton" on CUDA (if Triton imports), else "cpu".
+
+    "cpu" works for any device (host staging through pinned memory); "triton" needs a
+    CUDA device, or ``TRITON_INTERPRET=1`` for a CPU device (tests).
+    """
+    dev = torch.device(device)
+    if kind is None:
+        kind = "triton" if dev.type == "cuda" and triton_available() else "cpu"
+    if kind == "cpu":
+        return CpuCoder(tables, threads)
+    if kind == "triton":
+        return TritonCoder(tables, threads, dev)
+    raise ValueError(f"unknown entropy coder kind {kind!r} (expected 'cpu' or 'triton')")

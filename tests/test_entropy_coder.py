@@ -1,0 +1,50 @@
+"""The runtime seam (ui2c.entropy.coder): both coders, same bytes, skip convention."""
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from test_entropy_helpers import gaussian, random_symbols  # noqa: E402
+from ui2c.entropy import rans  # noqa: E402
+from ui2c.entropy.coder import EntropyCoder, make_coder  # noqa: E402
+
+KINDS = ["cpu"] + (["triton"] if os.environ.get("TRITON_INTERPRET") == "1" else [])
+
+
+def masked_inputs(n: int, seed: int, skip_rate: float = 0.3):
+    rng = np.random.default_rng(seed)
+    sym, idx = random_symbols(rng, n, escape_rate=0.02)
+    skip = rng.random(n) < skip_rate
+    sym[skip] = 0
+    idx[skip] = -1
+    return torch.from_numpy(sym), torch.from_numpy(idx)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n", [0, 1, 500])
+def test_roundtrip_with_skips(kind, n):
+    coder = make_coder(gaussian(), "cpu", kind)
+    assert isinstance(coder, EntropyCoder) and coder.name == kind
+    sym, idx = masked_inputs(n, n)
+    data = coder.encode(sym, idx)
+    keep = idx.numpy() >= 0
+    assert data == rans.encode(sym.numpy()[keep], idx.numpy()[keep], gaussian())
+    out = coder.decode(data, idx)
+    assert out.dtype == torch.int32 and out.device == idx.device
+    assert torch.equal(out, sym)
+
+
+def test_default_kind_on_cpu_is_cpu():
+    assert make_coder(gaussian(), "cpu").name == "cpu"
+    with pytest.raises(ValueError):
+        make_coder(gaussian(), "cpu", "gpu")
+
+
+def test_all_skipped():
+    coder = make_coder(gaussian(), "cpu", "cpu")
+    idx = torch.full((10,), -1, dtype=torch.int32)
+    data = coder.encode(torch.zeros(10, dtype=torch.int32), idx)
+    assert torch.equal(coder.decode(data, idx), torch.zeros(10, dtype=torch.int32))
