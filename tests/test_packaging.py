@@ -1,0 +1,49 @@
+"""Packaging: the folder map reaches every package and the package data matches files.
+
+A wheel only contains what ``setup.py`` declares; these checks fail on the checkout,
+before a broken wheel is built (CI then installs the wheel and runs the suite on it).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _setup_module():
+    spec = importlib.util.spec_from_file_location("ui2c_setup", ROOT / "setup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # not __main__: defines the map, builds nothing
+    return module
+
+
+def test_every_python_folder_is_a_discovered_package():
+    setup = _setup_module()
+    dirs = set(setup.package_dirs().values())
+    for folder in setup.FOLDERS.values():
+        for here, subdirs, files in os.walk(ROOT / folder):
+            subdirs[:] = [d for d in subdirs if d != "__pycache__"]
+            rel = Path(here).relative_to(ROOT).as_posix()
+            if any(f.endswith(".py") for f in files):
+                assert rel in dirs, f"{rel}/ holds Python files but is not a package (no __init__.py?)"
+
+
+def test_backends_are_packaged():
+    assert _setup_module().package_dirs()["ui2c.runtime.backends"] == "runtime/backends"
+
+
+def test_package_data_patterns_match_files():
+    setup = _setup_module()
+    dirs = setup.package_dirs()
+    for package, patterns in setup.PACKAGE_DATA.items():
+        for pattern in patterns:
+            assert list((ROOT / dirs[package]).glob(pattern)), f"{package}: {pattern} matches nothing"
+
+
+def test_checkout_root_is_not_on_sys_path():
+    """conftest.py removed it, so ``python -m pytest`` imports what ``pytest`` imports."""
+    import sys
+
+    assert str(ROOT) not in {os.path.abspath(p or os.curdir) for p in sys.path}
