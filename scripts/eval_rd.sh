@@ -47,8 +47,8 @@ if "state" in ckpt:
 EOF
 
 start=$SECONDS
-python -m ui2c.runtime.evaluate "$DATA/cockatoo.mp4" --frames 48 "${COMMON[@]}" --weights "$weights" -o "$OUT/cockatoo"
-python -m ui2c.runtime.evaluate "$DATA/bikes.mp4" --frames 64 "${COMMON[@]}" --weights "$weights" -o "$OUT/bikes"
-python -m ui2c.runtime.evaluate "$DATA/bikes.mp4" --cut-plot --qps 40 --downscale 2 --backend onnxruntime --weights "$weights" \
+python -m ui2c.benchmarks.evaluation.evaluate "$DATA/cockatoo.mp4" --frames 48 "${COMMON[@]}" --weights "$weights" -o "$OUT/cockatoo"
+python -m ui2c.benchmarks.evaluation.evaluate "$DATA/bikes.mp4" --frames 64 "${COMMON[@]}" --weights "$weights" -o "$OUT/bikes"
+python -m ui2c.benchmarks.evaluation.evaluate "$DATA/bikes.mp4" --cut-plot --qps 40 --downscale 2 --backend onnxruntime --weights "$weights" \
     -o "$OUT/bikes_scene_cuts"
 echo "eval_rd: done in $((SECONDS - start)) s"

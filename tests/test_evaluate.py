@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ui2c.runtime.anchors import AnchorError, AnchorSpec, decode_command, encode_command
+from ui2c.benchmarks.evaluation.anchors import AnchorError, AnchorSpec, decode_command, encode_command
 from ui2c.runtime.api import decode_file
-from ui2c.runtime.bdrate import NoOverlapError, bd_psnr, bd_rate, pchip_integral
-from ui2c.runtime.evaluate import (EvalConfig, RateProbe, anchor_grid, downscale, evaluate, prepare_source,
+from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate, pchip_integral
+from ui2c.benchmarks.evaluation.evaluate import (EvalConfig, RateProbe, anchor_grid, downscale, evaluate, prepare_source,
                                    qp_for_bpp, scene_cut_trace)
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.video_io import Frame, open_video

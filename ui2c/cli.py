@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .benchmarks.cli import add_cli as add_bench_cli
     from .engines.cli import add_cli as add_engines_cli
     from .export.cli import add_cli as add_export_cli
-    from .runtime.evaluate import add_cli as add_eval_cli
+    from .benchmarks.evaluation.evaluate import add_cli as add_eval_cli
 
     add_eval_cli(sub)
     add_bench_cli(sub)

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UI2CError
+from ...errors import UI2CError
 
 QP_MIN, QP_MAX = 0, 51  # the 8-bit QP range both encoders share
 

@@ -22,14 +22,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import InputFormatError
+from ...errors import InputFormatError
 from .anchors import QP_MAX, QP_MIN, AnchorSpec, encode, run_anchor
-from .api import encode_file
+from ...runtime.api import encode_file
 from .bdrate import bd_psnr, bd_rate
-from .metrics import FramePSNR, bpp, frame_psnr, mean_psnr
-from .model import CodecModel
+from ...runtime.metrics import FramePSNR, bpp, frame_psnr, mean_psnr
+from ...runtime.model import CodecModel
 from .plots import plot_frames, plot_rd
-from .video_io import Frame, Y4MWriter, array_to_planes, open_video
+from ...runtime.video_io import Frame, Y4MWriter, array_to_planes, open_video
 
 DEFAULT_QPS = (8, 24, 40, 56)
 DEFAULT_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "x265-veryslow")
@@ -358,7 +358,7 @@ def _names(text: str) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .model import load_codec
+    from ...runtime.model import load_codec
 
     codec = load_codec(args.model, weights=args.weights, backend=args.backend)
     cfg = EvalConfig(qps=args.qps, anchors=args.anchors, anchor_qps=args.anchor_qps, frames=args.frames,
@@ -396,7 +396,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ui2c.runtime.evaluate ARGS`` runs ``ui2c eval ARGS`` (scripts use it,
+    """``python -m ui2c.benchmarks.evaluation.evaluate ARGS`` runs ``ui2c eval ARGS`` (scripts use it,
     so they do not depend on how the top-level CLI is assembled)."""
     parser = argparse.ArgumentParser(prog="ui2c")
     add_cli(parser.add_subparsers(dest="command", required=True))
