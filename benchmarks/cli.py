@@ -64,7 +64,7 @@ def cmd_complexity(args: argparse.Namespace) -> int:
 
 def cmd_fps(args: argparse.Namespace) -> int:
     from .compare import compare, dcvc_rt_estimate, entropy_ms_per_element
-    from .complexity import padded
+    from ..models.stages import padded
     from .fps import run_fps
     from .report import format_compare, format_fps, format_roofline
     from .roofline import PEAKS, roofline

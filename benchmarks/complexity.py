@@ -17,11 +17,7 @@ import torch
 from torch import nn
 
 from ..models.presets import build_intra_model, build_model
-from ..models.stages import resolve_shape
-
-
-def padded(size: int) -> int:
-    return -(-size // 16) * 16
+from ..models.stages import padded, resolve_shape
 
 
 def _top_level_names(model: nn.Module) -> dict[nn.Module, str]:

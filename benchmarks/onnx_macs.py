@@ -27,11 +27,12 @@ from onnx import TypeProto, defs, helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
 from ..export import MANIFEST, export_model
+from ..export.cache import cache_dir
 from ..export.exporter import build_networks
 from ..models.checkpoint import weights_fingerprint
 from ..models.stages import resolve_dim
 from ..models.presets import PAIR_PRESETS
-from ..runtime.model import cache_dir, load_codec
+from ..runtime.model import load_codec
 
 # Initializers up to this size are shape constants worth folding; weights are larger.
 MAX_FOLD_ELEMENTS = 4096

@@ -18,7 +18,8 @@ import torch
 from ..export import MANIFEST
 from ..export.exporter import INTRA_PREFIX
 from ..models.presets import build_intra_model, build_model
-from .complexity import count_preset, padded, stage_macs
+from ..models.stages import padded
+from .complexity import count_preset, stage_macs
 from .onnx_macs import export_dir, export_macs
 
 # UI2C paper (CVPR 2026), Table 2.

@@ -5,7 +5,7 @@ into an engine with one optimization profile per resolution and a JSON sidecar;
 ``check_engine`` tells a runtime whether an engine still matches the export.
 """
 from .builder import DEFAULT_PROFILES, BuildResult, build_engines
-from .shapes import Resolution, eval_dim, eval_shape, parse_resolution
+from .shapes import Resolution, parse_resolution
 from .sidecar import check_engine, engine_path, read_sidecar
 from .targets import DEFAULT_RTX_CAPABILITIES, TARGETS
 
@@ -18,8 +18,6 @@ __all__ = [
     "build_engines",
     "check_engine",
     "engine_path",
-    "eval_dim",
-    "eval_shape",
     "parse_resolution",
     "read_sidecar",
 ]

@@ -15,7 +15,6 @@ FP32 graphs in FP32 and the sidecar says so.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,8 +22,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ui2c.errors import EngineError
+from ui2c.fileio import file_sha256, write_atomic
 
-from .manifest import GraphSpec, Manifest, file_sha256, load_manifest, verified_sha256
+from .manifest import GraphSpec, Manifest, load_manifest, verified_sha256
 from .shapes import Resolution, parse_resolution
 from .sidecar import SCHEMA, engine_path, is_up_to_date, read_sidecar, sidecar_path, write_sidecar
 from .targets import Target, load_target, make_logger
@@ -63,14 +63,6 @@ def load_timing_cache(config: Any, path: Path) -> tuple[Any, int]:
     cache = config.create_timing_cache(b"")
     config.set_timing_cache(cache, False)
     return cache, 0
-
-
-def _replace_file(path: Path, data: bytes | memoryview) -> None:
-    """Write via a temporary file so an interrupted build never leaves half an engine."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _precision(target: Target, manifest: Manifest) -> tuple[str, bool]:
@@ -140,7 +132,7 @@ def _build(
     facts["io"] = _io_dtypes(trt, network)
     if cache is not None:
         saved = bytes(cache.serialize())
-        _replace_file(cache_path, saved)
+        write_atomic(cache_path, saved)
         facts["timing_cache"] = {"file": cache_path.name, "loaded_bytes": loaded, "saved_bytes": len(saved)}
     else:
         facts["timing_cache"] = None
@@ -228,7 +220,7 @@ def build_engines(
         log.info("building %s for %s at %s", graph.name, target, ", ".join(r.name for r in resolutions))
         serialized, facts = _build(tgt, graph, wanted["profiles"], precision, strongly_typed, cache_path)
         sidecar_path(engine).unlink(missing_ok=True)
-        _replace_file(engine, serialized)
+        write_atomic(engine, serialized)
         record = {
             **wanted,
             **facts,

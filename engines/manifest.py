@@ -7,24 +7,15 @@ with :class:`EngineError` naming the file and the missing piece instead of a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ui2c.errors import EngineError
-
-from .shapes import eval_shape
+from ui2c.fileio import file_sha256
+from ui2c.models.stages import TensorSpec, resolve_shape
 
 MANIFEST = "manifest.json"
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One graph input or output: dtype name and shape in the manifest grammar."""
-
-    dtype: str
-    shape: tuple[int | str, ...]
 
 
 @dataclass(frozen=True)
@@ -39,7 +30,7 @@ class GraphSpec:
 
     def input_shapes(self, height: int, width: int) -> dict[str, tuple[int, ...]]:
         """Concrete input shapes for a padded frame size."""
-        return {name: eval_shape(list(t.shape), height, width) for name, t in self.inputs.items()}
+        return {name: manifest_shape(t, height, width) for name, t in self.inputs.items()}
 
 
 @dataclass(frozen=True)
@@ -53,18 +44,18 @@ class Manifest:
     graphs: dict[str, GraphSpec]
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks so large ONNX files do not fill memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def manifest_shape(spec: TensorSpec, height: int, width: int) -> tuple[int, ...]:
+    """A manifest tensor's shape for a padded frame size; a bad expression is an
+    :class:`EngineError` since the manifest, not the caller, is at fault."""
+    try:
+        return resolve_shape(spec, height, width)
+    except ValueError as exc:
+        raise EngineError(f"tensor {spec.name!r}: {exc}") from None
 
 
 def _tensors(raw: dict, where: str) -> dict[str, TensorSpec]:
     try:
-        return {name: TensorSpec(str(t["dtype"]), tuple(t["shape"])) for name, t in raw.items()}
+        return {name: TensorSpec(name, tuple(t["shape"]), str(t["dtype"])) for name, t in raw.items()}
     except (KeyError, TypeError, AttributeError) as exc:
         raise EngineError(f"{where}: every tensor needs 'dtype' and 'shape' ({exc!r})") from None
 

@@ -1,11 +1,8 @@
-"""Resolutions and the manifest's shape grammar.
+"""Resolutions of engine optimization profiles.
 
-The export manifest writes every dim as an int or an expression in the padded
-frame size: ``"H"``, ``"H/k"`` or ``"ceil(H/k)"`` (same with ``W``).  The grammar is
-parsed with a regular expression, never ``eval()``, because manifests are data
-files that may come from elsewhere.  ``H/k`` must divide exactly: a fractional
-size means the exporter meant ``ceil`` and silently flooring would build an engine
-whose profile cannot match the graph.
+A profile is built for the padded network size of a frame size (``models.stages``
+owns the padding rule and the manifest's shape grammar, which the engine builder
+uses through :mod:`.manifest`).
 """
 from __future__ import annotations
 
@@ -13,9 +10,7 @@ import re
 from dataclasses import dataclass
 
 from ui2c.errors import EngineError
-
-PAD_MULTIPLE = 16
-"""Frames are padded to a multiple of the largest network stride."""
+from ui2c.models.stages import padded
 
 NAMED_RESOLUTIONS: dict[str, tuple[int, int]] = {
     "360p": (640, 360),
@@ -27,7 +22,6 @@ NAMED_RESOLUTIONS: dict[str, tuple[int, int]] = {
     "2160p": (3840, 2160),
 }
 
-_DIM = re.compile(r"(?P<int>\d+)|(?P<ceil>ceil\()?(?P<var>[HW])(?:/(?P<div>\d+))?(?(ceil)\))")
 _SIZE = re.compile(r"(\d+)x(\d+)")
 
 
@@ -41,15 +35,11 @@ class Resolution:
 
     @property
     def width(self) -> int:
-        return _pad(self.frame_width)
+        return padded(self.frame_width)
 
     @property
     def height(self) -> int:
-        return _pad(self.frame_height)
-
-
-def _pad(size: int) -> int:
-    return -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
+        return padded(self.frame_height)
 
 
 def parse_resolution(spec: str) -> Resolution:
@@ -62,32 +52,3 @@ def parse_resolution(spec: str) -> Resolution:
         return Resolution(spec, int(match[1]), int(match[2]))
     names = ", ".join(NAMED_RESOLUTIONS)
     raise EngineError(f"unknown resolution {spec!r}: use one of {names} or WIDTHxHEIGHT")
-
-
-def eval_dim(expr: int | str, height: int, width: int) -> int:
-    """Evaluate one manifest dim for the padded frame size ``height`` x ``width``."""
-    if isinstance(expr, bool) or not isinstance(expr, (int, str)):
-        raise EngineError(f"shape entry {expr!r} is neither an int nor an expression")
-    if isinstance(expr, int):
-        if expr < 0:
-            raise EngineError(f"negative shape entry {expr}")
-        return expr
-    match = _DIM.fullmatch(expr.replace(" ", ""))
-    if match is None:
-        raise EngineError(f"bad shape expression {expr!r}: expected int, H, H/k or ceil(H/k) (or W)")
-    if match["int"] is not None:
-        return int(match["int"])
-    size = height if match["var"] == "H" else width
-    divisor = int(match["div"] or 1)
-    if divisor == 0:
-        raise EngineError(f"division by zero in shape expression {expr!r}")
-    if match["ceil"]:
-        return -(-size // divisor)
-    if size % divisor:
-        raise EngineError(f"{expr!r} is fractional for {match['var']}={size}; the manifest should say ceil({expr})")
-    return size // divisor
-
-
-def eval_shape(shape: list[int | str], height: int, width: int) -> tuple[int, ...]:
-    """Evaluate every dim of a manifest shape."""
-    return tuple(eval_dim(d, height, width) for d in shape)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ui2c.errors import EngineError
+from ui2c.fileio import file_sha256, write_atomic
 
-from .manifest import file_sha256, load_manifest
+from .manifest import load_manifest
 
 SCHEMA = 1
 
@@ -34,7 +35,7 @@ def sidecar_path(engine: Path) -> Path:
 
 def write_sidecar(engine: Path, record: dict[str, Any]) -> Path:
     path = sidecar_path(engine)
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .manifest import file_sha256
+from ui2c.fileio import file_sha256
 
 OPSET = 20
 CTX_CHANNELS = 8

@@ -3,7 +3,6 @@ that the engine builder and the runtime read (schema in ``README.md``)."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ import onnxscript
 import torch
 from torch import nn
 
+from ..fileio import file_sha256, write_atomic
 from ..models.checkpoint import check_state_dict, unwrap_state_dict, weights_fingerprint
 from ..models.presets import build_intra_model, build_model
 from ..models.stages import Stage
@@ -27,11 +27,6 @@ INTRA_PREFIX = "intra_"
 RANDOM_SEED = 0
 
 StateDict = Mapping[str, torch.Tensor]
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def build_networks(preset: str, weights: StateDict | None = None,
@@ -75,14 +70,6 @@ def _graph_entry(file: str, path: Path, role: str, stage: Stage, precision: str)
         "inputs": _tensors(stage.inputs, precision), "outputs": _tensors(stage.outputs, precision),
         "encode_calls": stage.encode_calls, "decode_calls": stage.decode_calls, "note": stage.note,
     }
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    """The manifest is written last and atomically: a directory without one is an
-    interrupted export, never a half-described one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def export_model(preset: str, out_dir: str | os.PathLike, precision: str = "fp32",
@@ -131,5 +118,7 @@ def export_model(preset: str, out_dir: str | os.PathLike, precision: str = "fp32
         "graphs": entries,
     }
     path = out / MANIFEST
-    _write_json_atomic(path, manifest)
+    # Written last and atomically: a directory without a manifest is an interrupted
+    # export, never a half-described one.
+    write_atomic(path, (json.dumps(manifest, indent=2) + "\n").encode())
     return path

@@ -9,19 +9,29 @@ exporter, the engine builder and the runtime agree on every tensor.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-from torch import nn
+if TYPE_CHECKING:  # the shape grammar and padding are used by torch-free readers (video I/O)
+    from torch import nn
 
 Dim = Union[int, str]
+
+PAD_MULTIPLE = 16
+"""Frames are padded to a multiple of the largest network stride (spec §4)."""
+
+_DIM = re.compile(r"(?P<int>\d+)|(?P<ceil>ceil\()?(?P<var>[HW])(?:/(?P<div>\d+))?(?(ceil)\))")
 
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """One stage input or output.  ``dtype`` ``"float"`` follows the model precision
+    (a stage definition); an export manifest records the concrete dtype instead."""
+
     name: str
     shape: tuple[Dim, ...]
-    dtype: str = "float"  # "float" follows the model precision; else a fixed dtype
+    dtype: str = "float"
 
 
 @dataclass
@@ -37,19 +47,42 @@ class Stage:
     note: str = field(default="")
 
 
+def padded(size: int) -> int:
+    """``size`` rounded up to :data:`PAD_MULTIPLE`: the network size of a frame side."""
+    return -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
 def resolve_dim(dim: Dim, height: int, width: int) -> int:
-    """Evaluate one shape entry for a padded frame of ``height`` × ``width``."""
+    """Evaluate one shape entry for a padded frame of ``height`` × ``width``.
+
+    The grammar is matched by a regular expression, never ``eval()``, because export
+    manifests are data files that may come from elsewhere.  ``H/k`` must divide
+    exactly: a fractional size means ``ceil`` was meant, and flooring it silently
+    would size a buffer or an engine profile that cannot match the graph.  Every
+    problem is a ``ValueError``; manifest readers turn it into their own error.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, (int, str)):
+        raise ValueError(f"shape entry {dim!r} is neither an int nor an expression")
     if isinstance(dim, int):
+        if dim < 0:
+            raise ValueError(f"negative shape entry {dim}")
         return dim
-    expr = dim.replace(" ", "")
-    ceil = expr.startswith("ceil(") and expr.endswith(")")
-    if ceil:
-        expr = expr[5:-1]
-    base, _, div = expr.partition("/")
-    value = {"H": height, "W": width}[base]
-    k = int(div) if div else 1
-    return -(-value // k) if ceil else value // k
+    match = _DIM.fullmatch(dim.replace(" ", ""))
+    if match is None:
+        raise ValueError(f"bad shape expression {dim!r}: expected int, H, H/k or ceil(H/k) (or W)")
+    if match["int"] is not None:
+        return int(match["int"])
+    size = height if match["var"] == "H" else width
+    divisor = int(match["div"] or 1)
+    if divisor == 0:
+        raise ValueError(f"division by zero in shape expression {dim!r}")
+    if match["ceil"]:
+        return -(-size // divisor)
+    if size % divisor:
+        raise ValueError(f"{dim!r} is fractional for {match['var']}={size}; the shape should say ceil({dim})")
+    return size // divisor
 
 
 def resolve_shape(spec: TensorSpec, height: int, width: int) -> tuple[int, ...]:
+    """Every dim of ``spec`` for a padded frame of ``height`` × ``width``."""
     return tuple(resolve_dim(d, height, width) for d in spec.shape)

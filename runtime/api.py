@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ..errors import InputFormatError
+from ..models.stages import padded
 from .container import ContainerReader, ContainerWriter, SequenceHeader, check_compatible
 from .model import CodecModel
 from .session import Decoder, Encoder, SCENE_CUT_THRESHOLD
@@ -45,6 +47,11 @@ class EncodeResult:
         return [b * 8 / n for b, n in zip(self.unit_bytes, self.unit_frames) for _ in range(n)]
 
 
+def _host(frame: torch.Tensor) -> np.ndarray:
+    """A session's device frame as a float32 host array (what video writers take)."""
+    return frame.float().cpu().numpy()
+
+
 def _frames(path: PathLike, width: int | None, height: int | None, limit: int | None):
     reader = open_video(path, width=width, height=height)
     return reader, (f for i, f in enumerate(reader) if limit is None or i < limit)
@@ -59,7 +66,7 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
     reader, frames = _frames(src, width, height, max_frames)
     with reader:
         w, h = reader.width, reader.height
-        ph, pw = -(-h // 16) * 16, -(-w // 16) * 16
+        ph, pw = padded(h), padded(w)
         header = SequenceHeader(width=w, height=h, fps=Fraction(reader.fps), chroma=reader.chroma,
                                 preset=codec.preset, weights_fingerprint=codec.weights_fingerprint,
                                 tables_fingerprint=codec.tables_fingerprint, backend=codec.producer)
@@ -76,7 +83,7 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
                     result.unit_frames.append(unit.packet.num_frames)
                     if unit.packet.reset:
                         result.resets.append(unit.packet.first_frame)
-                    result.recon.extend(crop(r, h, w) for r in unit.recon)
+                    result.recon.extend(crop(_host(r), h, w) for r in unit.recon)
                     bar.update(unit.packet.num_frames)
 
             for frame in frames:
@@ -99,7 +106,7 @@ def decode_frames(codec: CodecModel, src: PathLike, *, from_reset: int | None = 
     with ContainerReader(src) as reader:
         header = reader.header
         check_compatible(header, codec.preset, codec.weights_fingerprint, codec.tables_fingerprint, codec.producer)
-        decoder = Decoder(codec, -(-header.height // 16) * 16, -(-header.width // 16) * 16, threads=threads)
+        decoder = Decoder(codec, padded(header.height), padded(header.width), threads=threads)
         if from_reset is None:
             packets = iter(reader)
         else:
@@ -109,7 +116,7 @@ def decode_frames(codec: CodecModel, src: PathLike, *, from_reset: int | None = 
             packets = reader.packets_from(points[from_reset])
         for packet in packets:
             for s, frame in enumerate(decoder.decode(packet)):
-                yield header, packet.first_frame + s, crop(frame, header.height, header.width)
+                yield header, packet.first_frame + s, crop(_host(frame), header.height, header.width)
 
 
 def decode_file(codec: CodecModel, src: PathLike, dst: PathLike, *, from_reset: int | None = None,

@@ -5,7 +5,6 @@ what a stream header records and what a decoder checks before decoding.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,24 +41,6 @@ def z_tables(model: nn.Module) -> CdfTables:
             return estimator.cdf_rows(torch.from_numpy(x)).numpy()
 
     return factorized_tables(cdf, QP_ROWS * estimator.channels)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("UI2C_CACHE", Path.home() / ".cache" / "ui2c"))
-
-
-def code_fingerprint() -> str:
-    """Hash of the network and exporter sources: a cached ONNX export is reused only
-    if the code that produced it is unchanged (the weights are keyed separately)."""
-    import hashlib
-
-    from .. import export, models
-
-    h = hashlib.sha256()
-    for package in (models, export):
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
-            h.update(path.read_bytes())
-    return h.hexdigest()[:12]
 
 
 @dataclass
@@ -113,18 +94,16 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
 
         runner_backend: Backend = TorchBackend(network, precision)
     else:
-        from ..export import export_model
+        from ..export.cache import cached_export, export_dir
 
-        out_dir = cache_dir() / "onnx" / f"{preset}-{fingerprint}-{code_fingerprint()}-{precision}"
+        out_dir = export_dir(preset, fingerprint, precision)
         if backend == "tensorrt":  # fails fast (no GPU / TensorRT) before any export work
             from .backends.tensorrt import TensorRTBackend
 
             if engine_dir is None:
                 raise EngineError("the tensorrt backend needs an engine directory (ui2c build-engines)")
             runner_backend = TensorRTBackend(engine_dir, out_dir, precision=precision)
-        manifest = out_dir / "manifest.json"
-        if not manifest.is_file():
-            export_model(preset, out_dir, precision=precision, weights=network.state_dict())
+        manifest = cached_export(out_dir, preset, precision, network.state_dict())
         if backend == "onnxruntime":
             from .backends.onnxruntime_backend import OnnxRuntimeBackend
 

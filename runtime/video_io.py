@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Literal
 import numpy as np
 
 from ..errors import InputFormatError
+from ..fileio import AtomicOutput
+from ..models.stages import PAD_MULTIPLE
 
 if TYPE_CHECKING:
     import av
@@ -68,10 +69,19 @@ class Frame:
         return self.y, self.u, self.v
 
 
+MAX_DIMENSION = 16384
+MAX_PIXELS = 1 << 26  # 8192x8192; 8K UHD (7680x4320) fits
+
+
 def check_dimensions(width: int, height: int, chroma: Chroma) -> None:
-    """4:2:0 needs even sizes: the 2×2 chroma pooling of spec §4 has no odd-edge rule."""
+    """4:2:0 needs even sizes: the 2×2 chroma pooling of spec §4 has no odd-edge rule.
+    Sizes are capped because every buffer of a session is allocated from them before
+    the first frame is read: a hostile header must not be able to ask for terabytes."""
     if width <= 0 or height <= 0:
         raise InputFormatError(f"frame size {width}x{height} is not positive")
+    if max(width, height) > MAX_DIMENSION or width * height > MAX_PIXELS:
+        raise InputFormatError(f"frame size {width}x{height} exceeds the supported maximum "
+                               f"({MAX_DIMENSION} per side, {MAX_PIXELS} pixels)")
     if chroma == "420" and (width % 2 or height % 2):
         raise InputFormatError(f"4:2:0 frame size {width}x{height} has an odd dimension")
 
@@ -173,12 +183,12 @@ def array_to_frame(x: np.ndarray, chroma: Chroma) -> Frame:
 
 
 # --------------------------------------------------------------------------- padding
-def pad_amount(height: int, width: int, multiple: int = 16) -> tuple[int, int]:
+def pad_amount(height: int, width: int, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:
     """(bottom, right) padding to reach a multiple of ``multiple`` (spec §4 uses 16)."""
     return -height % multiple, -width % multiple
 
 
-def pad(x: np.ndarray, multiple: int = 16) -> np.ndarray:
+def pad(x: np.ndarray, multiple: int = PAD_MULTIPLE) -> np.ndarray:
     """Replicate-pad the last two axes on the bottom and right (``get_padding_size``)."""
     bottom, right = pad_amount(x.shape[-2], x.shape[-1], multiple)
     if not bottom and not right:
@@ -402,61 +412,6 @@ def open_video(path: PathLike, width: int | None = None, height: int | None = No
 
 
 # --------------------------------------------------------------------------- writers
-def refuse_overwrite(output: PathLike, protect: Iterable[PathLike]) -> None:
-    """Raise if ``output`` is one of ``protect`` (an encode's own input), however spelled."""
-    out = Path(output)
-    for other in protect:
-        other = Path(other)
-        same = (os.path.samefile(out, other) if out.exists() and other.exists()
-                else out.resolve() == other.resolve())
-        if same:
-            raise InputFormatError(f"refusing to write {output}: it is the input file {other}")
-
-
-class AtomicOutput:
-    """A binary file written as ``.<name>.<random>.part`` beside the target and renamed
-    onto it by :meth:`commit`; :meth:`abort` (or leaving a ``with`` block by an
-    exception) deletes the temporary file, so the target is either absent, the old
-    file, or complete."""
-
-    def __init__(self, path: PathLike, protect: Iterable[PathLike] = ()) -> None:
-        self.path = Path(path)
-        refuse_overwrite(self.path, protect)
-        self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.part")
-        fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        self.file: BinaryIO = os.fdopen(fd, "w+b")
-
-    @property
-    def closed(self) -> bool:
-        return self.file.closed
-
-    def commit(self) -> None:
-        if self.file.closed:
-            return
-        self.file.close()
-        os.replace(self.temp_path, self.path)
-
-    def abort(self) -> None:
-        if self.file.closed:
-            return
-        self.file.close()
-        self.temp_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> "AtomicOutput":
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-    def __del__(self) -> None:
-        # An abandoned writer (never closed) must not leave its .part file behind.
-        if hasattr(self, "file"):
-            self.abort()
-
-
 class VideoWriter:
     """Writes frames to ``path`` atomically; the first frame fixes size and chroma."""
 

@@ -12,10 +12,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from ui2c.engines import build_engines, check_engine, engine_path, eval_dim, eval_shape, parse_resolution
+from ui2c.engines import build_engines, check_engine, engine_path, parse_resolution
 from ui2c.engines.builder import load_timing_cache
 from ui2c.engines.cli import main
-from ui2c.engines.manifest import file_sha256, load_manifest
+from ui2c.engines.manifest import load_manifest, manifest_shape
+from ui2c.fileio import file_sha256
+from ui2c.models.stages import TensorSpec, resolve_dim, resolve_shape
 from ui2c.engines.synthetic import write_export
 from ui2c.errors import EngineError
 
@@ -39,8 +41,8 @@ PROFILES = ["360p", "720p"]
     [(3, 3), ("7", 7), ("H", 368), ("W", 640), ("H/8", 46), ("W/16", 40), ("ceil(H/32)", 12),
      ("ceil(W/32)", 20), (" ceil( H / 32 ) ", 12), ("H/1", 368), ("ceil(H/368)", 1)],
 )
-def test_eval_dim(expr: int | str, expected: int) -> None:
-    assert eval_dim(expr, height=368, width=640) == expected
+def test_resolve_dim(expr: int | str, expected: int) -> None:
+    assert resolve_dim(expr, height=368, width=640) == expected
 
 
 @pytest.mark.parametrize(
@@ -48,13 +50,15 @@ def test_eval_dim(expr: int | str, expected: int) -> None:
     ["H/32", "H*2", "H+1", "__import__('os')", "ceil(H/0)", "H/0", "ceil(H", "H/", "h", "floor(H/2)",
      "ceil(H)/2", "HW", -1, 1.5, True, None],
 )
-def test_eval_dim_rejects(expr: object) -> None:
-    with pytest.raises(EngineError):
-        eval_dim(expr, height=368, width=640)  # type: ignore[arg-type]
+def test_resolve_dim_rejects(expr: object) -> None:
+    with pytest.raises(ValueError):
+        resolve_dim(expr, height=368, width=640)  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="tensor 'x'"):  # from a manifest, the manifest is at fault
+        manifest_shape(TensorSpec("x", (1, expr)), height=368, width=640)  # type: ignore[arg-type]
 
 
-def test_eval_shape_and_resolutions() -> None:
-    assert eval_shape([1, 384, "H/8", "W/8"], 1088, 1920) == (1, 384, 136, 240)
+def test_resolve_shape_and_resolutions() -> None:
+    assert resolve_shape(TensorSpec("x", (1, 384, "H/8", "W/8")), 1088, 1920) == (1, 384, 136, 240)
     r360, r1080, custom = parse_resolution("360p"), parse_resolution("1080p"), parse_resolution("1000x500")
     assert (r360.width, r360.height) == (640, 368)
     assert (r1080.width, r1080.height) == (1920, 1088)
@@ -272,5 +276,5 @@ def test_synthetic_export_matches_manifest(export16: Path) -> None:
                 for name, shape in graph.input_shapes(368, 640).items()}
         outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
         for name, spec in graph.outputs.items():
-            assert outputs[name].shape == eval_shape(list(spec.shape), 368, 640)
+            assert outputs[name].shape == resolve_shape(spec, 368, 640)
             assert np.isfinite(outputs[name]).all()

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from ui2c.engines.manifest import load_manifest, verified_sha256
-from ui2c.engines.shapes import eval_shape
 from ui2c.export import export_model
 from ui2c.export.cli import main as export_cli, read_weights
 from ui2c.export.exporter import build_networks, graph_stages
 from ui2c.export.feeds import clip_frames, model_feeds
 from ui2c.export.parity import check_parity, error_report, load_export
 from ui2c.models.presets import build_intra_model, build_model
+from ui2c.models.stages import resolve_shape
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.DOUBLE: "float64"}
 
@@ -198,8 +198,31 @@ def test_ui2c_graph_set_exports(tmp_path):
     assert list(manifest.graphs) == list(build_model("ui2c").stages())
     assert manifest.graphs["encoder"].inputs["ctx"].shape == (1, 400, "H/8", "W/8")
     graph = manifest.graphs["prior"]
-    feed = {n: np.random.default_rng(0).random(eval_shape(list(t.shape), 80, 144), np.float32).astype(np.float16)
+    feed = {n: np.random.default_rng(0).random(resolve_shape(t, 80, 144), np.float32).astype(np.float16)
             for n, t in graph.inputs.items()}
     outs = ort.InferenceSession(str(graph.path), providers=["CPUExecutionProvider"]).run(None, feed)
-    assert [o.shape for o in outs] == [eval_shape(list(t.shape), 80, 144) for t in graph.outputs.values()]
+    assert [o.shape for o in outs] == [resolve_shape(t, 80, 144) for t in graph.outputs.values()]
     assert path == tmp_path / "manifest.json"
+
+
+def test_cached_export_survives_a_lost_race(tmp_path, monkeypatch):
+    """Two first runs export the same key: each works in its own staging directory and
+    the loser keeps the winner's complete export; no staging directory is left."""
+    from ui2c.export import cache
+
+    out = tmp_path / "onnx" / "key"
+
+    def export_while_another_run_wins(preset, staging, precision, weights):
+        (Path(staging) / "manifest.json").write_text("loser")
+        out.mkdir()
+        (out / "manifest.json").write_text("winner")
+
+    monkeypatch.setattr(cache, "export_model", export_while_another_run_wins)
+    assert cache.cached_export(out, "ui2c-s", "fp32", {}).read_text() == "winner"
+    assert [p.name for p in out.parent.iterdir()] == ["key"]
+
+    fresh = tmp_path / "onnx" / "fresh"
+    monkeypatch.setattr(cache, "export_model", lambda p, staging, precision, weights:
+                        (Path(staging) / "manifest.json").write_text("mine"))
+    assert cache.cached_export(fresh, "ui2c-s", "fp32", {}).read_text() == "mine"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fresh", "key"]

@@ -37,5 +37,9 @@ class InputFormatError(UI2CError):
     """Video input has the wrong size, chroma format or file layout."""
 
 
+class OutputError(UI2CError):
+    """An output cannot be written: bad path, existing file, no space, no permission."""
+
+
 class EngineError(UI2CError):
     """An engine or backend is missing, stale or was built for another target."""
