@@ -5,13 +5,14 @@ what a stream header records and what a decoder checks before decoding.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..entropy.coder import EntropyCoder, make_coder
 from ..entropy.tables import CdfTables, factorized_tables, gaussian_tables
 from ..errors import CheckpointError, EngineError
 from ..models.checkpoint import load_weights, weights_fingerprint
@@ -20,7 +21,7 @@ from ..models.presets import PAIR_PRESETS, build_model
 from .backends.base import Backend
 
 DEFAULT_WEIGHTS = {"ui2c-s": "ui2c-s.pt"}
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "torch", "tensorrt", "aoti")
 
 
 def default_weights(preset: str) -> Path | None:
@@ -51,6 +52,7 @@ class CodecModel:
     y_tables: CdfTables
     z_tables: CdfTables
     weights_fingerprint: str
+    _coders: dict = field(default_factory=dict, repr=False)
 
     @property
     def frames_per_unit(self) -> int:
@@ -64,11 +66,24 @@ class CodecModel:
     def producer(self) -> str:
         return self.backend.describe()
 
+    def entropy_coder(self, device: torch.device, kind: str | None, latent: str, threads: int = 1) -> EntropyCoder:
+        """The coder of ``latent`` ("y" or "z") for ``device``, created once per codec
+        (the Triton coder uploads its tables to the device).  ``kind`` None picks by
+        device (``ui2c.entropy.coder.make_coder``); both kinds write the same bytes."""
+        key = (str(device), kind, latent, threads)
+        if key not in self._coders:
+            tables = self.y_tables if latent == "y" else self.z_tables
+            self._coders[key] = make_coder(tables, device, kind, threads)
+        return self._coders[key]
+
 
 def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backend: str = "onnxruntime",
-               precision: str = "fp32", allow_random: bool = False, engine_dir: str | Path | None = None) -> CodecModel:
+               precision: str = "fp32", allow_random: bool = False, engine_dir: str | Path | None = None,
+               device: str = "cpu", compile: bool = False) -> CodecModel:
     """Build ``preset``, load its weights (the shipped ones by default) and wrap the
-    networks in ``backend``.  A preset without weights needs ``allow_random``.
+    networks in ``backend`` on ``device``.  A preset without weights needs
+    ``allow_random``.  ``compile`` (torch backend) compiles each stage with inductor
+    and, on CUDA, captures it in CUDA graphs.
 
     ``tensorrt`` runs engines from ``engine_dir`` (``ui2c build-engines``), checked
     against the ONNX export of these weights so a stale engine is refused."""
@@ -92,7 +107,13 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
     if backend == "torch":
         from .backends.torch_backend import TorchBackend
 
-        runner_backend: Backend = TorchBackend(network, precision)
+        runner_backend: Backend = TorchBackend(network, precision, device, compile=compile)
+    elif backend == "aoti":
+        from .backends.aoti_backend import AotiBackend
+
+        if engine_dir is None:
+            raise EngineError("the aoti backend needs an engine directory (ui2c build-engines --target aoti)")
+        runner_backend = AotiBackend(engine_dir, preset, fingerprint, precision=precision)
     else:
         from ..export.cache import cached_export, export_dir
 
@@ -107,5 +128,5 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
         if backend == "onnxruntime":
             from .backends.onnxruntime_backend import OnnxRuntimeBackend
 
-            runner_backend = OnnxRuntimeBackend(manifest)
+            runner_backend = OnnxRuntimeBackend(manifest, device)
     return CodecModel(preset, network, runner_backend, gaussian_tables(), z_tables(network), fingerprint)

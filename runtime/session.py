@@ -1,4 +1,4 @@
-"""Codec sessions: pair scheduling, reference-buffer reuse, real bitstreams.
+"""Codec sessions: pair scheduling, reference-buffer reuse, real bitstreams, on device.
 
 The encoder buffers one frame (the 1-frame delay of dual-frame coding) and codes
 frames in units of two.  An odd final frame is coded as a 1-frame unit: the model
@@ -11,50 +11,65 @@ the first-frame adaptor: the first unit, a detected scene cut, every
 ``reset_interval`` frames if asked, or frames the caller names.  Nothing before a
 reset point is needed to decode it, so decoding can start at any reset point.
 
-Buffers are allocated once per resolution: two reference buffers used alternately
-(ping-pong: the unit reads one and writes the other), the cached blank-frame
-reference, and every stage output.  Runners write into them, so steady-state coding
-allocates no feature or reference arrays.
+Everything stays on the backend's device: buffers are allocated once per resolution
+(two reference buffers used alternately, the cached blank-frame reference, every
+stage output), the latent codec runs there (``runtime.latent``), and only flat int32
+symbols and indexes reach the entropy coder.  The encoder never waits for rANS
+bytes before queueing the next unit's networks: a unit's entropy coding runs on the
+:class:`EntropyWorker` while the device computes the next unit, so ``push`` returns
+each unit one call later (``flush`` returns the rest).  The scene-cut decision is
+made on the device too (the reference is selected with ``torch.where``), so the
+encoder never synchronises with the device per unit.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ..errors import CorruptStreamError, InputFormatError
 from ..models.ops import frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
-from .latent import SKIP_THRESHOLD, checkerboard_masks, decode_step, decode_z, encode_step, encode_z
+from .latent import SKIP_THRESHOLD, checkerboard_masks, dequantize_step, quantize_step, step_indexes, z_indexes
 from .model import CodecModel
+from .overlap import EntropyWorker
 
 SCENE_CUT_THRESHOLD = 0.1  # mean |ΔY| in [0, 1] units between consecutive frames
+Frame = torch.Tensor | np.ndarray
 
 
 class UnitBuffers:
-    """Every array one coding unit writes, allocated once per padded size."""
+    """Every tensor one coding unit writes, allocated once per padded size on the
+    backend's device: runners write into them, so addresses never change."""
 
     def __init__(self, codec: CodecModel, height: int, width: int):
+        backend = codec.backend
+        self.device, dtype = backend.device, backend.dtype
         self.height, self.width = height, width
-        dtype = np.float16 if codec.backend.precision == "fp16" else np.float32
         stages = codec.network.stages()
-        self.outputs = {
-            name: {s.name: np.empty(resolve_shape(s, height, width), dtype=dtype) for s in stage.outputs}
-            for name, stage in stages.items()
-        }
-        ref_spec = stages["decoder"].outputs[1]
-        self.refs = [np.empty(resolve_shape(ref_spec, height, width), dtype=dtype) for _ in range(2)]
-        blank = np.zeros((1, 3, height, width), dtype=dtype)
-        self.blank_ref = codec.backend.runner("adaptor").infer({"frame": blank})["ref"].copy()
-        self.current: np.ndarray | None = None  # the reference the next unit reads
+        empty = lambda spec: torch.empty(resolve_shape(spec, height, width), dtype=dtype, device=self.device)  # noqa: E731
+        self.outputs = {name: {s.name: empty(s) for s in stage.outputs} for name, stage in stages.items()}
+        self.refs = [empty(stages["decoder"].outputs[1]) for _ in range(2)]
+        self.y_hat0 = empty(stages["spatial_prior"].inputs[0])
+        self.y_hat = empty(stages["decoder"].inputs[0])
+        self.frames = empty(stages["encoder"].inputs[0])
+        blank = torch.zeros((1, 3, height, width), dtype=dtype, device=self.device)
+        self.blank_ref = codec.backend.runner("adaptor").infer({"frame": blank})["ref"].clone()
+        self.current: torch.Tensor | None = None  # the reference the next unit reads
         self._next = 0
-        self.frames = np.empty((1, 3 * codec.frames_per_unit, height, width), dtype=dtype)
+        self._qps: dict[tuple[int, ...], torch.Tensor] = {}
 
-    def reset(self) -> None:
-        self.current = self.blank_ref
+    def qp(self, qps: list[int]) -> torch.Tensor:
+        """The int32 qp tensor of a unit, cached on the device (no host copy per unit)."""
+        key = tuple(qps)
+        if key not in self._qps:
+            self._qps[key] = torch.tensor(key, dtype=torch.int32, device=self.device)
+        return self._qps[key]
 
-    def out(self, stage: str) -> dict[str, np.ndarray]:
+    def out(self, stage: str) -> dict[str, torch.Tensor]:
         if stage != "decoder":
             return self.outputs[stage]
         return {**self.outputs["decoder"], "ref": self.refs[self._next]}
@@ -68,132 +83,184 @@ class UnitBuffers:
 @dataclass
 class CodedUnit:
     packet: Packet
-    recon: list[np.ndarray] = field(default_factory=list)  # (3, H, W) float, padded size
+    recon: list[torch.Tensor] = field(default_factory=list)  # (3, H, W) on the device, padded size
 
 
 class _Session:
-    def __init__(self, codec: CodecModel, height: int, width: int, threads: int, skip_threshold: float):
+    def __init__(self, codec: CodecModel, height: int, width: int, threads: int, skip_threshold: float,
+                 entropy: str | None):
         if height % 16 or width % 16 or height <= 0 or width <= 0:
             raise InputFormatError(f"sessions code padded frames (multiples of 16); got {width}x{height}")
         self.codec = codec
         self.buffers = UnitBuffers(codec, height, width)
-        self.threads = threads
+        self.device = self.buffers.device
         self.skip_threshold = skip_threshold
-        self.masks = checkerboard_masks(codec.network.cfg.ch_y, height // 16, width // 16)
+        self.masks = checkerboard_masks(codec.network.cfg.ch_y, height // 16, width // 16, self.device)
+        self.worker = EntropyWorker(codec.entropy_coder(self.device, entropy, "y", threads),
+                                    codec.entropy_coder(self.device, entropy, "z", threads))
+        ch_z = codec.network.cfg.ch_z
+        self.z_shape = (1, ch_z, -(-height // 64), -(-width // 64))
+        self._z_indexes: dict[int, torch.Tensor] = {}
 
-    def _run(self, stage: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def z_indexes(self, qp_row: int) -> torch.Tensor:
+        if qp_row not in self._z_indexes:
+            self._z_indexes[qp_row] = z_indexes(self.z_shape, qp_row, self.device)
+        return self._z_indexes[qp_row]
+
+    def _run(self, stage: str, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.codec.backend.runner(stage).infer(feed, self.buffers.out(stage))
 
-    def _context(self, qp: np.ndarray, reset: bool) -> dict[str, np.ndarray]:
-        if reset:
-            self.buffers.reset()
-        elif self.buffers.current is None:
-            raise InputFormatError("this unit is not a reset point and no reference was decoded before it "
-                                   "(decoding must start at a reset point)")
-        return self._run("context", {"ref": self.buffers.current, "qp": qp})
-
-    def _finish(self, y_hat: np.ndarray, ctx: np.ndarray, qp: np.ndarray, frames: int,
-                reconstruct: bool) -> list[np.ndarray]:
-        out = self._run("decoder", {"y_hat": y_hat, "ctx": ctx, "qp": qp})
+    def _finish(self, y_hat: torch.Tensor, ctx: torch.Tensor, qp: torch.Tensor, frames: int,
+                reconstruct: bool) -> list[torch.Tensor]:
+        self.buffers.y_hat.copy_(y_hat)
+        out = self._run("decoder", {"y_hat": self.buffers.y_hat, "ctx": ctx, "qp": qp})
         self.buffers.advance()
         if not reconstruct:
             return []
         recon = self._run("recon", {"feature": out["feature"], "qp": qp})
-        # Copies: the recon buffers are reused by the next unit, the caller keeps these.
-        return [recon[f"frame{s}"][0].copy() for s in range(frames)]
+        # Clones: the recon buffers are reused by the next unit, the caller keeps these.
+        return [recon[f"frame{s}"][0].clone() for s in range(frames)]
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+@dataclass
+class _Pending:
+    """A unit whose networks are queued and whose entropy coding is in flight."""
+
+    first: int
+    qps: tuple[int, ...]
+    streams: Future
+    recon: list[torch.Tensor]
 
 
 class Encoder(_Session):
-    """``push`` frames (float (3, H, W) in [0, 1], padded); get coded units back."""
+    """``push`` frames (float (3, H, W) in [0, 1], padded, NumPy or torch on any
+    device); get coded units back, each one call after its last frame was pushed."""
 
     def __init__(self, codec: CodecModel, height: int, width: int, qp: int, *, reconstruct: bool = False,
                  reset_interval: int = 0, reset_frames: set[int] | None = None,
                  scene_cut_threshold: float | None = SCENE_CUT_THRESHOLD, threads: int = 1,
-                 skip_threshold: float = SKIP_THRESHOLD):
-        super().__init__(codec, height, width, threads, skip_threshold)
+                 skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None):
+        super().__init__(codec, height, width, threads, skip_threshold, entropy)
         frame_qps(qp, 0, 1)  # validates the range
         self.qp, self.reconstruct = qp, reconstruct
         self.reset_interval, self.reset_frames = reset_interval, set(reset_frames or ())
         self.scene_cut_threshold = scene_cut_threshold
-        self.pending: list[np.ndarray] = []
+        self.pending: list[torch.Tensor] = []
         self.frame_index = 0
-        self.previous_luma: np.ndarray | None = None
+        self.previous_luma: torch.Tensor | None = None
+        self.in_flight: list[_Pending] = []
 
-    def push(self, frame: np.ndarray) -> list[CodedUnit]:
-        if frame.shape != (3, self.buffers.height, self.buffers.width):
-            raise InputFormatError(f"frame shape {frame.shape} does not match the session's "
+    def push(self, frame: Frame) -> list[CodedUnit]:
+        if tuple(frame.shape) != (3, self.buffers.height, self.buffers.width):
+            raise InputFormatError(f"frame shape {tuple(frame.shape)} does not match the session's "
                                    f"(3, {self.buffers.height}, {self.buffers.width})")
-        self.pending.append(frame)
+        self.pending.append(torch.as_tensor(frame, dtype=torch.float32).to(self.device, non_blocking=True))
         if len(self.pending) < self.codec.frames_per_unit:
             return []
-        return [self._code_unit()]
+        self._code_unit()
+        return self._collect(keep=1)
 
     def flush(self) -> list[CodedUnit]:
-        return [self._code_unit()] if self.pending else []
+        if self.pending:
+            self._code_unit()
+        return self._collect(keep=0)
 
-    def _is_reset(self, first: int, frames: list[np.ndarray]) -> bool:
-        if first == 0 or first in self.reset_frames or any(first + s in self.reset_frames for s in range(len(frames))):
+    def _collect(self, keep: int) -> list[CodedUnit]:
+        """Units whose bytes are (or become) ready, leaving ``keep`` in flight."""
+        done = []
+        while len(self.in_flight) > keep:
+            unit = self.in_flight.pop(0)
+            reset, *streams = unit.streams.result()
+            packet = Packet(first_frame=unit.first, qps=unit.qps, reset=reset, payload=pack_substreams(streams))
+            done.append(CodedUnit(packet, unit.recon))
+        return done
+
+    def _host_reset(self, first: int, count: int) -> bool:
+        """Reset reasons the host knows without looking at pixels."""
+        if first == 0 or any(first + s in self.reset_frames for s in range(count)):
             return True
-        if self.reset_interval and first // self.reset_interval != (first - 1) // self.reset_interval:
-            return True
-        if self.scene_cut_threshold is None:
-            return False
+        return bool(self.reset_interval) and first // self.reset_interval != (first - 1) // self.reset_interval
+
+    def _scene_cut(self, frames: list[torch.Tensor]) -> torch.Tensor | None:
+        """Device bool: does any consecutive pair of frames differ by a scene cut?"""
+        if self.scene_cut_threshold is None or self.previous_luma is None:
+            return None
         lumas = [self.previous_luma] + [f[0] for f in frames]
-        return any(float(np.mean(np.abs(a - b))) > self.scene_cut_threshold for a, b in zip(lumas, lumas[1:]))
+        diffs = torch.stack([(a - b).abs().mean() for a, b in zip(lumas, lumas[1:])])
+        return (diffs > self.scene_cut_threshold).any()
 
-    def _code_unit(self) -> CodedUnit:
+    def _code_unit(self) -> None:
         frames, self.pending = self.pending, []
         first, count = self.frame_index, len(frames)
-        reset = self._is_reset(first, frames)
-        self.previous_luma = frames[-1][0]
         slots = self.codec.frames_per_unit
         qps = frame_qps(self.qp, first, slots) if count == slots else [frame_qps(self.qp, first, 1)[0]] * slots
-        qp = np.asarray(qps, dtype=np.int32)
+        qp = self.buffers.qp(qps)
+        buf = self.buffers
         for s in range(slots):
-            self.buffers.frames[0, 3 * s : 3 * s + 3] = frames[min(s, count - 1)]
-        ctx_out = self._context(qp, reset)
+            buf.frames[0, 3 * s : 3 * s + 3].copy_(frames[min(s, count - 1)])
+        host_reset = self._host_reset(first, count)
+        cut = None if host_reset else self._scene_cut(frames)
+        self.previous_luma = frames[-1][0]
+        if host_reset or buf.current is None:
+            ref, reset = buf.blank_ref, torch.ones((), dtype=torch.bool, device=self.device)
+        else:
+            ref = buf.current if cut is None else torch.where(cut, buf.blank_ref, buf.current)
+            reset = torch.zeros((), dtype=torch.bool, device=self.device) if cut is None else cut
+        ctx_out = self._run("context", {"ref": ref, "qp": qp})
         ctx, temporal = ctx_out["ctx"], ctx_out["temporal"]
-        enc = self._run("encoder", {"frames": self.buffers.frames, "ctx": ctx, "qp": qp})
+        enc = self._run("encoder", {"frames": buf.frames, "ctx": ctx, "qp": qp})
         z_hat = enc["z_hat"]
-        z_stream = encode_z(z_hat, qps[0], self.codec.z_tables, self.threads)
+        z_symbols = z_hat.reshape(-1).to(torch.int32)
         prior = self._run("prior", {"z_hat": z_hat, "temporal": temporal})
         ys = enc["y"] / prior["q_dec"]
         mask0, mask1 = self.masks
-        tables = self.codec.y_tables
-        s0, y_hat0 = encode_step(ys, prior["scales"], prior["means"], mask0, tables, self.skip_threshold, self.threads)
-        step1 = self._run("spatial_prior", {"y_hat0": y_hat0, "params": prior["params"]})
-        s1, y_hat1 = encode_step(ys, step1["scales"], step1["means"], mask1, tables, self.skip_threshold, self.threads)
+        idx0 = step_indexes(prior["scales"], mask0, self.skip_threshold)
+        sym0, y_hat0 = quantize_step(ys, prior["means"], mask0, idx0)
+        buf.y_hat0.copy_(y_hat0)
+        step1 = self._run("spatial_prior", {"y_hat0": buf.y_hat0, "params": prior["params"]})
+        idx1 = step_indexes(step1["scales"], mask1, self.skip_threshold)
+        sym1, y_hat1 = quantize_step(ys, step1["means"], mask1, idx1)
+        streams = self.worker.encode(reset, [(z_symbols, self.z_indexes(qps[0])), (sym0, idx0), (sym1, idx1)])
         recon = self._finish((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp, count, self.reconstruct)
         self.frame_index += count
-        packet = Packet(first_frame=first, qps=tuple(qps[:count]), reset=reset,
-                        payload=pack_substreams([z_stream, s0, s1]))
-        return CodedUnit(packet, recon)
+        self.in_flight.append(_Pending(first, tuple(qps[:count]), streams, recon))
 
 
 class Decoder(_Session):
-    """``decode(packet)`` → the unit's frames (float (3, H, W), padded size)."""
+    """``decode(packet)`` → the unit's frames ((3, H, W) tensors on the device, padded)."""
 
     def __init__(self, codec: CodecModel, height: int, width: int, threads: int = 1,
-                 skip_threshold: float = SKIP_THRESHOLD):
-        super().__init__(codec, height, width, threads, skip_threshold)
-        ch_z = codec.network.cfg.ch_z
-        self.z_shape = (1, ch_z, -(-height // 64), -(-width // 64))
+                 skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None):
+        super().__init__(codec, height, width, threads, skip_threshold, entropy)
+        self.z_hat = torch.empty(self.z_shape, dtype=codec.backend.dtype, device=self.device)
 
-    def decode(self, packet: Packet) -> list[np.ndarray]:
+    def decode(self, packet: Packet) -> list[torch.Tensor]:
         slots = self.codec.frames_per_unit
         qps = list(packet.qps) if len(packet.qps) == slots else [packet.qps[0]] * slots
-        qp = np.asarray(qps, dtype=np.int32)
+        qp = self.buffers.qp(qps)
         substreams = unpack_substreams(packet.payload)
         if len(substreams) != 3:
             raise CorruptStreamError(f"packet {packet.index} has {len(substreams)} sub-streams, expected 3 (z, y0, y1)")
         z_stream, s0, s1 = substreams
-        ctx_out = self._context(qp, packet.reset)
+        buf = self.buffers
+        if packet.reset:
+            buf.current = buf.blank_ref
+        elif buf.current is None:
+            raise InputFormatError("this unit is not a reset point and no reference was decoded before it "
+                                   "(decoding must start at a reset point)")
+        # The context network is queued first: z is decoded while it runs.
+        ctx_out = self._run("context", {"ref": buf.current, "qp": qp})
         ctx, temporal = ctx_out["ctx"], ctx_out["temporal"]
-        z_hat = decode_z(z_stream, self.z_shape, qps[0], self.codec.z_tables, self.threads)
-        prior = self._run("prior", {"z_hat": z_hat, "temporal": temporal})
+        self.z_hat.view(-1).copy_(self.worker.z_coder.decode(z_stream, self.z_indexes(qps[0])))
+        prior = self._run("prior", {"z_hat": self.z_hat, "temporal": temporal})
         mask0, mask1 = self.masks
-        tables = self.codec.y_tables
-        y_hat0 = decode_step(s0, prior["scales"], prior["means"], mask0, tables, self.skip_threshold, self.threads)
-        step1 = self._run("spatial_prior", {"y_hat0": y_hat0, "params": prior["params"]})
-        y_hat1 = decode_step(s1, step1["scales"], step1["means"], mask1, tables, self.skip_threshold, self.threads)
+        idx0 = step_indexes(prior["scales"], mask0, self.skip_threshold)
+        y_hat0 = dequantize_step(self.worker.y_coder.decode(s0, idx0), prior["means"], mask0)
+        buf.y_hat0.copy_(y_hat0)
+        step1 = self._run("spatial_prior", {"y_hat0": buf.y_hat0, "params": prior["params"]})
+        idx1 = step_indexes(step1["scales"], mask1, self.skip_threshold)
+        y_hat1 = dequantize_step(self.worker.y_coder.decode(s1, idx1), step1["means"], mask1)
         return self._finish((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp, packet.num_frames, True)

@@ -1,45 +1,60 @@
 """The runner contract every inference backend implements (Polygraphy style).
 
 A *stage* is one network graph of the model (see ``ui2c.models.stages``): it takes
-named arrays and returns named arrays.  A backend is a factory of one runner per
-stage.  Arrays are NumPy on the host for CPU backends; a device backend may return
-its own array type as long as ``to_host`` converts it.
+named tensors and returns named tensors.  A backend is a factory of one runner per
+stage.  Every tensor crossing the contract is a ``torch.Tensor`` on the backend's
+device — floats in the backend's dtype, ``qp`` as int32 — so a session keeps its
+buffers on the device and comparing backends is one line, whatever runs the graph.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Mapping
 
-import numpy as np
+import torch
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 class Runner(ABC):
-    """Runs one stage: ``infer(feed) -> outputs``, both keyed by tensor name."""
+    """Runs one stage: ``infer(feed, out) -> outputs``, all keyed by tensor name."""
 
     stage: str
 
     @abstractmethod
-    def infer(self, feed: Mapping[str, np.ndarray],
-              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def infer(self, feed: Mapping[str, torch.Tensor],
+              out: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Run the stage on ``feed`` and return every output by name.
 
-        ``out`` optionally holds preallocated arrays for (some of) the outputs; the
-        runner writes into them and returns them, so a session can keep its
-        reference and feature buffers fixed across units (no allocation per pair).
+        ``out`` optionally holds preallocated tensors for (some of) the outputs; the
+        runner writes into them and returns them, so a session keeps its reference
+        and feature buffers fixed across units (no allocation per pair, and stable
+        addresses for CUDA graphs and TensorRT bindings).  Work is queued on torch's
+        current stream; the call need not synchronise.
         """
 
 
 class Backend(ABC):
-    """Creates runners for the stages of one model and precision."""
+    """Creates runners for the stages of one model, device, precision and mode."""
 
-    name: str
-    precision: str
+    name: str  # "torch", "onnxruntime", "tensorrt", "aoti"
+    device: torch.device
+    precision: str  # "fp32" | "fp16"
+    mode: str = "eager"  # how the graphs were compiled: "eager", "inductor", "engine", ...
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return PRECISIONS[self.precision]
 
     @abstractmethod
     def runner(self, stage: str) -> Runner:
         """The runner for ``stage`` (created once, then reused)."""
 
     def describe(self) -> str:
-        """Identifies the backend and precision, e.g. ``onnxruntime-cpu/fp32``;
-        written to the container so a decoder can refuse a mismatched producer."""
-        return f"{self.name}/{self.precision}"
+        """``backend/device/precision/mode``, e.g. ``torch/cuda/fp16/inductor``.
+
+        Written to the stream header: encoder and decoder must compute bit-identical
+        entropy parameters, which only the same kernels on the same kind of device
+        guarantee (compiled and eager kernels round differently), so a decoder
+        refuses a stream whose producer differs from its own."""
+        return f"{self.name}/{self.device.type}/{self.precision}/{self.mode}"

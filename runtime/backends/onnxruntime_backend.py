@@ -1,8 +1,9 @@
 """ONNX Runtime backend: the default, running the exported stage graphs.
 
-Uses the CUDA execution provider when ONNX Runtime has it, else the CPU provider.
-Outputs bind directly into the session's preallocated arrays through I/O binding, so
-steady-state coding allocates no feature or reference buffers.
+Uses the CUDA execution provider when ONNX Runtime has it (and the session's device
+is CUDA), else the CPU provider.  Inputs and outputs are bound through I/O binding
+straight onto the session's torch tensors (``data_ptr``), so no array is copied on
+the way in or out and steady-state coding allocates no feature or reference buffers.
 """
 from __future__ import annotations
 
@@ -12,50 +13,74 @@ from typing import Mapping
 
 import numpy as np
 import onnxruntime as ort
+import torch
 
 from ...errors import EngineError
 from .base import Backend, Runner
 
-_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32}
+_NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.int32: np.int32}
+_TORCH = {"float32": torch.float32, "float16": torch.float16, "int32": torch.int32}
+
+
+def _bind(binding: ort.IOBinding, name: str, tensor: torch.Tensor, output: bool) -> None:
+    device = tensor.device
+    args = (name, device.type, device.index or 0, _NUMPY[tensor.dtype], list(tensor.shape), tensor.data_ptr())
+    (binding.bind_output if output else binding.bind_input)(*args)
 
 
 class OnnxRuntimeRunner(Runner):
-    def __init__(self, session: ort.InferenceSession, stage: str, dtypes: dict[str, str]):
-        self.session, self.stage = session, stage
-        self.dtypes = {name: _NP_DTYPES[d] for name, d in dtypes.items()}
+    def __init__(self, session: ort.InferenceSession, stage: str, dtypes: dict[str, torch.dtype],
+                 device: torch.device):
+        self.session, self.stage, self.device = session, stage, device
+        self.dtypes = dtypes
         self.output_names = [o.name for o in session.get_outputs()]
 
-    def infer(self, feed: Mapping[str, np.ndarray],
-              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def infer(self, feed: Mapping[str, torch.Tensor],
+              out: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Outputs missing from ``out`` (only the rare adaptor call) are allocated by
+        ONNX Runtime and copied into fresh tensors."""
+        out = out or {}
         binding = self.session.io_binding()
-        for name, array in feed.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(array, dtype=self.dtypes[name]))
+        inputs = {name: t.to(self.dtypes[name]).contiguous() for name, t in feed.items()}
+        for name, t in inputs.items():
+            _bind(binding, name, t, output=False)
         for name in self.output_names:
-            if out is not None and name in out:
-                buf = out[name]
-                binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+            if name in out:
+                _bind(binding, name, out[name], output=True)
             else:
                 binding.bind_output(name, "cpu")
+        if self.device.type == "cuda":
+            torch.cuda.current_stream().synchronize()  # ONNX Runtime runs on its own stream
         self.session.run_with_iobinding(binding)
-        results = binding.get_outputs()
-        return {name: (out[name] if out is not None and name in out else results[i].numpy())
-                for i, name in enumerate(self.output_names)}
+        allocated = iter(binding.get_outputs())
+        results = {}
+        for name in self.output_names:
+            value = next(allocated)
+            results[name] = out[name] if name in out else torch.from_numpy(value.numpy()).to(self.device)
+        return results
 
 
 class OnnxRuntimeBackend(Backend):
     """Runners over the graphs listed in an export directory's ``manifest.json``."""
 
-    def __init__(self, manifest_path: str | Path, threads: int | None = None):
+    name = "onnxruntime"
+    mode = "onnx"
+
+    def __init__(self, manifest_path: str | Path, device: str | torch.device = "cpu", threads: int | None = None):
         manifest_path = Path(manifest_path)
         if not manifest_path.is_file():
             raise EngineError(f"ONNX export manifest not found: {manifest_path}")
         self.root = manifest_path.parent
         self.manifest = json.loads(manifest_path.read_text())
         self.precision = self.manifest["precision"]
-        available = ort.get_available_providers()
-        self.providers = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
-        self.providers.append("CPUExecutionProvider")
-        self.name = "onnxruntime-" + ("cuda" if len(self.providers) == 2 else "cpu")
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise EngineError("this ONNX Runtime has no CUDA execution provider (onnxruntime-gpu is needed "
+                                  "for --device cuda)")
+            self.providers = ["CUDAExecutionProvider"]
+        else:
+            self.providers = ["CPUExecutionProvider"]
         self.options = ort.SessionOptions()
         if threads is not None:
             self.options.intra_op_num_threads = threads
@@ -71,6 +96,6 @@ class OnnxRuntimeBackend(Backend):
             if not path.is_file():
                 raise EngineError(f"ONNX graph missing: {path}")
             session = ort.InferenceSession(str(path), self.options, providers=self.providers)
-            dtypes = {name: spec["dtype"] for name, spec in graph["inputs"].items()}
-            self._runners[stage] = OnnxRuntimeRunner(session, stage, dtypes)
+            dtypes = {name: _TORCH[spec["dtype"]] for name, spec in graph["inputs"].items()}
+            self._runners[stage] = OnnxRuntimeRunner(session, stage, dtypes, self.device)
         return self._runners[stage]

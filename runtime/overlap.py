@@ -1,0 +1,55 @@
+"""Entropy coding overlapped with the networks (DCVC-UF's schedule).
+
+The encoder queues a unit's networks and latent ops on the device, then hands the
+unit's (symbols, indexes) tensors to :class:`EntropyWorker`, which codes them on a
+worker thread while the device already runs the next unit.  On CUDA the handover
+is a CUDA event recorded after the unit's work: the worker's side stream waits on
+that event alone, so neither the host nor the main stream ever waits for rANS.
+The coder reads its inputs on the worker's stream (host staging for the C++ coder,
+kernels for the Triton one); the worker keeps the tensors alive until it is done,
+so the caching allocator cannot hand their memory to the next unit early.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
+
+from ..entropy.coder import EntropyCoder
+
+Step = tuple[torch.Tensor, torch.Tensor]  # (symbols, indexes), flat int32
+
+
+class EntropyWorker:
+    """Codes finished units in order on one worker thread (``z_coder`` for the first
+    step of each unit, ``y_coder`` for the rest); decoding stays on the caller's
+    thread, where the next network needs its symbols anyway."""
+
+    def __init__(self, y_coder: EntropyCoder, z_coder: EntropyCoder):
+        self.y_coder, self.z_coder = y_coder, z_coder
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui2c-entropy")
+        self._stream: torch.cuda.Stream | None = None
+
+    def encode(self, flag: torch.Tensor, steps: list[Step]) -> Future:
+        """Future of ``[bool(flag), stream of steps[0], stream of steps[1], ...]``."""
+        ready = None
+        if flag.device.type == "cuda":
+            if self._stream is None:
+                self._stream = torch.cuda.Stream(flag.device)
+            ready = torch.cuda.Event()
+            ready.record()
+        return self._pool.submit(self._encode, ready, flag, steps)
+
+    def _encode(self, ready: torch.cuda.Event | None, flag: torch.Tensor, steps: list[Step]) -> list:
+        if ready is None:
+            return self._code(flag, steps)
+        with torch.cuda.stream(self._stream):
+            self._stream.wait_event(ready)
+            return self._code(flag, steps)
+
+    def _code(self, flag: torch.Tensor, steps: list[Step]) -> list:
+        coders = [self.z_coder] + [self.y_coder] * (len(steps) - 1)
+        return [bool(flag)] + [coder.encode(sym, idx) for coder, (sym, idx) in zip(coders, steps)]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
