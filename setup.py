@@ -60,6 +60,15 @@ if __name__ == "__main__":
         extra_compile_args=["-O3", "-pthread"],
         extra_link_args=["-pthread"],
     )
+    # The container of runtime/CONTAINER.md, compiled from libui2c's C++ (runtime/cpp), so
+    # Python and the C++ runtime cannot disagree on the format.
+    container_extension = Pybind11Extension(
+        "ui2c.entropy._container",
+        sources=["entropy/csrc/container_binding.cpp", "runtime/cpp/src/container.cpp"],
+        include_dirs=["runtime/cpp/src", "runtime/cpp/include"],
+        cxx_std=17,
+        extra_compile_args=["-O2"],
+    )
     dirs = package_dirs()
     setup(
         name="ui2c",
@@ -70,7 +79,7 @@ if __name__ == "__main__":
         package_dir=dirs,
         package_data=PACKAGE_DATA,
         include_package_data=False,
-        ext_modules=[rans_extension],
+        ext_modules=[rans_extension, container_extension],
         cmdclass={"build_ext": build_ext},
         install_requires=[
             "torch==2.13.0",
