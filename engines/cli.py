@@ -10,6 +10,8 @@ import argparse
 import logging
 from typing import Any, Sequence
 
+from ui2c.errors import EngineError
+
 from .builder import DEFAULT_PROFILES, build_engines
 from .targets import TARGETS
 
@@ -23,9 +25,14 @@ def _csv(text: str) -> list[str]:
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the build-engines options to ``parser``."""
     parser.add_argument("--model", required=True, help="model preset; must match the export manifest")
-    parser.add_argument("--onnx", required=True, help="export directory (manifest.json + ONNX files)")
+    parser.add_argument("--onnx", help="export directory (manifest.json + ONNX files); TensorRT targets only")
     parser.add_argument("-o", "--output", required=True, help="engine output directory")
-    parser.add_argument("--target", choices=TARGETS, default="trt", help="trt (needs a GPU) or trt-rtx (builds on CPU)")
+    parser.add_argument("--target", choices=(*TARGETS, "aoti"), default="trt",
+                        help="trt (needs a GPU), trt-rtx (builds on CPU) or aoti (AOTInductor packages)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="aoti only: device to build for")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="aoti only")
+    parser.add_argument("--weights", help="aoti only: weights file (default: the preset's shipped weights)")
+    parser.add_argument("--allow-random", action="store_true", help="aoti only: random weights (tests)")
     parser.add_argument(
         "--profiles",
         type=_csv,
@@ -46,6 +53,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 def run(args: argparse.Namespace) -> int:
     """Build the engines described by parsed ``args``; prints one line per graph."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.target == "aoti":
+        from .aoti import build_aoti
+
+        for graph, package, built in build_aoti(args.model, args.output, args.device, args.precision,
+                                                weights=args.weights, allow_random=args.allow_random, force=args.force):
+            print(f"{graph}: {package} ({'built' if built else 'up to date'})")
+        return 0
+    if args.onnx is None:
+        raise EngineError(f"--target {args.target} needs --onnx (an export directory)")
     results = build_engines(
         args.onnx,
         args.output,

@@ -1,0 +1,280 @@
+"""AOTInductor engines: one package per graph, built on the device it targets.
+
+``build_aoti`` exports every stage of a model (and the latent graphs of
+``aoti_graphs``) with dynamic H/W and compiles each with
+``torch._inductor.aoti_compile_and_package``.  Python loads the packages with
+``aoti_load_package`` (``runtime/backends/aoti_backend.py``), C++ with
+``AOTIModelPackageLoader`` (``runtime/cpp``), so both run the same kernels.
+
+Each package has a JSON sidecar like the TensorRT engines: the weights and code
+fingerprints, torch version, device and precision it was built for.  A runtime
+refuses a package whose sidecar differs from what it expects (stale or foreign),
+and a build keeps up-to-date packages and refuses to overwrite a foreign one
+unless forced.  The directory also gets what the C++ runtime needs and cannot
+compute without a second implementation: ``ui2c-aoti.txt`` (identity and package
+list, ``key value`` lines) and ``tables.bin`` (the integer CDF tables).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import struct
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ui2c.errors import EngineError
+
+from .aoti_graphs import latent_graphs
+from .manifest import file_sha256
+
+log = logging.getLogger("ui2c.engines")
+
+TARGET = "aoti"
+SCHEMA = 1
+MANIFEST = "ui2c-aoti.txt"
+TABLES = "tables.bin"
+LATENT_PREFIX = "latent_"
+# Padded size of the export example.  H/16 and W/16 are not multiples of 4, so the
+# hyper-prior crop is not a no-op and export does not tie ceil(H/64) to H/16 exactly;
+# no latent dim is 1, which export would specialise.
+EXAMPLE_SIZE = (208, 272)
+MAX_SIZE = 4096
+REBUILD_KEYS = ("schema", "target", "torch_version", "device", "precision", "preset", "weights_fingerprint",
+                "code_fingerprint")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One package to build: a module with positional inputs and its I/O specs."""
+
+    name: str
+    module: nn.Module
+    inputs: tuple
+    outputs: tuple
+
+
+def package_path(out_dir: str | Path, graph: str, device: str) -> Path:
+    return Path(out_dir) / f"{graph}.{TARGET}-{device}.pt2"
+
+
+def sidecar_path(package: Path) -> Path:
+    return package.with_name(package.name + ".json")
+
+
+def graphs(network: nn.Module) -> list[Graph]:
+    """The model's stages, then the latent graphs (``latent_*``)."""
+    out = [Graph(name, s.module, s.inputs, s.outputs) for name, s in network.stages().items()]
+    cfg = network.cfg
+    out += [Graph(LATENT_PREFIX + name, module, ins, outs)
+            for name, (module, ins, outs) in latent_graphs(cfg.ch_y, cfg.ch_z).items()]
+    return out
+
+
+def code_fingerprint() -> str:
+    """Hash of the sources that define the compiled graphs: a package built from other
+    network, latent or table code is stale even with the same weights."""
+    from .. import models
+    from ..entropy import tables
+    from ..runtime import latent
+    from . import aoti_graphs
+
+    h = hashlib.sha256()
+    paths = sorted(Path(models.__file__).parent.glob("*.py"))
+    paths += [Path(m.__file__) for m in (aoti_graphs, tables, latent)]
+    for path in paths:
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def device_record(device: torch.device) -> dict[str, Any]:
+    """What the sidecar says about the build device; CUDA packages hold kernels for one architecture."""
+    if device.type == "cpu":
+        return {"type": "cpu"}
+    major, minor = torch.cuda.get_device_capability(device)
+    return {"type": "cuda", "gpu_name": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+
+
+def _dims(spec: Any, dims: dict[str, Any]) -> dict[int, Any] | None:
+    """Dynamic dims of one input: ``H`` -> 16*h, ``H/k`` -> (16/k)*h, ``ceil(H/64)`` -> zh."""
+    out = {}
+    for axis, dim in enumerate(spec.shape):
+        if isinstance(dim, int):
+            continue
+        expr = dim.replace(" ", "")
+        if expr.startswith("ceil("):
+            out[axis] = dims["z" + expr[5].lower()]
+            continue
+        var, _, k = expr.partition("/")
+        out[axis] = dims[var.lower()] * (16 // int(k or 1))
+    return out or None
+
+
+def _example(spec: Any, dtype: torch.dtype, device: torch.device, gen: torch.Generator) -> torch.Tensor:
+    from ..models.stages import resolve_shape
+
+    shape = resolve_shape(spec, *EXAMPLE_SIZE)
+    if spec.dtype == "int32":
+        return torch.randint(0, 8, shape, dtype=torch.int32, generator=gen).to(device)
+    return torch.rand(shape, generator=gen).to(device=device, dtype=dtype)
+
+
+def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.dtype) -> float:
+    """Export ``graph`` with dynamic H/W and compile it into the package ``path``; seconds taken."""
+    Dim = torch.export.Dim
+    top = MAX_SIZE // 16
+    dims = {"h": Dim("h", min=2, max=top), "w": Dim("w", min=2, max=top),
+            "zh": Dim("zh", min=1, max=top // 4), "zw": Dim("zw", min=1, max=top // 4)}
+    gen = torch.Generator().manual_seed(0)
+    args = tuple(_example(s, dtype, device, gen) for s in graph.inputs)
+    shapes = {"inputs": tuple(_dims(s, dims) for s in graph.inputs)}
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(graph.module, args, dynamic_shapes=shapes, strict=False)
+            tmp = path.with_name(path.stem + ".tmp.pt2")
+            torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
+    except Exception as exc:  # export and inductor raise many types; report one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EngineError(f"AOTInductor could not compile graph {graph.name!r} for {device.type}: {first}") from exc
+    tmp.replace(path)
+    return time.perf_counter() - start
+
+
+def read_sidecar(package: Path) -> dict[str, Any]:
+    if not package.is_file():
+        raise EngineError(f"AOTInductor package {package} does not exist; build it with `ui2c build-engines --target aoti`")
+    side = sidecar_path(package)
+    try:
+        record = json.loads(side.read_text())
+    except FileNotFoundError:
+        raise EngineError(f"package {package} has no sidecar {side.name}; its origin is unknown, rebuild it") from None
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"sidecar {side} is not valid JSON: {exc}") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA or record.get("target") != TARGET:
+        raise EngineError(f"sidecar {side} is not an AOTInductor sidecar of schema {SCHEMA}; rebuild the package")
+    return record
+
+
+def check_package(package: Path, wanted: dict[str, Any], verify_hash: bool = True) -> dict[str, Any]:
+    """The sidecar of ``package`` if it was built for ``wanted``; else one-line :class:`EngineError`
+    saying whether it is foreign (other model/weights/device/precision) or stale (other code/torch)."""
+    record = read_sidecar(package)
+    diffs = [k for k in REBUILD_KEYS if record.get(k) != wanted.get(k)]
+    if diffs:
+        kind = "stale" if set(diffs) <= {"code_fingerprint", "torch_version"} else "foreign"
+        detail = ", ".join(f"{k} {record.get(k)!r} (want {wanted.get(k)!r})" for k in diffs)
+        raise EngineError(f"package {package} is {kind}: {detail}; rebuild with `ui2c build-engines --target aoti`")
+    if verify_hash and record.get("package_sha256") != file_sha256(package):
+        raise EngineError(f"package {package} does not match the sha256 in its sidecar (replaced or corrupt)")
+    return record
+
+
+def identity(preset: str, weights_fp: str, device: torch.device, precision: str) -> dict[str, Any]:
+    """The sidecar fields a package must match to be used for this model on this device."""
+    return {"schema": SCHEMA, "target": TARGET, "torch_version": torch.__version__, "device": device_record(device),
+            "precision": precision, "preset": preset, "weights_fingerprint": weights_fp,
+            "code_fingerprint": code_fingerprint()}
+
+
+def _write_tables(path: Path, tables: list[Any]) -> None:
+    """``UI2T``, count, then per table set: rows, width, cdf[rows*width], lengths[rows], offsets[rows]
+    (little-endian int32), so C++ registers exactly the integers Python codes with."""
+    parts = [b"UI2T", struct.pack("<I", len(tables))]
+    for t in tables:
+        parts.append(struct.pack("<II", *t.cdf.shape))
+        parts += [a.astype("<i4").tobytes() for a in (t.cdf, t.cdf_length, t.offset)]
+    path.write_bytes(b"".join(parts))
+
+
+def _write_manifest(out: Path, fields: dict[str, Any], packages: dict[str, Path]) -> None:
+    lines = [f"{k} {v}" for k, v in fields.items()]
+    lines += [f"package {name} {path.name}" for name, path in packages.items()]
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out / MANIFEST)
+
+
+def read_manifest(engine_dir: str | Path) -> dict[str, str]:
+    """The ``key value`` fields of an engine directory's manifest (``package`` lines skipped)."""
+    path = Path(engine_dir) / MANIFEST
+    if not path.is_file():
+        raise EngineError(f"{engine_dir} has no {MANIFEST}; build it with `ui2c build-engines --target aoti`")
+    pairs = (line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
+    return {k: v for k, v in pairs if k != "package"}
+
+
+def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision: str = "fp32", *,
+               weights: str | Path | None = None, allow_random: bool = False, force: bool = False,
+               only: tuple[str, ...] | None = None) -> list[tuple[str, Path, bool]]:
+    """Build (or keep up to date) every package of ``preset`` in ``out_dir``.
+
+    Returns (graph, package, built) per graph.  ``only`` limits the graphs (tests).
+    """
+    from ..models.checkpoint import load_weights, weights_fingerprint
+    from ..models.presets import PAIR_PRESETS, build_model
+    from ..entropy.tables import gaussian_tables
+    from ..runtime.model import default_weights, z_tables
+
+    if precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {precision!r}: use fp32 or fp16")
+    dev = torch.device(device)
+    if dev.type not in ("cpu", "cuda"):
+        raise EngineError(f"the aoti target builds for cpu or cuda, not {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError("--device cuda: no CUDA device visible; AOTInductor builds on the device it targets")
+    if preset not in PAIR_PRESETS:
+        raise EngineError(f"the aoti target builds pair presets {PAIR_PRESETS}; got {preset!r}")
+    network = build_model(preset).eval()
+    path = Path(weights) if weights is not None else default_weights(preset)
+    if path is not None:
+        load_weights(network, path)
+    elif not allow_random:
+        raise EngineError(f"no weights for preset {preset!r}: pass --weights (or --allow-random for tests)")
+    else:
+        torch.manual_seed(0)
+        network = build_model(preset).eval()
+    weights_fp = weights_fingerprint(network)
+    y_tables, zt = gaussian_tables(), z_tables(network)
+    network = network.to(device=dev, dtype=PRECISIONS[precision])
+    wanted = identity(preset, weights_fp, dev, precision)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results, packages = [], {}
+    for graph in graphs(network):
+        package = package_path(out, graph.name, dev.type)
+        packages[graph.name] = package
+        if only is not None and graph.name not in only:
+            continue
+        try:
+            check_package(package, wanted)
+            results.append((graph.name, package, False))
+            continue
+        except EngineError as exc:
+            if package.exists() and not force and "foreign" in str(exc):
+                raise EngineError(f"refusing to overwrite {package}: {str(exc).split(': ', 1)[1]}; pass --force") from None
+        log.info("compiling %s for %s/%s", graph.name, dev.type, precision)
+        seconds = compile_graph(graph, package, dev, PRECISIONS[precision])
+        record = {**wanted, "graph": graph.name, "dynamic": {"H": [32, MAX_SIZE], "W": [32, MAX_SIZE], "multiple": 16},
+                  "inputs": [s.name for s in graph.inputs], "outputs": [s.name for s in graph.outputs],
+                  "package_bytes": package.stat().st_size, "package_sha256": file_sha256(package),
+                  "build_seconds": round(seconds, 2),
+                  "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        sidecar_path(package).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        results.append((graph.name, package, True))
+    _write_tables(out / TABLES, [y_tables, zt])
+    cfg = network.cfg
+    backend = f"{TARGET}/{dev.type}/{precision}/{TARGET}"
+    _write_manifest(out, {"format": 1, "preset": preset, "weights": weights_fp,
+                          "tables": f"{y_tables.fingerprint()}{zt.fingerprint()}", "backend": backend,
+                          "device": dev.type, "precision": precision, "frames": cfg.frames, "ch_y": cfg.ch_y,
+                          "ch_z": cfg.ch_z, "code": wanted["code_fingerprint"], "torch": torch.__version__},
+                    packages)
+    return results
