@@ -1,73 +1,104 @@
-"""Training clips from real video: short windows of consecutive frames.
+"""Training windows: real video windows and synthetic camera moves over photographs.
 
-Frames are decoded once with PyAV, area-downscaled 2× in YUV 4:2:0 (this washes out
-the source's compression artefacts), converted to 4:4:4 by nearest-neighbour chroma
-upsampling exactly as the codec's input path does, and kept in memory as uint8.
-Random crops and flips are drawn per batch.
+The prepared data is one zip file (``training/prepare.py`` writes it): JPEG frames of
+real video windows and JPEG photographs, all YCbCr as the codec sees them, plus a
+manifest naming every source.  One small file is what a GPU machine without network
+can be handed.  It is decoded once into memory as uint8 4:4:4.
+
+A training window of ``n`` frames is a random crop (with flips and time reversal) of
+a video window, or a camera move over a photograph (``motion.py``); with
+``cut_rate`` probability it is two such segments back to back, a scene cut that
+teaches the model to stop trusting a reference that no longer matches.
 """
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
+from PIL import Image
+
+from .motion import camera_path, render
 
 
-def _downscale2(plane: np.ndarray) -> np.ndarray:
-    h, w = plane.shape[0] // 2 * 2, plane.shape[1] // 2 * 2
-    p = plane[:h, :w].astype(np.uint16)
-    return ((p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2] + 2) // 4).astype(np.uint8)
+@dataclass
+class Dataset:
+    videos: list[torch.Tensor]  # uint8 (T, 3, H, W) YUV 4:4:4 windows
+    photos: list[torch.Tensor]  # uint8 (3, H, W) YUV 4:4:4
+    manifest: dict
 
 
-def load_windows(path: str | Path, window: int, stride: int, max_windows: int | None = None) -> np.ndarray:
-    """Decode ``window`` consecutive frames every ``stride`` frames.
-
-    Returns uint8 (N, window, 3, H/2, W/2) YUV 4:4:4 at half the source size.
-    """
-    clips, current = [], []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for index, frame in enumerate(container.decode(stream)):
-            if index % stride >= window:
-                continue
-            yuv = frame.to_ndarray(format="yuv420p")
-            h, w = frame.height, frame.width
-            y = _downscale2(yuv[:h])
-            u = _downscale2(yuv[h : h + h // 4].reshape(h // 2, w // 2))
-            v = _downscale2(yuv[h + h // 4 :].reshape(h // 2, w // 2))
-            up = lambda c: c.repeat(2, axis=0).repeat(2, axis=1)[: y.shape[0], : y.shape[1]]  # noqa: E731
-            current.append(np.stack([y, up(u), up(v)]))
-            if len(current) == window:
-                clips.append(np.stack(current))
-                current = []
-                if max_windows is not None and len(clips) >= max_windows:
-                    break
-    if not clips:
-        raise ValueError(f"no {window}-frame windows could be decoded from {path}")
-    return np.stack(clips)
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """uint8 (3, H, W) YCbCr of a JPEG, without a colour conversion."""
+    image = Image.open(io.BytesIO(data))
+    image.draft("YCbCr", image.size)
+    if image.mode != "YCbCr":
+        raise ValueError(f"training JPEGs must be YCbCr, got {image.mode}")
+    return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
 
 
-class ClipSampler:
-    """Random crops (and horizontal/vertical flips) of the decoded windows."""
+def load_dataset(path: str | Path) -> Dataset:
+    """Decode a prepared training file (see ``prepare.py``) into memory."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training data not found: {path} (make it with python -m ui2c.training.prepare)")
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        names = [n for n in sorted(archive.namelist()) if n.endswith(".jpg")]
+        blobs = [archive.read(n) for n in names]
+    with ThreadPoolExecutor() as pool:
+        arrays = dict(zip(names, pool.map(decode_jpeg, blobs)))
+    photos = [torch.from_numpy(a) for n, a in arrays.items() if n.startswith("photo/")]
+    videos = []
+    for index in range(len(manifest["videos"])):
+        frames = [a for n, a in arrays.items() if n.startswith(f"video/{index:03d}/")]
+        videos.append(torch.from_numpy(np.stack(frames)))
+    if not videos and not photos:
+        raise ValueError(f"{path} holds no training frames")
+    return Dataset(videos, photos, manifest)
 
-    def __init__(self, clips: np.ndarray, crop: int, seed: int = 0):
-        self.clips = clips
-        self.crop = crop
+
+class WindowSampler:
+    """Random training windows (float (n, 3, crop, crop) in [0, 1] on ``device``)."""
+
+    def __init__(self, data: Dataset, crop: int, device: str | torch.device = "cpu", seed: int = 0,
+                 video_share: float = 0.5, cut_rate: float = 0.15):
+        small = [tuple(v.shape[-2:]) for v in data.videos if min(v.shape[-2:]) < crop]
+        small += [tuple(p.shape[-2:]) for p in data.photos if min(p.shape[-2:]) < crop]
+        if small:
+            raise ValueError(f"crop {crop} is larger than training frames of size {small[0]}")
+        self.data, self.crop, self.device = data, crop, torch.device(device)
         self.rng = np.random.default_rng(seed)
+        self.video_share = 0.0 if not data.videos else (video_share if data.photos else 1.0)
+        self.cut_rate = cut_rate
 
-    def batch(self, size: int) -> torch.Tensor:
-        """float32 (size, window, 3, crop, crop) in [0, 1]."""
-        n, t, c, h, w = self.clips.shape
-        out = np.empty((size, t, c, self.crop, self.crop), dtype=np.uint8)
-        for i in range(size):
-            k = self.rng.integers(n)
-            y0, x0 = self.rng.integers(h - self.crop + 1), self.rng.integers(w - self.crop + 1)
-            clip = self.clips[k, :, :, y0 : y0 + self.crop, x0 : x0 + self.crop]
-            if self.rng.random() < 0.5:
-                clip = clip[..., ::-1]
-            if self.rng.random() < 0.5:
-                clip = clip[..., ::-1, :]
-            out[i] = clip
-        return torch.from_numpy(out).float().div_(255.0)
+    def window(self, frames: int) -> torch.Tensor:
+        if frames > 2 and self.rng.random() < self.cut_rate:
+            cut = int(self.rng.integers(2, frames))
+            return torch.cat((self._segment(cut), self._segment(frames - cut)))
+        return self._segment(frames)
+
+    def _segment(self, frames: int) -> torch.Tensor:
+        if self.rng.random() < self.video_share:
+            return self._video(frames)
+        photo = self.data.photos[self.rng.integers(len(self.data.photos))]
+        theta = camera_path(frames, self.crop, photo.shape[1], photo.shape[2], self.rng)
+        return render(photo.to(self.device).float().div_(255.0), theta, self.crop)
+
+    def _video(self, frames: int) -> torch.Tensor:
+        long_enough = [v for v in self.data.videos if v.shape[0] >= frames]
+        if not long_enough:
+            raise ValueError(f"no video window has {frames} frames (longest: {max(v.shape[0] for v in self.data.videos)})")
+        video = long_enough[self.rng.integers(len(long_enough))]
+        t0 = self.rng.integers(video.shape[0] - frames + 1)
+        y0 = self.rng.integers(video.shape[2] - self.crop + 1)
+        x0 = self.rng.integers(video.shape[3] - self.crop + 1)
+        clip = video[t0 : t0 + frames, :, y0 : y0 + self.crop, x0 : x0 + self.crop]
+        flips = [d for d, flip in ((0, self.rng.random() < 0.5), (2, self.rng.random() < 0.5), (3, self.rng.random() < 0.5)) if flip]
+        clip = clip.flip(flips) if flips else clip
+        return clip.to(self.device).float().div_(255.0)

@@ -1,38 +1,52 @@
-"""CPU trainer for the pair models: mixed-reference training, as in the UI2C paper.
+"""Trainer for the pair models: long sequences, mixed references, every qp at every step.
 
-Each sample is a window of 5 frames: frame 0 only provides the reference, frames
-1–4 are coded as two pairs.  The first pair's reference is drawn per sample from
-{blank frame, previous ground-truth frame, a noisy copy of it}, always through the
-first-frame adaptor, so the model learns to judge how far to trust its reference
-and to code intra when it cannot.  The second pair uses the first pair's decoded
-reference.  qp is drawn per iteration with the hierarchical offsets; each frame's
-distortion is weighted by λ of its own qp, so the later frame of a pair (higher qp)
-counts more.  Loss = Σ λ(qp)·YUV-MSE + bits per pixel.
+Training runs ``batch`` independent *streams*.  Each stream codes a window of 8–16
+pairs (``pairs``); every optimizer step codes the next ``bptt`` pairs of every stream
+and back-propagates through them only (truncated back-propagation: the reference is
+carried to the next step detached).  So the model learns on the references it decodes
+itself, many pairs deep, which is where the old 2-pair recipe let quality drift.
+When a stream's window ends it draws a new one, and its first reference is, per the
+UI2C paper's mixed-reference training, a blank frame, the ground truth of the frame
+before, or a noisy copy of it, always through the first-frame adaptor.
+
+Each stream codes its window at its own base qp (with the hierarchical offsets), so a
+batch spans the rate range; the qp tables are interpolated from a few anchors
+(``qp.py``) so all of them learn at every step.  Loss per stream: Σ λ(qp)·YUV-MSE over
+its frames + bits per pixel, scaled by √(λ_mid/λ) so low- and high-rate streams pull
+on the shared weights alike (a per-stream constant does not move that stream's
+rate-distortion trade-off).
+
+The step is one function of fixed-shape tensors (a stream's reset is a mask, not a
+branch), so ``--compile`` can turn it into one compiled graph or, on CUDA, a CUDA graph.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from ..models.conditional import train_unit
-from ..models.ops import QP_LEVELS, frame_qps
+from ..models.checkpoint import load_weights
+from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
 from ..models.presets import PAIR_PRESETS, build_model
-from .data import ClipSampler, load_windows
+from . import qp as qp_anchors
+from .data import WindowSampler, load_dataset
+from .state import load_state, readable_state, save_state
+from .unit import code_pair
 
-LAMBDA_MIN, LAMBDA_MAX = 32.0, 2048.0
+LAMBDA_MIN, LAMBDA_MAX = 16.0, 4096.0
+COMPILE_MODES = ("none", "default", "reduce-overhead")
 
 
-def lambda_for_qp(qp: int) -> float:
-    """Geometric λ over qp 0..63, extended by the same step to the offset rows."""
+def lambda_for_qp(qp: torch.Tensor | int) -> torch.Tensor:
+    """Geometric λ over qp 0..63, extended by the same step to the offset rows (64..71)."""
     step = math.log(LAMBDA_MAX / LAMBDA_MIN) / (QP_LEVELS - 1)
-    return LAMBDA_MIN * math.exp(step * qp)
+    return LAMBDA_MIN * torch.exp(step * torch.as_tensor(qp, dtype=torch.float32))
 
 
 def yuv_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -44,121 +58,202 @@ def yuv_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 @dataclass
 class TrainConfig:
     preset: str = "ui2c-s"
-    video: str = "../shared/data/bbb.mp4"
+    data: str = "work_dirs/data/train.zip"
     out_dir: str = "work_dirs/ui2c-s"
-    minutes: float = 120.0
+    init: str | None = None  # weights to start from when out_dir holds no state yet
+    minutes: float = 60.0  # wall-clock budget of this run (compilation included)
     batch: int = 4
     crop: int = 128
-    lr: float = 3e-4
-    window_stride: int = 40
-    checkpoint_every: int = 50
+    lr: float = 1e-4
+    warmup: int = 200  # steps of linear warm-up whenever Adam starts with fresh moments
+    pairs: tuple[int, int] = (8, 16)  # window length in pairs (inclusive range)
+    bptt: int = 2  # pairs per optimizer step
+    rate_span: float = 4.0  # initial q_encoder ratio qp 71 / qp 0 when starting from flat tables
+    device: str = "cpu"
+    compile: str = "none"
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10
     seed: int = 0
+    sources: dict = field(default_factory=dict)
 
 
-PER_QP_LR_FACTOR = 10.0
+def chunk_loss(model, frames, ref_frames, prev_ref, start, qps, weight):
+    """Loss of ``bptt`` pairs of every stream; a pure function of fixed-shape tensors.
 
-
-def _param_groups(model, lr: float) -> list[dict]:
-    """Per-qp tables (q_* rows and the z prior's rows) get a 10× learning rate: each
-    row is only touched when its qp is drawn (1 iteration in 64), so at the shared
-    rate they would barely leave their initial value in a CPU-sized run."""
-    per_qp = [p for n, p in model.named_parameters() if n.startswith(("q_", "bit_estimator_z."))]
-    ids = {id(p) for p in per_qp}
-    shared = [p for p in model.parameters() if id(p) not in ids]
-    return [{"params": shared, "base_lr": lr, "lr": lr},
-            {"params": per_qp, "base_lr": lr * PER_QP_LR_FACTOR, "lr": lr * PER_QP_LR_FACTOR}]
-
-
-def _reference_frames(first: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Per sample: blank (zeros), the ground truth, or the ground truth plus noise."""
-    kinds = rng.choice(["blank", "gt", "noisy"], size=first.shape[0])
-    refs = first.clone()
-    for i, kind in enumerate(kinds):
-        if kind == "blank":
-            refs[i].zero_()
-        elif kind == "noisy":
-            sigma = float(rng.uniform(0.01, 0.08))
-            refs[i] = (refs[i] + sigma * torch.randn_like(refs[i])).clamp(0, 1)
-    return refs
-
-
-def train_step(model, clip: torch.Tensor, base_qp: int, first_frame: int, rng: np.random.Generator) -> dict:
-    """Loss of one window; returns the loss tensor and readable statistics."""
-    ref = model.adapt_frame(_reference_frames(clip[:, 0], rng))
-    loss, bpp_sum, psnr_sum, units = 0.0, 0.0, 0.0, 0
-    pixels = 2 * clip.shape[-1] * clip.shape[-2]
-    for unit, t in enumerate((1, 3)):
-        qps = frame_qps(base_qp, first_frame + 2 * unit, 2)
-        out = train_unit(model, torch.cat((clip[:, t], clip[:, t + 1]), dim=1), ref, torch.tensor(qps))
-        bpp = out["bits"] / pixels
-        dist = 0.0
-        for s, x_hat in enumerate(out["recon"]):
-            mse = yuv_mse(x_hat, clip[:, t + s])
-            dist = dist + lambda_for_qp(qps[s]) * mse
-            psnr_sum += float((-10 * torch.log10(mse.detach().clamp_min(1e-10))).mean())
-        loss = loss + (dist + bpp).mean()
-        bpp_sum += float(bpp.detach().mean())
+    frames (N, 2P, 3, H, W); ref_frames (N, 3, H, W) used where ``start`` (N, 1, 1, 1) is
+    1, the carried reference ``prev_ref`` elsewhere; qps (N, P, 2); weight (N,).
+    Returns (loss, next reference, bpp (N, P), mse (N, P, 2))."""
+    ref = start * model.adapt_frame(ref_frames) + (1 - start) * prev_ref
+    pairs = qps.shape[1]
+    loss, bpps, mses = 0.0, [], []
+    for p in range(pairs):
+        out = code_pair(model, frames[:, 2 * p : 2 * p + 2].flatten(1, 2), ref, qps[:, p])
+        bpp = out["bits"] / (2 * frames.shape[-1] * frames.shape[-2])
+        mse = torch.stack([yuv_mse(x, frames[:, 2 * p + s]) for s, x in enumerate(out["recon"])], dim=1)
+        loss = loss + weight * ((lambda_for_qp(qps[:, p]).to(mse.device) * mse).sum(1) + bpp)
+        bpps.append(bpp)
+        mses.append(mse)
         ref = out["ref"]
-        units += 1
-    return {"loss": loss / units, "bpp": bpp_sum / units, "psnr": psnr_sum / (2 * units)}
+    return loss.mean() / pairs, ref, torch.stack(bpps, 1), torch.stack(mses, 1)
+
+
+class Streams:
+    """``batch`` streams of training windows and where each one is."""
+
+    def __init__(self, sampler: WindowSampler, cfg: TrainConfig, rng: np.random.Generator):
+        self.sampler, self.cfg, self.rng = sampler, cfg, rng
+        n, c, dev = cfg.batch, cfg.crop, sampler.device
+        self.windows: list[torch.Tensor | None] = [None] * n
+        self.pos = [0] * n
+        self.base_qp = np.zeros(n, dtype=np.int64)
+        self.phase = np.zeros(n, dtype=np.int64)
+        self.ref_frames = torch.zeros(n, 3, c, c, device=dev)
+        self.start = torch.zeros(n, 1, 1, 1, device=dev)
+
+    def _new_window(self, i: int) -> None:
+        lo, hi = self.cfg.pairs
+        pairs = self.cfg.bptt * int(self.rng.integers(-(-lo // self.cfg.bptt), hi // self.cfg.bptt + 1))
+        window = self.sampler.window(1 + 2 * pairs)
+        kind = self.rng.integers(3)  # 0 blank, 1 ground truth, 2 noisy ground truth
+        ref = window[0] * (kind > 0)
+        if kind == 2:
+            ref = (ref + float(self.rng.uniform(0.01, 0.08)) * torch.randn_like(ref)).clamp(0, 1)
+        self.windows[i], self.pos[i] = window, 1
+        self.ref_frames[i] = ref
+        self.start[i] = 1.0
+        # Spread the streams' qps over the range (stratified), so every step spans it.
+        self.base_qp[i] = int((i + self.rng.random()) * QP_LEVELS / self.cfg.batch)
+        self.phase[i] = 2 * self.rng.integers(4)
+
+    def next_chunk(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (N, 2P, 3, H, W) and slot qps (N, P, 2) of every stream's next ``bptt`` pairs."""
+        p = self.cfg.bptt
+        self.start.zero_()
+        frames, qps = [], []
+        for i in range(self.cfg.batch):
+            if self.windows[i] is None or self.pos[i] + 2 * p > self.windows[i].shape[0]:
+                self._new_window(i)
+            frames.append(self.windows[i][self.pos[i] : self.pos[i] + 2 * p])
+            first = self.pos[i] - 1 + self.phase[i]
+            qps.append([[self.base_qp[i] + HIERARCHICAL_QP_OFFSETS[(first + 2 * k + s) % 8] for s in range(2)]
+                        for k in range(p)])
+            self.pos[i] += 2 * p
+        return torch.stack(frames), torch.tensor(qps, device=self.sampler.device)
+
+
+def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Optimizer, dict]:
+    """Model (with anchor tables) and Adam, resumed from ``out/state`` or started from ``cfg.init``."""
+    model = build_model(cfg.preset)
+    state_dir = readable_state(out / "state")
+    if state_dir is None and cfg.init:
+        load_weights(model, cfg.init)
+    qp_anchors.attach(model)
+    if state_dir is None and cfg.init:
+        qp_anchors.spread_rate(model, cfg.rate_span)
+    model.to(cfg.device)
+    fused = {"fused": True} if model.q_encoder.is_cuda else {}
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **fused)
+    info = {"iteration": 0, "elapsed_s": 0.0, "runs": []}
+    if state_dir is not None:
+        info = load_state(state_dir, model, opt)
+    return model, opt, info
+
+
+def export_weights(model: torch.nn.Module, path: Path, meta: dict) -> None:
+    """Plain 72-row tables, float16: the layout ``load_weights`` and the exporter expect."""
+    plain = qp_anchors.materialise(copy.deepcopy(model).cpu())
+    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in plain.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    torch.save({"preset": meta["preset"], "state_dict": state, "meta": meta}, tmp)
+    tmp.replace(path)
+
+
+def _step_function(cfg: TrainConfig):
+    if cfg.compile not in COMPILE_MODES:
+        raise ValueError(f"--compile must be one of {', '.join(COMPILE_MODES)}, not {cfg.compile!r}")
+    if cfg.compile == "none":
+        return chunk_loss
+    return torch.compile(chunk_loss, mode=None if cfg.compile == "default" else cfg.compile, dynamic=False)
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train (or resume) until ``cfg.minutes`` of training time; returns the checkpoint."""
+    """Train for ``cfg.minutes`` of wall time, resuming ``out_dir/state``; returns ``out_dir``.
+
+    Writes ``state/`` (resumable), ``weights.pt`` (float16, exportable) and ``log.jsonl``."""
     if cfg.preset not in PAIR_PRESETS:
         raise ValueError(f"training supports the pair presets {PAIR_PRESETS}, not {cfg.preset!r}")
+    if cfg.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda asked for, but torch sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    began = time.monotonic()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    model = build_model(cfg.preset)
-    opt = torch.optim.Adam(_param_groups(model, cfg.lr), lr=cfg.lr)
-    state = {"iteration": 0, "elapsed_s": 0.0}
-    if ckpt_path.exists():
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
-        if len(saved["optimizer"]["param_groups"]) == len(opt.param_groups):
-            opt.load_state_dict(saved["optimizer"])
-        else:
-            print("checkpoint has another optimizer layout: Adam restarts with fresh moments")
-        state = saved["state"]
-        rng = np.random.default_rng(cfg.seed + state["iteration"])
-    sampler = ClipSampler(load_windows(cfg.video, window=5, stride=cfg.window_stride), cfg.crop, seed=cfg.seed + state["iteration"])
-    log = (out / "log.jsonl").open("a")
-    budget = cfg.minutes * 60
-    bar = tqdm(total=int(budget), initial=int(state["elapsed_s"]), unit="s", desc=f"train {cfg.preset}")
-    while state["elapsed_s"] < budget:
-        start = time.monotonic()
-        frac = state["elapsed_s"] / budget
-        for group in opt.param_groups:
-            group["lr"] = group["base_lr"] * (0.25 if frac > 0.85 else 1.0)
-        base_qp = int(rng.integers(QP_LEVELS))
-        first = int(rng.integers(4)) * 2
-        stats = train_step(model, sampler.batch(cfg.batch), base_qp, first, rng)
-        opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(stats["loss"]):
-            raise FloatingPointError(f"non-finite loss at iteration {state['iteration']}; resume from the checkpoint")
-        stats["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        state["iteration"] += 1
-        step_s = time.monotonic() - start
-        state["elapsed_s"] += step_s
-        bar.update(int(state["elapsed_s"]) - bar.n)
-        record = {"it": state["iteration"], "qp": base_qp, "loss": float(stats["loss"]), "bpp": stats["bpp"],
-                  "psnr": stats["psnr"], "s": round(step_s, 3)}
-        bar.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{stats['bpp']:.3f}", psnr=f"{stats['psnr']:.2f}")
+    model, opt, info = _build(cfg, out)
+    torch.manual_seed(cfg.seed + info["iteration"])
+    rng = np.random.default_rng(cfg.seed + info["iteration"])
+    data = load_dataset(cfg.data)
+    sampler = WindowSampler(data, cfg.crop, cfg.device, seed=cfg.seed + info["iteration"])
+    streams = Streams(sampler, cfg, rng)
+    step_fn = _step_function(cfg)
+    fresh_steps = 0 if info.get("adam_resumed") else None
+    prev_ref = torch.zeros(cfg.batch, model.cfg.ch_d, cfg.crop // 8, cfg.crop // 8, device=cfg.device)
+    run = {"device": cfg.device, "compile": cfg.compile, "from_iteration": info["iteration"], "batch": cfg.batch,
+           "crop": cfg.crop, "bptt": cfg.bptt, "pairs": list(cfg.pairs)}
+    info["runs"].append(run)
+    pending: list[tuple] = []
+    last_save = time.monotonic()
+    meta = {"preset": cfg.preset, "data": cfg.data, "sources": data.manifest, "lambda": [LAMBDA_MIN, LAMBDA_MAX]}
+    with (out / "log.jsonl").open("a") as log:
+        while time.monotonic() - began < cfg.minutes * 60:
+            step_began = time.monotonic()
+            frames, qps = streams.next_chunk()
+            weight = lambda_for_qp(32).to(cfg.device).div(lambda_for_qp(qps[:, 0, 0]).to(cfg.device)).sqrt()
+            scale = 1.0 if fresh_steps is None or fresh_steps >= cfg.warmup else (fresh_steps + 1) / cfg.warmup
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * scale
+            if cfg.compile == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()
+            loss, ref, bpp, mse = step_fn(model, frames, streams.ref_frames, prev_ref, streams.start, qps, weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            prev_ref = ref.detach().clone()
+            info["iteration"] += 1
+            fresh_steps = None if fresh_steps is None else fresh_steps + 1
+            pending.append((info["iteration"], loss.detach(), bpp.detach().mean(), mse.detach().mean(),
+                            qps[:, 0, 0].float().mean(), time.monotonic() - step_began))
+            if len(pending) >= cfg.log_every:
+                _write_log(log, pending, info["iteration"])
+                pending = []
+            if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+                info["elapsed_s"] += time.monotonic() - last_save
+                last_save = time.monotonic()
+                _checkpoint(out, model, opt, info, cfg, meta, run)
+        if pending:
+            _write_log(log, pending, info["iteration"])
+    info["elapsed_s"] += time.monotonic() - last_save
+    _checkpoint(out, model, opt, info, cfg, meta, run)
+    return out
+
+
+def _write_log(log, pending: list, iteration: int) -> None:
+    """One line per logged step; a non-finite loss stops training before it is saved."""
+    for it, loss, bpp, mse, mean_qp, seconds in pending:
+        record = {"it": it, "loss": float(loss), "bpp": float(bpp), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
+                  "mean_qp": float(mean_qp), "s": round(seconds, 3)}
+        if not math.isfinite(record["loss"]):
+            raise FloatingPointError(f"non-finite loss at iteration {it}; resume from the last state")
         log.write(json.dumps(record) + "\n")
-        if state["iteration"] % cfg.checkpoint_every == 0 or state["elapsed_s"] >= budget:
-            _save(ckpt_path, model, opt, state, cfg)
-            log.flush()
-    bar.close()
-    return ckpt_path
+    log.flush()
 
 
-def _save(path: Path, model, opt, state: dict, cfg: TrainConfig) -> None:
-    """Write atomically so an interrupted save never corrupts the resumable state."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state, "config": asdict(cfg)}, tmp)
-    tmp.replace(path)
+def _checkpoint(out: Path, model, opt, info: dict, cfg: TrainConfig, meta: dict, run: dict) -> None:
+    run["to_iteration"] = info["iteration"]
+    save_state(out / "state", model, opt, {**info, "config": asdict(cfg)})
+    iterations = info["iteration"]
+    meta = {**meta, "iterations": iterations, "training_minutes": round(info["elapsed_s"] / 60, 1), "runs": info["runs"]}
+    export_weights(model, out / "weights.pt", meta)

@@ -1,0 +1,56 @@
+"""Differentiable coding of one pair with a qp per sample (training only).
+
+The model's own table lookups (``slot_scale``, ``reconstruct``) select one qp for the
+whole batch, which is what a codec session needs.  Training draws a qp per sample so a
+batch covers the whole rate range at every step; this module therefore looks the
+tables up per sample and otherwise runs the model's networks exactly as
+``models.conditional.train_unit`` does (noise for the rate, straight-through rounding
+for the reconstruction, the two-step checkerboard prior).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..models.conditional import ConditionalCodec, _bits, _gaussian_bits, _LowerBound, _ste_round
+from ..models.layers import replicate_pad_to
+from ..models.ops import checkerboard_masks
+
+
+def sample_scale(table: torch.Tensor, qps: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``slot_scale``: ``qps`` is (N, slots); channel group s reads row qps[:, s].
+
+    Returns (N, C, 1, 1)."""
+    slots = qps.shape[1]
+    group = table.shape[1] // slots
+    return torch.cat([table.index_select(0, qps[:, s])[:, s * group : (s + 1) * group] for s in range(slots)], dim=1)
+
+
+def code_pair(codec: ConditionalCodec, frames: torch.Tensor, ref: torch.Tensor, qps: torch.Tensor) -> dict:
+    """Code ``frames`` (N, 3·slots, H, W) against ``ref`` with per-sample slot qps (N, slots).
+
+    Returns the per-slot reconstructions (unclamped), the next reference and the
+    estimated bits per sample."""
+    x1 = codec.feature_extractor.conv1(ref)
+    ctx = codec.feature_extractor.conv2(x1)
+    temporal = codec.temporal_prior_encoder(x1 * sample_scale(codec.q_feature, qps))
+    y = codec.encoder(frames, ctx, sample_scale(codec.q_encoder, qps))
+    z = codec.hyper_encoder.conv(replicate_pad_to(y, 4))
+    bits_z = _bits(codec.bit_estimator_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5), qps[:, 0]))
+    params = codec.prior(_ste_round(z), temporal)
+    q_dec, scales, means = params.chunk(3, 1)
+    q_dec = _LowerBound.apply(q_dec, 0.5)
+    ys = y / q_dec
+    mask0, mask1 = checkerboard_masks(ys.shape[1], ys.shape[2], ys.shape[3], ys.device)
+    bits_y = 0.0
+    y_hat = torch.zeros_like(ys)
+    for step, mask in enumerate((mask0, mask1)):
+        if step == 1:
+            scales, means = codec.spatial_prior(y_hat, params)
+        residual = (ys - means) * mask
+        noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+        bits_y = bits_y + (_gaussian_bits(noisy, scales) * mask).flatten(1).sum(1)
+        y_hat = y_hat + (_ste_round(residual) + means) * mask
+    feature = codec.decoder(y_hat * q_dec, ctx, sample_scale(codec.q_decoder, qps))
+    q_recon = [codec.q_recon[s].index_select(0, qps[:, s]) for s in range(qps.shape[1])]
+    recon = codec.recon_generation_net(feature, q_recon, clamp=False)
+    return {"recon": recon, "ref": codec.feature_adaptor_p(feature), "bits": bits_y + bits_z.flatten(1).sum(1)}
