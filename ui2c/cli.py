@@ -7,60 +7,96 @@ one line naming the problem, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
-from .errors import UI2CError
+from . import args as opt
+from .errors import ModelMismatchError, OutputError, UI2CError
 
 PRESET_HELP = "model preset: ui2c-s (shipped demo weights), ui2c (paper size), dcvc-rt"
+PAIR_PRESET_HELP = "model preset: ui2c-s (shipped demo weights) or ui2c (paper size)"
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, got {text!r}") from None
-    return w, h
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP, raised like KeyboardInterrupt so every ``with`` block unwinds
+    and removes its temporary output; a BaseException so no ``except Exception`` eats it."""
 
 
-def _codec_args(p: argparse.ArgumentParser, default_backend: str | None = "onnxruntime") -> None:
-    p.add_argument("--model", default="ui2c-s", help=PRESET_HELP + " (default: %(default)s)")
+def _codec_args(p: argparse.ArgumentParser, encode: bool) -> None:
+    from .models.presets import PAIR_PRESETS
+    from .runtime.model import BACKENDS
+
+    if encode:
+        p.add_argument("--model", default="ui2c-s", choices=PAIR_PRESETS, help=PAIR_PRESET_HELP + " (default: %(default)s)")
+        p.add_argument("--backend", default="onnxruntime", choices=BACKENDS, help="network backend (default: %(default)s)")
     p.add_argument("--weights", type=Path, help="weights file (default: the preset's shipped weights)")
-    p.add_argument("--backend", default=default_backend, choices=["onnxruntime", "torch", "tensorrt"],
-                   help="network backend (default: %(default)s; decode: the one named in the stream)")
-    p.add_argument("--engines", type=Path, help="engine directory for --backend tensorrt (ui2c build-engines)")
-    p.add_argument("--threads", type=int, default=1, help="entropy-coder threads (default: %(default)s)")
+    p.add_argument("--engines", type=Path, help="engine directory for the tensorrt and aoti backends (ui2c build-engines)")
+    p.add_argument("--threads", type=opt.positive_int, default=1, help="entropy-coder threads (default: %(default)s)")
+    opt.add_overwrite(p)
 
 
-def _load(args: argparse.Namespace, backend: str):
+def _load(args: argparse.Namespace, preset: str, backend: str, precision: str):
     from .runtime.model import load_codec
 
-    precision = "fp16" if backend == "tensorrt" else "fp32"
-    return load_codec(args.model, weights=args.weights, backend=backend, precision=precision, engine_dir=args.engines)
+    return load_codec(preset, weights=args.weights, backend=backend, precision=precision, engine_dir=args.engines)
+
+
+def _prepare_output(path: Path, overwrite: bool, protect: list[Path] = ()) -> None:
+    """Every output problem is found before a model is loaded."""
+    from .fileio import check_output
+
+    check_output(path, protect)
+    opt.refuse_existing(path, overwrite)
+
+
+def _progress() -> bool:
+    """Progress bars only on a terminal: in a log they are noise around the result."""
+    return sys.stderr.isatty()
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from .runtime.api import encode_file
 
-    codec = _load(args, args.backend)
+    _prepare_output(args.output, args.overwrite, protect=[args.input])
+    codec = _load(args, args.model, args.backend, "fp16" if args.backend == "tensorrt" else "fp32")
     width, height = args.size if args.size else (None, None)
     res = encode_file(codec, args.input, args.output, args.qp, width=width, height=height, max_frames=args.frames,
                       reset_interval=args.reset_interval,
-                      scene_cut_threshold=None if args.scene_cut <= 0 else args.scene_cut, threads=args.threads)
+                      scene_cut_threshold=None if args.scene_cut == 0 else args.scene_cut, threads=args.threads,
+                      progress=_progress())
     print(f"{args.output}: {res.frames} frames {res.width}x{res.height}, {res.file_bytes} bytes, "
           f"{res.bpp:.4f} bpp, reset points at frames {res.resets}")
     return 0
 
 
+def producer_setup(producer: str) -> tuple[str, str]:
+    """(backend, precision) that can decode a stream, from its opaque producer string
+    ``backend/device/precision/mode``; only split on "/", compared whole elsewhere."""
+    from .runtime.model import BACKENDS
+
+    parts = producer.split("/")
+    if parts[0] not in BACKENDS or len(parts) < 3:
+        raise ModelMismatchError(f"stream was produced by {producer!r}, which this build cannot run "
+                                 f"(backends: {', '.join(BACKENDS)})")
+    return parts[0], parts[2]
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
+    from .models.presets import PAIR_PRESETS
     from .runtime.api import decode_file
     from .runtime.container import ContainerReader
 
     with ContainerReader(args.input) as reader:
         header = reader.header
-    args.model = header.preset
-    backend = args.backend or header.backend.split("-")[0]
-    n = decode_file(_load(args, backend), args.input, args.output, from_reset=args.from_reset, threads=args.threads)
+    if header.preset not in PAIR_PRESETS:
+        raise ModelMismatchError(f"stream names model preset {header.preset!r}, which this build does not have")
+    backend, precision = producer_setup(header.backend)
+    _prepare_output(args.output, args.overwrite, protect=[args.input])
+    codec = _load(args, header.preset, backend, precision)
+    n = decode_file(codec, args.input, args.output, from_reset=args.from_reset, threads=args.threads,
+                    progress=_progress())
     print(f"{args.output}: {n} frames {header.width}x{header.height}")
     return 0
 
@@ -68,7 +104,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import format_rows, run_demo
 
-    rows = run_demo(args.output, backend=args.backend)
+    if args.output.exists() and not args.output.is_dir():
+        raise OutputError(f"{args.output} is a file, not a folder")
+    opt.refuse_existing(args.output, args.overwrite)
+    rows = run_demo(args.output, backend=args.backend, progress=print)
     print("ui2c-s (shipped demo weights) on the shipped Big Buck Bunny clip, 16 frames 320x180:")
     print(format_rows(rows))
     print(f"streams and side-by-side preview in {args.output}/")
@@ -90,62 +129,50 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .training.trainer import TrainConfig, train
-
-    cfg = TrainConfig(preset=args.model, video=str(args.video), out_dir=str(args.out), minutes=args.minutes,
-                      batch=args.batch, crop=args.crop)
-    print(f"checkpoint: {train(cfg)}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ui2c", description=__doc__.splitlines()[0])
+    parser = opt.Parser(prog="ui2c", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="encode + decode the shipped clip with the shipped weights at 4 qps")
-    p.add_argument("-o", "--output", type=Path, default=Path("ui2c_demo"))
+    p.add_argument("-o", "--output", type=opt.output_path, default=Path("ui2c_demo"), help="folder (default: %(default)s)")
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    opt.add_overwrite(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("encode", help="encode a video (.y4m, .yuv, .mp4) into a .ui2c stream")
     p.add_argument("input", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--qp", type=int, required=True, help="rate 0..63; larger = higher quality")
-    p.add_argument("--size", type=_size, help="WxH for raw .yuv input without the size in its name")
-    p.add_argument("--frames", type=int, help="code only the first N frames")
-    p.add_argument("--reset-interval", type=int, default=0, help="insert a reset point every N frames (0 = never)")
-    p.add_argument("--scene-cut", type=float, default=0.1,
+    p.add_argument("-o", "--output", type=opt.output_path, required=True)
+    p.add_argument("--qp", type=opt.qp, required=True, help=f"rate 0..{opt.QP_MAX}; larger = higher quality")
+    p.add_argument("--size", type=opt.size, help="WxH for raw .yuv input without the size in its name")
+    p.add_argument("--frames", type=opt.positive_int, help="code only the first N frames")
+    p.add_argument("--reset-interval", type=opt.non_negative_int, default=0,
+                   help="insert a reset point every N frames (0 = never)")
+    p.add_argument("--scene-cut", type=opt.unit_interval, default=0.1,
                    help="mean |ΔY| (0..1) that starts a reset point; 0 disables (default: %(default)s)")
-    _codec_args(p)
+    _codec_args(p, encode=True)
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("decode", help="decode a .ui2c stream to .y4m or .yuv")
+    p = sub.add_parser("decode", help="decode a .ui2c stream to .y4m or .yuv (model and backend: the stream's)")
     p.add_argument("input", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--from-reset", type=int, help="start at the N-th reset point (random access)")
-    _codec_args(p, default_backend=None)
+    p.add_argument("-o", "--output", type=opt.output_path, required=True)
+    p.add_argument("--from-reset", type=opt.non_negative_int, help="start at the N-th reset point (random access)")
+    _codec_args(p, encode=False)
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("complexity", help="parameters and kMACs per pixel of a preset")
-    p.add_argument("--model", default="ui2c", help=PRESET_HELP)
-    p.add_argument("--size", type=_size, default=(1920, 1080))
+    p.add_argument("--model", default="ui2c", choices=("ui2c", "ui2c-s", "dcvc-rt"), help=PRESET_HELP)
+    p.add_argument("--size", type=opt.size, default=(1920, 1080))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_complexity)
 
-    p = sub.add_parser("train", help="train a pair model on CPU (resumable)")
-    p.add_argument("--model", default="ui2c-s", help=PRESET_HELP)
-    p.add_argument("--video", type=Path, required=True, help="training video, e.g. ../shared/data/bbb.mp4")
-    p.add_argument("-o", "--out", type=Path, default=Path("work_dirs/ui2c-s"))
-    p.add_argument("--minutes", type=float, default=120.0, help="training-time budget (resumes count it)")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--crop", type=int, default=128)
-    p.set_defaults(func=cmd_train)
+    from .training.cli import add_cli as add_train_cli
+
+    add_train_cli(sub)
 
     from .benchmarks.cli import add_cli as add_bench_cli
     from .engines.cli import add_cli as add_engines_cli
     from .export.cli import add_cli as add_export_cli
-    from .benchmarks.evaluation.evaluate import add_cli as add_eval_cli
+    from .benchmarks.evaluation.cli import add_cli as add_eval_cli
 
     add_eval_cli(sub)
     add_bench_cli(sub)
@@ -154,12 +181,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The problem in one line: multi-line messages (ONNX parser lists) are joined."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    if isinstance(exc, Interrupted):
+        return f"interrupted ({exc})"
+    if isinstance(exc, BrokenPipeError):
+        return "output pipe closed"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command.  User errors, signals and I/O failures end as one line on
+    stderr and exit status 2, after every partial output has been removed."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupted)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UI2CError as exc:
-        print(f"ui2c {args.command}: error: {exc}", file=sys.stderr)
+    except (UI2CError, OSError, MemoryError, KeyboardInterrupt, Interrupted) as exc:
+        if isinstance(exc, BrokenPipeError):  # nothing more can reach the reader
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"ui2c {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 
