@@ -13,6 +13,7 @@ from ui2c.entropy.tables import CdfTables
 
 DEFAULT_BITS_PER_LANE: int = _rans.DEFAULT_BITS_PER_LANE
 MAX_LANES: int = _rans.MAX_LANES
+GROUP_LANES: int = _rans.GROUP_LANES
 
 
 def native_tables(tables: CdfTables) -> "_rans.Tables":
@@ -40,27 +41,28 @@ def encode(
     num_threads: int = 1,
     *,
     bits_per_lane: int = DEFAULT_BITS_PER_LANE,
-    layout: tuple[int, int] | None = None,
+    lanes: int | None = None,
 ) -> bytes:
     """Encode int32 ``symbols`` with CDF rows ``cdf_indexes`` into one stream.
 
-    ``bits_per_lane`` tunes the layout policy (format §6); ``layout`` = (nblocks,
-    lanes) forces a layout, for tests and tuning.  Either way the decoder reads the
-    layout from the header.  Raises ``ValueError`` on bad indexes or arguments.
+    ``bits_per_lane`` tunes the layout policy (format §6); ``lanes`` forces the lane
+    count P (1..32 or a multiple of 32, at most the symbol count), for tests and
+    tuning.  Either way the decoder reads P from the header.  Raises ``ValueError`` on
+    bad indexes or arguments.
     """
     sym = _int32_vector("symbols", symbols)
     idx = _int32_vector("cdf_indexes", cdf_indexes)
-    nblocks, lanes = layout if layout is not None else (0, 0)
-    if layout is not None and (nblocks < 1 or lanes < 1):
-        raise ValueError("layout needs nblocks >= 1 and lanes >= 1")
-    return _rans.encode(sym, idx, native_tables(tables), int(num_threads), int(bits_per_lane), nblocks, lanes)
+    if lanes is not None and lanes < 1:
+        raise ValueError("lanes must be >= 1")
+    return _rans.encode(sym, idx, native_tables(tables), int(num_threads), int(bits_per_lane), int(lanes or 0))
 
 
 def decode(data: bytes, cdf_indexes: np.ndarray, tables: CdfTables, num_threads: int = 1) -> np.ndarray:
     """Decode a stream made by :func:`encode` into int32 symbols.
 
-    Raises ``TruncatedStreamError`` / ``CorruptStreamError`` (ui2c.errors) on bad data;
-    never reads outside ``data`` and always finishes in time linear in its size.
+    Raises ``TruncatedStreamError`` / ``CorruptStreamError`` (ui2c.errors) on bad data
+    and ``UnsupportedVersionError`` on a format-1 stream; never reads outside ``data``
+    and always finishes in time linear in its size.
     """
     idx = _int32_vector("cdf_indexes", cdf_indexes)
     return _rans.decode(bytes(data), idx, native_tables(tables), int(num_threads))

@@ -8,19 +8,9 @@ from test_entropy_helpers import gaussian, random_symbols
 from ui2c.entropy import _rans, rans
 from ui2c.errors import BitstreamError
 
-CRC_TABLE = []
-for _byte in range(256):
-    _c = _byte
-    for _ in range(8):
-        _c = ((_c << 1) ^ 0x07) & 0xFF if _c & 0x80 else (_c << 1) & 0xFF
-    CRC_TABLE.append(_c)
-
-
-def crc8(data: bytes) -> int:
-    crc = 0
-    for b in data:
-        crc = CRC_TABLE[crc ^ b]
-    return crc
+def check(header: bytes) -> bytes:
+    """Header check of format §5."""
+    return (sum((k + 1) * b for k, b in enumerate(header)) % 65521).to_bytes(2, "little")
 
 
 def decode_or_error(data: bytes, idx: np.ndarray) -> str:
@@ -60,12 +50,12 @@ def test_random_mutations(seed):
     outcomes = {}
     for case in range(40):
         sym, idx = random_symbols(rng, int(rng.integers(0, 400)), escape_rate=0.05)
-        layout = None
+        lanes = None
         if len(sym) and rng.random() < 0.7:
-            nblocks = int(rng.integers(1, min(len(sym), 6) + 1))
-            nblocks = -(-len(sym) // -(-len(sym) // nblocks))
-            layout = (nblocks, int(rng.integers(1, 33)))
-        data = rans.encode(sym, idx, gaussian(), layout=layout)
+            lanes = int(rng.integers(1, min(len(sym), 32) + 1))
+            if len(sym) >= 64 and rng.random() < 0.3:
+                lanes = 32 * int(rng.integers(2, len(sym) // 32 + 1))
+        data = rans.encode(sym, idx, gaussian(), lanes=lanes)
         for _ in range(50):
             r = decode_or_error(mutate(rng, data), idx)
             outcomes[r] = outcomes.get(r, 0) + 1
@@ -74,13 +64,27 @@ def test_random_mutations(seed):
 
 
 def test_header_mutations_behind_a_valid_crc():
-    """Recompute the CRC so mutated counts reach the deeper size and block checks."""
+    """Recompute the check so mutated counts reach the deeper size and group checks."""
     rng = np.random.default_rng(42)
     sym, idx = random_symbols(rng, 1000, escape_rate=0.05)
-    data = rans.encode(sym, idx, gaussian(), layout=(4, 9))
+    data = rans.encode(sym, idx, gaussian(), lanes=96)
     header = _rans.parse_header(data, len(sym))[2]
+    outcomes = set()
     for _ in range(3000):
-        head = bytearray(data[: header - 1])
+        head = bytearray(data[: header - 2])
         for _ in range(rng.integers(1, 3)):
             head[rng.integers(1, len(head))] = rng.integers(256)
-        decode_or_error(bytes(head) + bytes([crc8(head)]) + data[header:], idx)
+        outcomes.add(decode_or_error(bytes(head) + check(head) + data[header:], idx))
+    assert {"CorruptError", "TruncatedError"} <= outcomes
+
+
+def test_every_single_byte_header_change_is_caught():
+    rng = np.random.default_rng(9)
+    sym, idx = random_symbols(rng, 300, escape_rate=0.05)
+    data = rans.encode(sym, idx, gaussian(), lanes=64)
+    header = _rans.parse_header(data, len(sym))[2]
+    for k in range(1, header):
+        for value in range(256):
+            if value != data[k]:
+                broken = data[:k] + bytes([value]) + data[k + 1:]
+                assert decode_or_error(broken, idx) != "ok"

@@ -75,64 +75,72 @@ inline uint32_t div_by_rcp(uint32_t x, uint64_t rcp) {
   return static_cast<uint32_t>((static_cast<u128>(x) * rcp) >> 64);
 }
 
-inline uint32_t load_u16(const uint8_t* p) { return p[0] | (static_cast<uint32_t>(p[1]) << 8); }
-
 inline int32_t load_i32(const uint8_t* p) {
   const uint32_t u = p[0] | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
   return static_cast<int32_t>(static_cast<int64_t>(u) - ((static_cast<int64_t>(u) >> 31) << 32));
 }
 
-// One block: writes its words backward ending at `end`, returns the first word.
-uint16_t* encode_block(const int32_t* symbols, const int32_t* indexes, size_t count, uint32_t lanes,
-                       const Tables& tables, uint16_t* end, std::vector<int32_t>& escapes) {
-  uint32_t state[kMaxLanes];
-  std::fill(state, state + lanes, kStateLow);
-  uint16_t* p = end;
-  for (size_t row = ceil_div(count, lanes); row-- > 0;) {
-    const size_t base = row * lanes;
-    for (size_t j = std::min<size_t>(lanes, count - base); j-- > 0;) {
+// Symbols of group g (rans_format.hpp §2): lane j of the group holds symbols
+// row * lanes + first + j for the rows where that index is below n.
+struct GroupView {
+  size_t n, lanes, first, width;
+  size_t rows() const { return n > first ? ceil_div(n - first, lanes) : 0; }
+  size_t count(size_t row) const { return std::min(width, n - (row * lanes + first)); }
+};
+
+// One group: writes its bytes backward ending at `end`, returns the first byte.
+uint8_t* encode_group(const int32_t* symbols, const int32_t* indexes, const GroupView& v, const Tables& tables,
+                      uint8_t* end, std::vector<int32_t>& escapes) {
+  uint32_t state[kGroupLanes];
+  std::fill(state, state + v.width, kStateLow);
+  uint8_t* p = end;
+  for (size_t row = v.rows(); row-- > 0;) {
+    const size_t base = row * v.lanes + v.first;
+    for (size_t j = v.count(row); j-- > 0;) {
       const uint32_t t = static_cast<uint32_t>(indexes[base + j]);
       const uint32_t k = slot_of(symbols[base + j], tables, t);
       if (k == tables.length(t) - 2) escapes.push_back(symbols[base + j]);
       const EncSlot& e = tables.enc(t, k);
       uint32_t x = state[j];
-      if (x >= (e.freq << 16)) {
-        *--p = static_cast<uint16_t>(x & kWordMask);
-        x >>= kWordBits;
+      const uint32_t x_max = e.freq << 16;
+      while (x >= x_max) {  // at most twice; written backward, so read high byte first
+        *--p = static_cast<uint8_t>(x);
+        x >>= 8;
       }
       const uint32_t q = e.freq > 1 ? div_by_rcp(x, e.rcp) : x;
       state[j] = (q << 16) + (x - q * e.freq) + e.start;
     }
   }
-  for (size_t j = lanes; j-- > 0;) {
-    *--p = static_cast<uint16_t>(state[j] >> 16);
-    *--p = static_cast<uint16_t>(state[j] & kWordMask);
-  }
+  for (size_t j = v.width; j-- > 0;)
+    for (int s = 24; s >= 0; s -= 8) *--p = static_cast<uint8_t>(state[j] >> s);
   std::reverse(escapes.begin(), escapes.end());
   return p;
 }
 
-// One block; returns false when the data is inconsistent.  Never reads outside
-// words[0, num_words) or escapes[0, num_escapes) and does one step per symbol.
-bool decode_block(const uint8_t* words, size_t num_words, const uint8_t* escapes, size_t num_escapes,
-                  const int32_t* indexes, size_t count, uint32_t lanes, const Tables& tables, int32_t* out) {
-  uint32_t state[kMaxLanes];
-  for (uint32_t j = 0; j < lanes; ++j) state[j] = load_u16(words + 4 * j) | (load_u16(words + 4 * j + 2) << 16);
-  size_t pos = 2 * lanes, esc = 0;
+// One group; returns false when the data is inconsistent.  Never reads outside
+// bytes[0, num_bytes) or escapes[0, num_escapes) and does one step per symbol.
+bool decode_group(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes, size_t num_escapes,
+                  const int32_t* indexes, const GroupView& v, const Tables& tables, int32_t* out) {
+  uint32_t state[kGroupLanes];
+  for (size_t j = 0; j < v.width; ++j)
+    state[j] = bytes[4 * j] | (uint32_t{bytes[4 * j + 1]} << 8) | (uint32_t{bytes[4 * j + 2]} << 16) |
+               (uint32_t{bytes[4 * j + 3]} << 24);
+  size_t pos = 4 * v.width, esc = 0;
   bool bad = false;
-  for (size_t base = 0; base < count; base += lanes) {
-    const size_t cnt = std::min<size_t>(lanes, count - base);
+  const size_t rows = v.rows();
+  for (size_t row = 0; row < rows; ++row) {
+    const size_t base = row * v.lanes + v.first, cnt = v.count(row);
     for (size_t j = 0; j < cnt; ++j) {
       const uint32_t t = static_cast<uint32_t>(indexes[base + j]);
       const uint32_t* cdf = tables.row(t);
       uint32_t x = state[j];
-      const uint32_t slot = x & kWordMask;
+      const uint32_t slot = x & 0xFFFFu;
       uint32_t k = tables.lut(t, slot);
       while (cdf[k + 1] <= slot) ++k;  // ends inside the row: cdf[length - 1] = 2^16
       x = (cdf[k + 1] - cdf[k]) * (x >> 16) + slot - cdf[k];
-      if (x < kStateLow) {
-        bad |= pos >= num_words;
-        x = (x << 16) | load_u16(words + 2 * std::min(pos, num_words - 1));
+      while (x < kStateLow) {  // at most twice: x >= 2^8 here
+        bad |= pos >= num_bytes;
+        x = (x << 8) | bytes[std::min(pos, num_bytes - 1)];
         ++pos;
       }
       state[j] = x;
@@ -149,8 +157,8 @@ bool decode_block(const uint8_t* words, size_t num_words, const uint8_t* escapes
       }
     }
   }
-  bad |= pos != num_words || esc != num_escapes;
-  for (uint32_t j = 0; j < lanes; ++j) bad |= state[j] != kStateLow;
+  bad |= pos != num_bytes || esc != num_escapes;
+  for (size_t j = 0; j < v.width; ++j) bad |= state[j] != kStateLow;
   return !bad;
 }
 
@@ -204,58 +212,59 @@ Tables::Tables(const int32_t* cdf, size_t num, size_t width, const int32_t* leng
 Layout plan_layout(uint64_t n, uint64_t cost_q16, uint32_t bits_per_lane) {
   if (n == 0) return {};
   const uint64_t want = std::max<uint64_t>(1, (cost_q16 >> 16) / std::max<uint32_t>(1, bits_per_lane));
-  const uint64_t lanes = std::min<uint64_t>({kMaxLanes, want, n});
-  const uint64_t blocks = std::min<uint64_t>(ceil_div(want, kMaxLanes), n);
-  return {static_cast<uint32_t>(ceil_div(n, ceil_div(n, blocks))), static_cast<uint32_t>(lanes)};
+  uint64_t lanes = std::min<uint64_t>({want, n, kMaxLanes});
+  if (lanes > kGroupLanes) lanes -= lanes % kGroupLanes;
+  return {static_cast<uint32_t>(lanes)};
 }
 
-std::vector<uint8_t> pack_header(uint64_t n, Layout layout, const std::vector<uint64_t>& words,
+std::vector<uint8_t> pack_header(uint64_t n, Layout layout, const std::vector<uint64_t>& bytes,
                                  const std::vector<uint64_t>& escapes) {
   std::vector<uint8_t> out{kFormatId};
   put_varint(out, n);
   if (n > 0) {
-    put_varint(out, layout.nblocks);
-    out.push_back(static_cast<uint8_t>(layout.lanes));
-    for (size_t b = 0; b < layout.nblocks; ++b) {
-      put_varint(out, words[b]);
-      put_varint(out, escapes[b]);
+    put_varint(out, layout.lanes);
+    for (size_t g = 0; g < layout.groups(); ++g) {
+      put_varint(out, bytes[g]);
+      put_varint(out, escapes[g]);
     }
   }
-  out.push_back(crc8(out.data(), out.size()));
+  const uint32_t check = header_check(out.data(), out.size());
+  out.push_back(static_cast<uint8_t>(check));
+  out.push_back(static_cast<uint8_t>(check >> 8));
   return out;
 }
 
-Header parse_header(const uint8_t* data, size_t size, uint64_t expected_n) {
+Header parse_header(const uint8_t* data, size_t size, int64_t expected_n) {
   Header h;
   size_t pos = 0;
   if (size < 1) throw TruncatedError("rANS stream is empty");
+  if (data[0] == kFormat1Id)
+    throw VersionError("rANS stream is format 1 (0xB5); this build reads format 2 (0xB6) only: re-encode it");
   if (data[pos++] != kFormatId) throw CorruptError("not a UI2C rANS stream (bad format id)");
   h.n = get_varint(data, size, pos);
-  if (h.n != expected_n)
+  if (expected_n >= 0 && h.n != static_cast<uint64_t>(expected_n))
     throw CorruptError("rANS stream holds " + std::to_string(h.n) + " symbols but " + std::to_string(expected_n) +
                        " were requested (do the skip masks differ?)");
-  h.word_begin.push_back(0);
+  h.byte_begin.push_back(0);
   h.esc_begin.push_back(0);
   if (h.n > 0) {
-    const uint64_t nblocks = get_varint(data, size, pos);
-    if (pos >= size) throw TruncatedError("rANS header ends before the lane count");
-    const uint32_t lanes = data[pos++];
-    if (nblocks < 1 || nblocks > h.n || lanes < 1 || lanes > kMaxLanes)
-      throw CorruptError("rANS header has an invalid block or lane count");
-    const uint64_t per_block = ceil_div(h.n, nblocks);
-    if (ceil_div(h.n, per_block) != nblocks) throw CorruptError("rANS header block count leaves an empty block");
-    h.layout = {static_cast<uint32_t>(nblocks), lanes};
-    for (uint64_t b = 0; b < nblocks; ++b) {
-      const uint64_t count = std::min(per_block, h.n - b * per_block);
-      const uint64_t words = get_varint(data, size, pos), escapes = get_varint(data, size, pos);
-      if (words > count || escapes > count) throw CorruptError("rANS block announces more words than symbols");
-      h.word_begin.push_back(h.word_begin.back() + 2 * lanes + words);
+    const uint64_t lanes = get_varint(data, size, pos);
+    if (!valid_lanes(lanes) || lanes > h.n) throw CorruptError("rANS header has an invalid lane count");
+    h.layout = {static_cast<uint32_t>(lanes)};
+    for (uint64_t g = 0; g < h.layout.groups(); ++g) {
+      const uint64_t width = h.layout.group_lanes();
+      uint64_t symbols = 0;  // symbols of group g: lanes l in [g * W, (g + 1) * W) hold ceil((n - l) / P) each
+      for (uint64_t j = 0; j < width; ++j) symbols += ceil_div(h.n - (g * width + j), lanes);
+      const uint64_t bytes = get_varint(data, size, pos), escapes = get_varint(data, size, pos);
+      if (bytes > 2 * symbols || escapes > symbols) throw CorruptError("rANS group announces more bytes than its symbols allow");
+      h.byte_begin.push_back(h.byte_begin.back() + 4 * width + bytes);
       h.esc_begin.push_back(h.esc_begin.back() + escapes);
     }
   }
-  if (pos >= size) throw TruncatedError("rANS header ends before its CRC");
-  if (crc8(data, pos) != data[pos]) throw CorruptError("rANS header CRC mismatch");
-  h.header_bytes = pos + 1;
+  if (pos + 2 > size) throw TruncatedError("rANS header ends before its check");
+  if ((data[pos] | (uint32_t{data[pos + 1]} << 8)) != header_check(data, pos))
+    throw CorruptError("rANS header check mismatch");
+  h.header_bytes = pos + 2;
   if (size < h.total_bytes()) throw TruncatedError("rANS stream is shorter than its header announces");
   if (size > h.total_bytes()) throw CorruptError("rANS stream has trailing bytes");
   return h;
@@ -278,44 +287,45 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
   uint64_t total_cost = 0;
   for (uint64_t c : cost) total_cost += c;
   Layout layout = plan_layout(n, total_cost, bits_per_lane);
-  if (n > 0 && forced.nblocks != 0) {
-    const uint64_t per_block = ceil_div(n, forced.nblocks);
-    if (forced.nblocks > n || ceil_div(n, per_block) != forced.nblocks || forced.lanes < 1 || forced.lanes > kMaxLanes)
-      throw std::invalid_argument("forced layout must have nblocks = ceil(n / ceil(n / nblocks)) and 1..32 lanes");
+  if (n > 0 && forced.lanes != 0) {
+    if (!valid_lanes(forced.lanes) || forced.lanes > n)
+      throw std::invalid_argument("forced lane count must be 1..32 or a multiple of 32, at most " +
+                                  std::to_string(kMaxLanes) + " and at most the symbol count");
     layout = forced;
   }
-  const uint32_t nblocks = layout.nblocks, lanes = layout.lanes;
-  const size_t per_block = nblocks ? ceil_div(n, nblocks) : 0;
-  std::vector<uint16_t> region(n + size_t{2} * lanes * nblocks);
-  std::vector<uint16_t*> first(nblocks);
-  std::vector<std::vector<int32_t>> escapes(nblocks);
-  parallel_for(nblocks, num_threads, [&](size_t b) {
-    const size_t lo = b * per_block, count = std::min(per_block, n - lo);
-    uint16_t* end = region.data() + lo + (b + 1) * 2 * lanes + count;
-    first[b] = encode_block(symbols + lo, indexes + lo, count, lanes, tables, end, escapes[b]);
+  const uint32_t groups = layout.groups(), width = layout.group_lanes();
+  // group g's region holds at most 2 bytes per symbol plus its final states
+  std::vector<size_t> region_end(groups + 1, 0);
+  for (uint32_t g = 0; g < groups; ++g) {
+    const GroupView v{n, layout.lanes, size_t{g} * width, width};
+    region_end[g + 1] = region_end[g] + 2 * v.rows() * width + 4 * width;
+  }
+  std::vector<uint8_t> region(region_end.back());
+  std::vector<uint8_t*> first(groups);
+  std::vector<std::vector<int32_t>> escapes(groups);
+  parallel_for(groups, num_threads, [&](size_t g) {
+    const GroupView v{n, layout.lanes, g * width, width};
+    first[g] = encode_group(symbols, indexes, v, tables, region.data() + region_end[g + 1], escapes[g]);
   });
-  std::vector<uint64_t> words(nblocks), esc_counts(nblocks);
-  for (size_t b = 0; b < nblocks; ++b) {
-    const size_t count = std::min(per_block, n - b * per_block);
-    const uint16_t* end = region.data() + b * per_block + (b + 1) * 2 * lanes + count;
-    words[b] = static_cast<uint64_t>(end - first[b]) - 2 * lanes;
-    esc_counts[b] = escapes[b].size();
+  std::vector<uint64_t> bytes(groups), esc_counts(groups);
+  size_t total_bytes = 0, total_escapes = 0;
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t size = static_cast<size_t>(region.data() + region_end[g + 1] - first[g]);
+    bytes[g] = size - 4 * width;
+    esc_counts[g] = escapes[g].size();
+    total_bytes += size;
+    total_escapes += escapes[g].size();
   }
-  std::vector<uint8_t> out = pack_header(n, layout, words, esc_counts);
-  size_t total_words = 0, total_escapes = 0;
-  for (size_t b = 0; b < nblocks; ++b) {
-    total_words += words[b] + 2 * lanes;
-    total_escapes += escapes[b].size();
-  }
+  std::vector<uint8_t> out = pack_header(n, layout, bytes, esc_counts);
   size_t pos = out.size();
-  out.resize(pos + 2 * total_words + 4 * total_escapes);
-  for (size_t b = 0; b < nblocks; ++b)
-    for (const uint16_t* w = first[b]; w != first[b] + words[b] + 2 * lanes; ++w) {
-      out[pos++] = static_cast<uint8_t>(*w & 0xFF);
-      out[pos++] = static_cast<uint8_t>(*w >> 8);
-    }
-  for (const auto& block : escapes)
-    for (int32_t v : block)
+  out.resize(pos + total_bytes + 4 * total_escapes);
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t size = bytes[g] + 4 * width;
+    std::memcpy(out.data() + pos, first[g], size);
+    pos += size;
+  }
+  for (const auto& group : escapes)
+    for (int32_t v : group)
       for (int s = 0; s < 32; s += 8) out[pos++] = static_cast<uint8_t>(static_cast<uint32_t>(v) >> s);
   return out;
 }
@@ -323,20 +333,19 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
 void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
             int num_threads, int32_t* out) {
   check_indexes(indexes, n, tables);
-  const Header h = parse_header(data, size, n);
-  const uint32_t nblocks = h.layout.nblocks, lanes = h.layout.lanes;
-  const size_t per_block = nblocks ? ceil_div(n, nblocks) : 0;
+  const Header h = parse_header(data, size, static_cast<int64_t>(n));
+  const uint32_t groups = h.layout.groups(), width = h.layout.group_lanes();
   const uint8_t* payload = data + h.header_bytes;
-  const uint8_t* escape_array = payload + 2 * h.word_begin.back();
-  std::vector<uint8_t> ok(nblocks, 0);
-  parallel_for(nblocks, num_threads, [&](size_t b) {
-    const size_t lo = b * per_block, count = std::min(per_block, n - lo);
-    ok[b] = decode_block(payload + 2 * h.word_begin[b], h.word_begin[b + 1] - h.word_begin[b],
-                         escape_array + 4 * h.esc_begin[b], h.esc_begin[b + 1] - h.esc_begin[b], indexes + lo,
-                         count, lanes, tables, out + lo);
+  const uint8_t* escape_array = payload + h.byte_begin.back();
+  std::vector<uint8_t> ok(groups, 0);
+  parallel_for(groups, num_threads, [&](size_t g) {
+    const GroupView v{n, h.layout.lanes, g * width, width};
+    ok[g] = decode_group(payload + h.byte_begin[g], h.byte_begin[g + 1] - h.byte_begin[g],
+                         escape_array + 4 * h.esc_begin[g], h.esc_begin[g + 1] - h.esc_begin[g], indexes, v,
+                         tables, out);
   });
-  for (size_t b = 0; b < nblocks; ++b)
-    if (!ok[b]) throw CorruptError("rANS block " + std::to_string(b) + " failed its consistency checks");
+  for (size_t g = 0; g < groups; ++g)
+    if (!ok[g]) throw CorruptError("rANS group " + std::to_string(g) + " failed its consistency checks");
 }
 
 }  // namespace ui2c::rans

@@ -21,6 +21,11 @@ struct CorruptError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The data is a stream of another format version (the message names it).
+struct VersionError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // What the encoder needs per (table, slot): start, frequency and an exact
 // reciprocal, so that x / f = mulhi64(x, rcp) for every 32-bit x (f >= 2).
 struct EncSlot {
@@ -55,31 +60,35 @@ class Tables {
   std::vector<uint32_t> cost_;
 };
 
+// Lanes P and the groups they form (rans_format.hpp §2).
 struct Layout {
-  uint32_t nblocks = 0;
   uint32_t lanes = 0;
+  uint32_t groups() const { return lanes == 0 ? 0 : (lanes + kGroupLanes - 1) / kGroupLanes; }
+  uint32_t group_lanes() const { return lanes == 0 ? 0 : lanes / groups(); }
 };
 
 // Layout policy of rans_format.hpp §6 for n symbols whose summed cost is cost_q16.
 Layout plan_layout(uint64_t n, uint64_t cost_q16, uint32_t bits_per_lane);
 
-// Parsed stream header with block offsets (words from the payload start, escapes
-// from the escape-array start); both vectors have nblocks + 1 entries.
+// Parsed stream header with group offsets (bytes from the payload start, escapes
+// from the escape-array start); both vectors have groups + 1 entries.
 struct Header {
   uint64_t n = 0;
   Layout layout;
   size_t header_bytes = 0;
-  std::vector<uint64_t> word_begin;
+  std::vector<uint64_t> byte_begin;
   std::vector<uint64_t> esc_begin;
-  size_t total_bytes() const { return header_bytes + 2 * word_begin.back() + 4 * esc_begin.back(); }
+  size_t total_bytes() const { return header_bytes + byte_begin.back() + 4 * esc_begin.back(); }
 };
 
-std::vector<uint8_t> pack_header(uint64_t n, Layout layout, const std::vector<uint64_t>& words,
+// bytes[g] and escapes[g]: renormalisation bytes and escapes of group g.
+std::vector<uint8_t> pack_header(uint64_t n, Layout layout, const std::vector<uint64_t>& bytes,
                                  const std::vector<uint64_t>& escapes);
-// Parses and checks the header against `size` bytes of input and the caller's n.
-Header parse_header(const uint8_t* data, size_t size, uint64_t expected_n);
+// Parses and checks the header against `size` bytes of input; expected_n < 0 skips
+// the check of the symbol count (a GPU decoder checks it on the device).
+Header parse_header(const uint8_t* data, size_t size, int64_t expected_n);
 
-// Encodes; `forced` (nblocks, lanes) overrides the policy when nonzero.
+// Encodes; `forced` (lanes) overrides the policy when nonzero.
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size_t n, const Tables& tables,
                             int num_threads, uint32_t bits_per_lane, Layout forced);
 void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,

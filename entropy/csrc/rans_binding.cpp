@@ -22,14 +22,14 @@ std::shared_ptr<rans::Tables> make_tables(const IntArray& cdf, const IntArray& l
 }
 
 py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::Tables& tables, int num_threads,
-                 uint32_t bits_per_lane, uint32_t nblocks, uint32_t lanes) {
+                 uint32_t bits_per_lane, uint32_t lanes) {
   if (symbols.ndim() != 1 || indexes.ndim() != 1 || symbols.shape(0) != indexes.shape(0))
     throw std::invalid_argument("symbols and cdf_indexes must be 1-D arrays of the same length");
   std::vector<uint8_t> out;
   {
     py::gil_scoped_release release;
     out = rans::encode(symbols.data(), indexes.data(), symbols.shape(0), tables, num_threads, bits_per_lane,
-                       {nblocks, lanes});
+                       {lanes});
   }
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
@@ -48,10 +48,10 @@ py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, con
   return out;
 }
 
-py::tuple parse_header(const py::buffer& data, uint64_t n) {
+py::tuple parse_header(const py::buffer& data, int64_t n) {
   const py::buffer_info info = data.request();
   const rans::Header h = rans::parse_header(static_cast<const uint8_t*>(info.ptr), info.size * info.itemsize, n);
-  return py::make_tuple(h.layout.nblocks, h.layout.lanes, h.header_bytes, h.word_begin, h.esc_begin);
+  return py::make_tuple(h.n, h.layout.lanes, h.header_bytes, h.byte_begin, h.esc_begin);
 }
 
 }  // namespace
@@ -61,31 +61,32 @@ PYBIND11_MODULE(_rans, m) {
   py::object errors = py::module_::import("ui2c.errors");
   py::register_exception<rans::TruncatedError>(m, "TruncatedError", errors.attr("TruncatedStreamError"));
   py::register_exception<rans::CorruptError>(m, "CorruptError", errors.attr("CorruptStreamError"));
+  py::register_exception<rans::VersionError>(m, "VersionError", errors.attr("UnsupportedVersionError"));
 
   py::class_<rans::Tables, std::shared_ptr<rans::Tables>>(m, "Tables")
       .def(py::init(&make_tables), py::arg("cdf"), py::arg("cdf_length"), py::arg("offset"))
       .def("__len__", &rans::Tables::size);
 
   m.def("encode", &encode, py::arg("symbols"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
-        py::arg("bits_per_lane"), py::arg("nblocks") = 0, py::arg("lanes") = 0);
+        py::arg("bits_per_lane"), py::arg("lanes") = 0);
   m.def("decode", &decode, py::arg("data"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"));
-  m.def("parse_header", &parse_header, py::arg("data"), py::arg("n"),
-        "(nblocks, lanes, header_bytes, word_begin[nblocks+1], esc_begin[nblocks+1]) of a checked stream.");
+  m.def("parse_header", &parse_header, py::arg("data"), py::arg("n") = -1,
+        "(n, lanes, header_bytes, byte_begin[groups+1], esc_begin[groups+1]) of a checked stream; "
+        "n = -1 skips the symbol-count check.");
   m.def(
       "pack_header",
-      [](uint64_t n, uint32_t nblocks, uint32_t lanes, const std::vector<uint64_t>& words,
-         const std::vector<uint64_t>& escapes) {
-        if (words.size() != nblocks || escapes.size() != nblocks)
-          throw std::invalid_argument("need one word and escape count per block");
-        const auto out = rans::pack_header(n, {nblocks, lanes}, words, escapes);
+      [](uint64_t n, uint32_t lanes, const std::vector<uint64_t>& bytes, const std::vector<uint64_t>& escapes) {
+        const rans::Layout layout{lanes};
+        if (bytes.size() != layout.groups() || escapes.size() != layout.groups())
+          throw std::invalid_argument("need one byte and escape count per group");
+        const auto out = rans::pack_header(n, layout, bytes, escapes);
         return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
       },
-      py::arg("n"), py::arg("nblocks"), py::arg("lanes"), py::arg("words"), py::arg("escapes"));
+      py::arg("n"), py::arg("lanes"), py::arg("bytes"), py::arg("escapes"));
   m.def(
       "plan_layout",
       [](uint64_t n, uint64_t cost_q16, uint32_t bits_per_lane) {
-        const rans::Layout l = rans::plan_layout(n, cost_q16, bits_per_lane);
-        return py::make_tuple(l.nblocks, l.lanes);
+        return rans::plan_layout(n, cost_q16, bits_per_lane).lanes;
       },
       py::arg("n"), py::arg("cost_q16"), py::arg("bits_per_lane"));
   m.def(
@@ -100,4 +101,7 @@ PYBIND11_MODULE(_rans, m) {
       "cost_q16 of every frequency 0..65536 (entry 0 unused), for GPU-side layout planning.");
   m.attr("DEFAULT_BITS_PER_LANE") = rans::kDefaultBitsPerLane;
   m.attr("MAX_LANES") = rans::kMaxLanes;
+  m.attr("GROUP_LANES") = rans::kGroupLanes;
+  m.attr("STATE_LOW") = rans::kStateLow;
+  m.attr("FORMAT_ID") = rans::kFormatId;
 }

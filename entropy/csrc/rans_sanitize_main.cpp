@@ -1,6 +1,7 @@
 // Stand-alone stress driver for the CPU coder, built by tests/test_entropy_sanitize.py
 // with -fsanitize=address,undefined: random tables, symbols and layouts round-trip,
-// then mutated streams must decode or throw the typed errors, with no sanitizer report.
+// then mutated streams must decode or throw the typed errors, with no sanitizer report;
+// every fourth stream also gets a random header with a valid check (deep header paths).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -40,9 +41,9 @@ int main(int argc, char** argv) {
     }
     Layout forced{};
     if (n > 0 && uniform(0, 1)) {
-      const uint32_t want = uniform(1, std::min<int>(n, 8));
-      const size_t per_block = (n + want - 1) / want;
-      forced = {static_cast<uint32_t>((n + per_block - 1) / per_block), static_cast<uint32_t>(uniform(1, 32))};
+      uint32_t lanes = uniform(1, 32 * 5);
+      if (lanes > 32) lanes -= lanes % 32;
+      if (lanes <= n) forced = {lanes};
     }
     const auto data = encode(symbols.data(), indexes.data(), n, tables, uniform(1, 3), uniform(1, 9000), forced);
     decode(data.data(), data.size(), indexes.data(), n, tables, uniform(1, 3), out.data());
@@ -50,9 +51,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "round trip mismatch at iteration %d\n", it);
       return 1;
     }
+    const size_t header = n > 0 ? parse_header(data.data(), data.size(), n).header_bytes : 0;
     for (int m = 0; m < 20; ++m) {
       std::vector<uint8_t> bad(data);
-      if (uniform(0, 3) == 0) {
+      if (header > 3 && it % 4 == 0) {  // mutate header fields, then fix the check
+        for (int f = uniform(1, 2); f > 0; --f) bad[uniform(1, static_cast<int>(header) - 3)] = uniform(0, 255);
+        const uint32_t check = header_check(bad.data(), header - 2);
+        bad[header - 2] = static_cast<uint8_t>(check);
+        bad[header - 1] = static_cast<uint8_t>(check >> 8);
+      } else if (uniform(0, 3) == 0) {
         bad.resize(uniform(0, static_cast<int>(bad.size())));
       } else {
         for (int f = uniform(1, 3); f > 0; --f) bad[uniform(0, static_cast<int>(bad.size()) - 1)] ^= 1 << uniform(0, 7);
@@ -63,6 +70,8 @@ int main(int argc, char** argv) {
       } catch (const TruncatedError&) {
         ++rejected;
       } catch (const CorruptError&) {
+        ++rejected;
+      } catch (const VersionError&) {
         ++rejected;
       }
     }
