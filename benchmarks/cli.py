@@ -71,7 +71,8 @@ def cmd_fps(args: argparse.Namespace) -> int:
 
     width, height = args.size
     options = dict(width=width, height=height, frames=args.frames, qp=args.qp, warmup_units=args.warmup,
-                   threads=args.threads, video=args.video)
+                   threads=args.threads, video=args.video, device=args.device, precision=args.precision,
+                   compile=args.compile, entropy=args.entropy)
     run = run_fps(args.model, args.backend, **options)
     runs = [run]
     if args.compare in ("all", "backends"):
@@ -80,8 +81,10 @@ def cmd_fps(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"runs": runs, "roofline": {}}
     sections = []
     for r in runs:
-        data["roofline"][r["backend"]] = roofline(r, PEAKS[r["backend"]]())
-        sections += [format_fps(r), format_roofline(data["roofline"][r["backend"]], r["backend"])]
+        sections.append(format_fps(r))
+        if args.device == "cpu":  # the roofline's peaks are this CPU's GEMM rates
+            data["roofline"][r["backend"]] = roofline(r, PEAKS[r["backend"]]())
+            sections.append(format_roofline(data["roofline"][r["backend"]], r["backend"]))
     if args.compare:
         dcvc = None
         if args.compare in ("all", "dcvc-rt"):
@@ -89,7 +92,8 @@ def cmd_fps(args: argparse.Namespace) -> int:
             dcvc = dcvc_rt_estimate(args.backend, padded(height), padded(width), args.repeats, entropy)
         data["compare"] = compare(run, runs[1:], dcvc)
         sections.append(f"Compare ({args.backend}, {width}x{height}):\n\n" + format_compare(data["compare"]))
-    _write(args, f"fps-{args.model}-{args.backend}-{width}x{height}", "\n\n".join(sections), data)
+    key = f"fps-{args.model}-{args.backend}-{width}x{height}" + ("" if args.device == "cpu" else f"-{args.device}")
+    _write(args, key, "\n\n".join(sections), data)
     return 0
 
 
@@ -115,6 +119,12 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
                    help="source video, tiled or cropped to --size (default: the shipped 320x180 clip)")
     p.add_argument("--warmup", type=int, default=1, help="untimed coding units (pairs) (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="entropy-coder threads (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: %(default)s)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--compile", action="store_true",
+                   help="torch backend: compile each stage with inductor (+ CUDA graphs on CUDA)")
+    p.add_argument("--entropy", choices=["cpu", "triton"],
+                   help="entropy coder (default: triton on CUDA, the C++ coder on CPU)")
     p.add_argument("--compare", nargs="?", const="all", choices=["all", "dcvc-rt", "backends"],
                    help="ratios against a DCVC-RT estimate on this backend (dcvc-rt), against the other CPU "
                         "backend running the same model (backends), or both (all, the default)")

@@ -24,34 +24,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import BitstreamError
-from ..runtime import latent
+from ..runtime import session
 from ..runtime.model import load_codec
 from ..runtime.session import Decoder, Encoder
 from ..runtime.video_io import frame_to_array, open_video, pad
+from ..shipped import DEMO_CLIP
 from .report import provenance, update_results
 
-DEMO = Path(__file__).resolve().parent.parent / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
 
 
 @contextmanager
 def recorded_symbols(log: list):
-    """Record every ``step_symbols`` result (coded mask, indexes) in call order."""
-    real = latent.step_symbols
+    """Record every CDF-index map the sessions compute (−1 = skipped), in call order."""
+    real = session.step_indexes
 
     def recording(scales, mask, skip_threshold):
-        sym = real(scales, mask, skip_threshold)
-        full = np.full(sym.coded.shape, -1, dtype=np.int32)
-        full[sym.coded] = sym.indexes
-        log.append(full)
-        return sym
+        indexes = real(scales, mask, skip_threshold)
+        log.append(indexes.cpu().numpy())
+        return indexes
 
-    latent.step_symbols = recording
+    session.step_indexes = recording
     try:
         yield
     finally:
-        latent.step_symbols = real
+        session.step_indexes = real
 
 
 def measure(enc_codec, dec_codec, frames: list[np.ndarray], qp: int) -> dict:
@@ -72,8 +71,8 @@ def measure(enc_codec, dec_codec, frames: list[np.ndarray], qp: int) -> dict:
                 if len(dec_log) % 2:  # failed in step 0: keep the log aligned with the encoder's
                     dec_log.append(None)
                 continue
-            differing_frames += sum(not np.array_equal(a, b) for a, b in zip(decoded, unit.recon))
-            max_diff = max([max_diff] + [float(np.max(np.abs(a - b))) for a, b in zip(decoded, unit.recon)])
+            differing_frames += sum(not torch.equal(a, b) for a, b in zip(decoded, unit.recon))
+            max_diff = max([max_diff] + [float((a.float() - b.float()).abs().max()) for a, b in zip(decoded, unit.recon)])
     compared = [(a, b) for a, b in zip(enc_log, dec_log) if b is not None]
     differing = sum(int(np.sum(a != b)) for a, b in compared)
     total = sum(a.size for a, _ in compared)
@@ -83,7 +82,7 @@ def measure(enc_codec, dec_codec, frames: list[np.ndarray], qp: int) -> dict:
 
 
 def run(frames: int, qps: list[int]) -> list[dict]:
-    clip = [pad(frame_to_array(f)) for f in open_video(DEMO)][:frames]
+    clip = [pad(frame_to_array(f)) for f in open_video(DEMO_CLIP)][:frames]
     codecs = {name: load_codec("ui2c-s", backend=name) for name in ("torch", "onnxruntime")}
     rows = []
     for enc_name, dec_name in (("torch", "onnxruntime"), ("onnxruntime", "torch"), ("onnxruntime", "onnxruntime")):

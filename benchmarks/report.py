@@ -36,9 +36,9 @@ def format_fps(run: dict) -> str:
     """Per-part ms per frame of both sides, fps, memory."""
     enc, dec = run["encode"], run["decode"]
     labels = sorted(set(enc["parts"]) | set(dec["parts"]), key=lambda k: (k == "other", k))
-    lines = [f"**{run['model']}, {run['producer']}, {run['width']}x{run['height']}**: "
-             f"{run['frames']} frames, {run['warmup_units']} warm-up unit(s) excluded, qp {run['qp']}, "
-             f"{run['bpp']:.4f} bpp ({run['weights']} weights)", "",
+    lines = [f"**{run['model']}, {run['producer']}, {run['width']}x{run['height']}** on {run['device']}: "
+             f"{run['frames']} frames after {run['warmup_units']} warm-up unit(s), qp {run['qp']}, "
+             f"{run['bpp']:.4f} bpp ({run['weights']} weights), entropy coder {run['entropy_coder']}", "",
              "| part | encode ms/frame | share | decode ms/frame | share |", "|---|---:|---:|---:|---:|"]
     for label in labels:
         cells = []
@@ -47,7 +47,18 @@ def format_fps(run: dict) -> str:
             cells += [f"{ms:.1f}", f"{100 * ms / side['ms_per_frame']:.0f}%"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [f"| **total** | **{enc['ms_per_frame']:.1f}** | | **{dec['ms_per_frame']:.1f}** | |",
-              f"| **fps** | **{enc['fps']:.2f}** | | **{dec['fps']:.2f}** | |", "",
+              f"| **fps** | **{enc['fps']:.2f}** | | **{dec['fps']:.2f}** | |",
+              f"| network-only fps (ceiling) | {run['network_only_fps']['encode']:.2f} | "
+              f"{100 * run['efficiency']['encode']:.0f}% | {run['network_only_fps']['decode']:.2f} | "
+              f"{100 * run['efficiency']['decode']:.0f}% |", ""]
+    for side_name, side in (("encode", enc), ("decode", dec)):
+        if side["overlapped"]:
+            lines.append(f"Overlapped with the networks ({side_name}, worker thread): " + ", ".join(
+                f"{k} {v['ms'] / side['frames']:.2f} ms/frame" for k, v in side["overlapped"].items()) + ".")
+        if side["device_ms"]:
+            lines.append(f"GPU time per frame ({side_name}, CUDA events): " + ", ".join(
+                f"{k} {ms / side['frames']:.2f} ms" for k, ms in sorted(side["device_ms"].items())) + ".")
+    lines += ["",
               f"Source read + 4:4:4 float conversion (outside the fps timer, spec §5): "
               f"{run['source_convert_ms_per_frame']:.1f} ms/frame. "
               f"Peak RSS: {run['memory']['peak_rss_mib']:.0f} MiB ({run['memory']['scope']})."]

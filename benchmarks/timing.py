@@ -7,7 +7,8 @@
   and delegate.  It describes itself like the wrapped backend, so streams are
   identical to unwrapped ones.
 * :func:`instrument_entropy` times the latent-coding functions the session calls
-  (quantize, skip, fold, CDF indexes) and, nested inside them, the rANS coder.  It
+  (quantize, skip, fold, CDF indexes) and the rANS coder (on the encoder's worker
+  thread, its time is *overlapped* with the networks and reported apart).  It
   rebinds those names for the duration of the ``with`` block only: the runtime has no
   hooks, and editing it for a benchmark would change what is measured.
 * Memory: the process RSS high-water mark (``VmHWM``, what ``resource`` reports as
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import resource
 import sys
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
-import numpy as np
+import torch
 
 from ..entropy import rans
 from ..runtime import session
@@ -38,26 +40,39 @@ class Part:
 
 
 class Clock:
-    """Exclusive wall time per label (see the module docstring)."""
+    """Exclusive wall time per label (see the module docstring).
+
+    Time measured on other threads (the encoder's entropy worker) overlaps the
+    creating thread's and goes to ``overlapped``, never into ``parts``, so ``parts``
+    stay disjoint and sum to at most the creating thread's total.  On CUDA the
+    stage runners also record events; ``device_ms`` resolves them into GPU time per
+    stage after the run has synchronised."""
 
     def __init__(self) -> None:
         self.parts: dict[str, Part] = {}
-        self._stack: list[float] = []  # time already charged to children, per open measurement
+        self.overlapped: dict[str, Part] = {}
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._events: list[tuple[str, object, object]] = []
 
     @contextmanager
     def measure(self, label: str) -> Iterator[None]:
-        self._stack.append(0.0)
+        stack = self._local.__dict__.setdefault("stack", [])  # time already charged to children
+        stack.append(0.0)
         start = time.perf_counter()
         try:
             yield
         finally:
             elapsed = time.perf_counter() - start
-            children = self._stack.pop()
-            part = self.parts.setdefault(label, Part())
-            part.seconds += elapsed - children
-            part.calls += 1
-            if self._stack:
-                self._stack[-1] += elapsed
+            children = stack.pop()
+            table = self.parts if threading.get_ident() == self._owner else self.overlapped
+            with self._lock:
+                part = table.setdefault(label, Part())
+                part.seconds += elapsed - children
+                part.calls += 1
+            if stack:
+                stack[-1] += elapsed
 
     def timed(self, label: str, fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
@@ -66,18 +81,39 @@ class Clock:
 
         return wrapper
 
+    def record_events(self, label: str, start: object, end: object) -> None:
+        self._events.append((label, start, end))
+
+    def device_ms(self) -> dict[str, float]:
+        """GPU milliseconds per label from the recorded CUDA events (call after a sync)."""
+        out: dict[str, float] = {}
+        for label, start, end in self._events:
+            out[label] = out.get(label, 0.0) + start.elapsed_time(end)
+        return out
+
     def reset(self) -> None:
         self.parts.clear()
+        self.overlapped.clear()
+        self._events.clear()
 
 
 class TimingRunner(Runner):
     def __init__(self, inner: Runner, clock: Clock, stage: str):
         self.inner, self.clock, self.stage = inner, clock, stage
 
-    def infer(self, feed: Mapping[str, np.ndarray],
-              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        with self.clock.measure(f"net:{self.stage}"):
-            return self.inner.infer(feed, out)
+    def infer(self, feed: Mapping[str, torch.Tensor],
+              out: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        label = f"net:{self.stage}"
+        cuda = next(iter(feed.values())).device.type == "cuda"
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        with self.clock.measure(label):
+            result = self.inner.infer(feed, out)
+        if cuda:
+            end.record()
+            self.clock.record_events(label, start, end)
+        return result
 
 
 class TimingBackend(Backend):
@@ -85,7 +121,7 @@ class TimingBackend(Backend):
 
     def __init__(self, inner: Backend, clock: Clock):
         self.inner, self.clock = inner, clock
-        self.name, self.precision = inner.name, inner.precision
+        self.name, self.precision, self.device, self.mode = inner.name, inner.precision, inner.device, inner.mode
         self._runners: dict[str, TimingRunner] = {}
 
     def runner(self, stage: str) -> TimingRunner:
@@ -109,7 +145,7 @@ def _rebound(module: object, name: str, value: object) -> Iterator[None]:
 
 ENTROPY_LATENT = "entropy:latent ops"
 ENTROPY_RANS = "entropy:rANS"
-SESSION_LATENT_FUNCTIONS = ("encode_z", "decode_z", "encode_step", "decode_step")
+SESSION_LATENT_FUNCTIONS = ("step_indexes", "quantize_step", "dequantize_step")
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -143,10 +144,16 @@ def scale_index(scales: np.ndarray) -> np.ndarray:
     return (np.searchsorted(_THRESHOLDS, s, side="right") - 1).astype(np.uint8)
 
 
+@lru_cache(maxsize=8)
+def _device_thresholds(device: torch.device) -> torch.Tensor:
+    """The thresholds on ``device``, uploaded once: a copy per call would make every
+    latent step of a CUDA session wait for a host-to-device transfer."""
+    return torch.from_numpy(_THRESHOLDS[1:]).to(device)
+
+
 def scale_index_torch(scales: torch.Tensor) -> torch.Tensor:
     """Same as :func:`scale_index` for a float32 torch tensor on any device (uint8)."""
-    thr = torch.from_numpy(_THRESHOLDS[1:]).to(scales.device)
-    return torch.bucketize(scales.float(), thr, right=True).to(torch.uint8)
+    return torch.bucketize(scales.float(), _device_thresholds(scales.device), right=True).to(torch.uint8)
 
 
 def gaussian_tables() -> CdfTables:

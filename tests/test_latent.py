@@ -1,0 +1,77 @@
+"""The torch latent codec against an independent NumPy reference, and the golden stream.
+
+The reference below is the stream format's first implementation, written directly
+in NumPy: the masks are float32, so every product with a mask (and all that follows)
+is float32 even for fp16 networks; residuals round half to even; a folded scale at
+or under the skip threshold makes a symbol skipped (index −1 here).  The torch codec
+must match it symbol for symbol, index for index and bit for bit in y_hat.
+
+The golden stream pins the whole bitstream: the shipped weights on the shipped clip
+must give the committed SHA-256, so no change to the format, the latent codec, the
+tables or the weights can pass silently (update the hash deliberately, with the
+change that explains it).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from ui2c.entropy.tables import scale_index
+from ui2c.export.feeds import demo_clip
+from ui2c.runtime import latent
+from ui2c.runtime.api import decode_frames, encode_file
+from ui2c.runtime.model import load_codec
+
+GOLDEN_SHA256 = "ea6bdc9fb6d1902eddd00c4901751b5280454e20e9d4d3461e75f10f1fa22278"
+
+
+def _reference(ys, scales, means, mask, skip=latent.SKIP_THRESHOLD):
+    half = mask.shape[1] // 2
+    fold = lambda x: x[0, :half] + x[0, half:]  # noqa: E731
+    folded_scales = fold(scales * mask)
+    coded = folded_scales > skip
+    indexes = np.where(coded, scale_index(np.where(coded, folded_scales, 1.0)).astype(np.int32), -1)
+    q = fold(np.rint((ys - means) * mask))
+    q[~coded] = 0.0
+    y_hat = (np.concatenate([q, q])[None] * mask + means) * mask
+    return indexes.reshape(-1), q.astype(np.int32).reshape(-1), y_hat
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_latent_codec_equals_the_numpy_reference(dtype):
+    rng = np.random.default_rng(1)
+    c, h, w = 8, 6, 10
+    ys = (rng.normal(size=(1, c, h, w)) * 5).astype(dtype)
+    means = rng.normal(size=(1, c, h, w)).astype(dtype)
+    scales = (rng.random((1, c, h, w)) * 2).astype(dtype)
+    scales.flat[:4] = [latent.SKIP_THRESHOLD, 0.11, 16.0, 6e4]  # boundary, table ends, beyond
+    ys.flat[:4] = [0.5, 1.5, -2.5, 2048.0]  # ties round to even
+    for mask_t in latent.checkerboard_masks(c, h, w):
+        mask = mask_t.numpy()
+        ref_idx, ref_sym, ref_y_hat = _reference(ys, scales, means, mask)
+        t = lambda a: torch.from_numpy(a)  # noqa: E731
+        idx = latent.step_indexes(t(scales), mask_t)
+        sym, y_hat = latent.quantize_step(t(ys), t(means), mask_t, idx)
+        np.testing.assert_array_equal(idx.numpy(), ref_idx)
+        np.testing.assert_array_equal(sym.numpy(), ref_sym)
+        assert y_hat.dtype == torch.float32 and np.array_equal(y_hat.numpy(), ref_y_hat)
+        decoded = latent.dequantize_step(sym, t(means), mask_t)
+        assert np.array_equal(decoded.numpy(), ref_y_hat)
+        assert (ref_idx < 0).any() and (ref_idx >= 0).any()
+
+
+def test_z_indexes_are_qp_row_times_channels_plus_channel():
+    idx = latent.z_indexes((1, 3, 2, 2), qp_row=5)
+    assert idx.tolist() == [15] * 4 + [16] * 4 + [17] * 4
+
+
+def test_golden_stream(tmp_path):
+    codec = load_codec("ui2c-s", backend="torch")
+    stream = tmp_path / "golden.ui2c"
+    res = encode_file(codec, demo_clip(), stream, qp=32, max_frames=8, keep_recon=True, progress=False)
+    assert hashlib.sha256(stream.read_bytes()).hexdigest() == GOLDEN_SHA256
+    decoded = [f for _, _, f in decode_frames(codec, stream)]
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, res.recon))
