@@ -1,37 +1,149 @@
-"""The trainer runs on real frames, checkpoints atomically and resumes."""
+"""Trainer pieces: anchor qp tables, per-sample coding, camera motion, data file, resumable state."""
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 
+from ui2c.models.checkpoint import load_weights
+from ui2c.models.conditional import train_unit
+from ui2c.models.ops import QP_ROWS, slot_scale
+from ui2c.models.presets import build_model
+from ui2c.training import qp as qp_anchors
+from ui2c.training import state as state_mod
+from ui2c.training.data import load_dataset
+from ui2c.training.motion import camera_path
 from ui2c.training.trainer import TrainConfig, lambda_for_qp, train, yuv_mse
+from ui2c.training.unit import code_pair, sample_scale
 
 DEMO = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
 
 
-def test_lambda_is_geometric_over_qp_and_mse_weights_luma_six_to_one():
-    assert lambda_for_qp(0) == 32.0 and math.isclose(lambda_for_qp(63), 2048.0)
-    assert math.isclose(lambda_for_qp(10) / lambda_for_qp(9), lambda_for_qp(70) / lambda_for_qp(69))
+def test_lambda_is_geometric_and_mse_weights_luma_six_to_one():
+    assert math.isclose(float(lambda_for_qp(0)), 16.0) and math.isclose(float(lambda_for_qp(63)), 4096.0, rel_tol=1e-5)
+    assert math.isclose(float(lambda_for_qp(10) / lambda_for_qp(9)), float(lambda_for_qp(70) / lambda_for_qp(69)), rel_tol=1e-5)
     x = torch.zeros(1, 3, 4, 4)
     err = torch.tensor([0.1, 0.2, 0.4]).view(1, 3, 1, 1).expand(1, 3, 4, 4)
     assert math.isclose(float(yuv_mse(x + err, x)), (6 * 0.01 + 0.04 + 0.16) / 8, rel_tol=1e-6)
 
 
-def test_train_checkpoints_and_resumes(tmp_path):
-    cfg = TrainConfig(preset="ui2c-s", video=str(DEMO), out_dir=str(tmp_path), minutes=0.02, batch=1, crop=64,
-                      window_stride=5, checkpoint_every=1)
-    ckpt = train(cfg)
-    first = torch.load(ckpt, weights_only=False)
-    done = first["state"]["iteration"]
-    assert done >= 1 and not (tmp_path / "checkpoint.tmp").exists()
-    cfg.minutes = first["state"]["elapsed_s"] / 60 + 0.01
-    second = torch.load(train(cfg), weights_only=False)
-    assert second["state"]["iteration"] > done
+def test_anchor_tables_interpolate_geometrically_between_anchors():
+    w = qp_anchors.interpolation_matrix(QP_ROWS, 8)
+    assert torch.allclose(w.sum(1), torch.ones(QP_ROWS)) and w[0, 0] == 1 and w[-1, -1] == 1
+    log_anchors = torch.log(torch.tensor([1.0, 2, 4, 8, 16, 32, 64, 128])).view(8, 1, 1, 1)
+    table = qp_anchors.AnchorTable(dim=0, log=True)(log_anchors).flatten()
+    assert math.isclose(float(table[0]), 1.0, rel_tol=1e-5) and math.isclose(float(table[-1]), 128.0, rel_tol=1e-5)
+    ratios = table[1:] / table[:-1]
+    assert torch.allclose(ratios, ratios[0], rtol=1e-4)  # evenly spaced doubling anchors: one constant ratio
+
+
+def test_attach_materialise_keeps_the_model_layout_and_recovers_interpolated_tables():
+    model = build_model("ui2c-s")
+    plain_shapes = {k: v.shape for k, v in model.state_dict().items()}
+    with torch.no_grad():  # a table that is exactly an interpolation of anchors is fitted exactly
+        model.q_encoder.copy_(torch.exp(torch.linspace(-1, 1, QP_ROWS)).view(-1, 1, 1, 1).expand_as(model.q_encoder))
+    target = model.q_encoder.detach().clone()
+    qp_anchors.attach(model)
+    assert model.parametrizations.q_encoder.original.shape[0] == qp_anchors.ANCHORS
+    assert torch.allclose(model.q_encoder, target, rtol=1e-4)
+    qp_anchors.materialise(model)
+    assert {k: v.shape for k, v in model.state_dict().items()} == plain_shapes
+
+
+def test_one_batch_of_spread_qps_trains_every_anchor():
+    torch.manual_seed(0)
+    model = qp_anchors.attach(build_model("ui2c-s"))
+    frames, ref = torch.rand(4, 6, 64, 64), model.adapt_frame(torch.zeros(4, 3, 64, 64))
+    qps = torch.tensor([[3, 11], [22, 26], [40, 44], [60, 68]])
+    out = code_pair(model, frames, ref, qps)
+    (out["bits"].sum() + sum(x.sum() for x in out["recon"])).backward()
+    for name in ("q_encoder", "q_decoder", "q_feature"):
+        grad = getattr(model.parametrizations, name).original.grad.flatten(1).abs().sum(1)
+        assert (grad > 0).all(), (name, grad)
+
+
+def test_per_sample_lookup_and_coding_match_the_model_for_one_qp():
+    model = build_model("ui2c-s")
+    with torch.no_grad():
+        model.q_encoder.uniform_(0.5, 2.0)
+    qps = torch.tensor([[5, 13], [30, 34]])
+    for i in range(2):
+        assert torch.equal(sample_scale(model.q_encoder, qps)[i : i + 1], slot_scale(model.q_encoder, qps[i]))
+    frames, ref = torch.rand(1, 6, 64, 64), torch.randn(1, 144, 8, 8)
+    torch.manual_seed(1)
+    ours = code_pair(model, frames, ref, qps[1:])
+    torch.manual_seed(1)
+    theirs = train_unit(model, frames, ref, qps[1])
+    assert torch.allclose(ours["bits"], theirs["bits"]) and torch.allclose(ours["ref"], theirs["ref"])
+    assert all(torch.allclose(a, b) for a, b in zip(ours["recon"], theirs["recon"]))
+
+
+def test_camera_paths_stay_inside_the_photo():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        theta = camera_path(33, 128, 400, 600, rng)
+        corners = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+        mapped = torch.einsum("tij,cj->tci", theta, corners)
+        assert mapped.abs().max() <= 1.0 + 1e-5
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    photos = root / "usr" / "share" / "backgrounds"
+    photos.mkdir(parents=True)
+    yy, xx = np.mgrid[0:300, 0:400]
+    Image.fromarray(np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)).save(photos / "ramp.png")
+    out = root / "train.zip"
+    subprocess.run([sys.executable, "-m", "ui2c.training.prepare", "-o", str(out), "--video", f"{DEMO}:2",
+                    "--window", "9", "--photos", str(photos), "--photo-size", "400"], check=True)
+    return out
+
+
+def test_prepared_file_holds_the_frames_it_names(data_file):
+    data = load_dataset(data_file)
+    assert [v.shape for v in data.videos] == [(9, 3, 90, 160)] * 2
+    assert [p.shape for p in data.photos] == [(3, 300, 400)]
+    assert data.manifest["photos"][0]["source"] == "usr/share/backgrounds/ramp.png"
+    assert 14 <= int(data.photos[0][0].min()) and int(data.photos[0][0].max()) <= 237  # limited-range luma (±JPEG)
+
+
+def test_held_out_clips_are_refused(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "ui2c.training.prepare", "-o", str(tmp_path / "x.zip"),
+                          "--video", "/work/shared/data/cockatoo.mp4:1"], capture_output=True, text=True)
+    assert run.returncode != 0 and "held out" in run.stderr
+
+
+def test_state_shards_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_mod, "SHARD_BYTES", 4096)
+    tensors = {f"t{i}": torch.randn(300) for i in range(10)}
+    state_mod.save_shards(tmp_path, "model", tensors)
+    assert len(list(tmp_path.glob("model-*.pt"))) == 4  # 1200 bytes each: three per 4 KiB shard
+    assert all(torch.equal(a, tensors[k]) for k, a in state_mod.load_shards(tmp_path, "model").items())
+
+
+def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, data_file):
+    cfg = TrainConfig(data=str(data_file), out_dir=str(tmp_path), minutes=0.15, batch=2, crop=64, pairs=(2, 4),
+                      warmup=1, checkpoint_minutes=100)
+    train(cfg)
+    info = json.loads((tmp_path / "state" / "state.json").read_text())
+    first = info["iteration"]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert first >= 1 and len(files) <= 8 and all(p.stat().st_size <= 16 * 2**20 for p in files)
+    cfg.minutes = 0.1
+    train(cfg)
+    info = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert info["iteration"] > first and info["adam_resumed"] and [r["from_iteration"] for r in info["runs"]] == [0, first]
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["it"] for r in records] == list(range(1, second["state"]["iteration"] + 1))
+    assert [r["it"] for r in records] == list(range(1, info["iteration"] + 1))
     assert all(math.isfinite(r["loss"]) and r["bpp"] > 0 for r in records)
-    changed = any(not torch.equal(a, b) for a, b in zip(first["model"].values(), second["model"].values()))
-    assert changed, "resumed training did not update the weights"
+    plain = build_model("ui2c-s")
+    meta = load_weights(plain, tmp_path / "weights.pt")
+    assert meta["iterations"] == info["iteration"] and meta["preset"] == "ui2c-s"
