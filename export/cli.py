@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from ..errors import CheckpointError
 from ..models.checkpoint import load_weights
 from ..models.presets import PRESETS, build_intra_model, build_model
+from ..shipped import default_weights
 from .exporter import DEFAULT_OPSET, PRECISIONS, StateDict, export_model
 
 COMMAND = "export"
@@ -31,8 +32,6 @@ def read_weights(preset: str, path: Path | None, intra: bool = False) -> StateDi
     """The state dict in ``path``, checked against the preset's network; for the
     inter model without ``path``, the preset's shipped weights if there are any."""
     if path is None and not intra:
-        from ..runtime.model import default_weights
-
         path = default_weights(preset)
     if path is None:
         return None

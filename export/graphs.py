@@ -15,7 +15,11 @@ exporter's names) is dropped, consumers re-infer it.
 """
 from __future__ import annotations
 
+import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import onnx
 import torch
@@ -98,13 +102,37 @@ def _name_dims(model: onnx.ModelProto, stage: Stage, precision: str) -> None:
     del graph.value_info[:]
 
 
+# Known exporter noise that says nothing about our graphs: it buried the table of the
+# first ``ui2c demo`` (which exports on first use) under dozens of lines.
+_NOISY_LOGGER = "torch.onnx._internal.exporter._registration"  # "torchvision is not installed"
+_NOISY_WARNINGS = (
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),  # torch's own pytree use
+    (UserWarning, r"# The axis name: .* will not be used"),  # our derived H/16, W/16 dims, by design
+)
+
+
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence exactly the known exporter noise; any other warning still shows."""
+    logger = logging.getLogger(_NOISY_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            for category, message in _NOISY_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_stage(stage: Stage, path: Path, precision: str, opset: int,
                  metadata: dict[str, str]) -> None:
     """Trace ``stage`` (its module already in ``precision``) and save it to ``path``."""
     symbols = _Symbols()
     dynamic = tuple({i: symbols.dim(d) for i, d in enumerate(spec.shape) if isinstance(d, str)}
                     for spec in stage.inputs)
-    with torch.no_grad():
+    with torch.no_grad(), quiet_exporter():
         program = torch.onnx.export(
             stage.module.eval(), example_inputs(stage, precision),
             input_names=[s.name for s in stage.inputs], output_names=[s.name for s in stage.outputs],

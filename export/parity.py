@@ -32,7 +32,7 @@ from torch import nn
 
 from ..models.checkpoint import weights_fingerprint
 from ..models.stages import Stage
-from ..runtime.model import default_weights
+from ..shipped import default_weights
 from .cli import read_weights
 from .exporter import StateDict, build_networks, export_model, graph_stages
 from .feeds import DEFAULT_QP, Feed, clip_frames, model_feeds

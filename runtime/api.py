@@ -6,6 +6,7 @@ write outputs atomically and never overwrite their input.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import InputFormatError
+from ..errors import CorruptStreamError, InputFormatError
+from ..models.ops import QP_ROWS
 from ..models.stages import padded
 from .container import ContainerReader, ContainerWriter, SequenceHeader, check_compatible
 from .model import CodecModel
@@ -65,11 +67,20 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
     encoder's reconstructions (identical to what the decoder will produce)."""
     reader, frames = _frames(src, width, height, max_frames)
     with reader:
+        # The first frame is read before any buffer is sized from the header: a file
+        # that declares a huge size but holds no complete frame fails here, cheaply.
+        first = next(frames, None)
+        if first is None:
+            raise InputFormatError(f"{src} holds no frames")
+        frames = itertools.chain([first], frames)
         w, h = reader.width, reader.height
         ph, pw = padded(h), padded(w)
-        header = SequenceHeader(width=w, height=h, fps=Fraction(reader.fps), chroma=reader.chroma,
-                                preset=codec.preset, weights_fingerprint=codec.weights_fingerprint,
-                                tables_fingerprint=codec.tables_fingerprint, backend=codec.producer)
+        try:
+            header = SequenceHeader(width=w, height=h, fps=Fraction(reader.fps), chroma=reader.chroma,
+                                    preset=codec.preset, weights_fingerprint=codec.weights_fingerprint,
+                                    tables_fingerprint=codec.tables_fingerprint, backend=codec.producer)
+        except ValueError as e:  # e.g. a frame rate that does not fit the container's 32-bit fields
+            raise InputFormatError(f"{src}: {e}") from None
         encoder = Encoder(codec, ph, pw, qp, reconstruct=keep_recon, reset_interval=reset_interval,
                           scene_cut_threshold=scene_cut_threshold, threads=threads)
         result = EncodeResult(0, w, h, 0)
@@ -91,9 +102,6 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
                 result.frames += 1
             emit(encoder.flush())
         bar.close()
-    if result.frames == 0:
-        Path(dst).unlink(missing_ok=True)
-        raise InputFormatError(f"{src} holds no frames")
     result.file_bytes = Path(dst).stat().st_size
     return result
 
@@ -106,7 +114,6 @@ def decode_frames(codec: CodecModel, src: PathLike, *, from_reset: int | None = 
     with ContainerReader(src) as reader:
         header = reader.header
         check_compatible(header, codec.preset, codec.weights_fingerprint, codec.tables_fingerprint, codec.producer)
-        decoder = Decoder(codec, padded(header.height), padded(header.width), threads=threads)
         if from_reset is None:
             packets = iter(reader)
         else:
@@ -114,7 +121,15 @@ def decode_frames(codec: CodecModel, src: PathLike, *, from_reset: int | None = 
             if not 0 <= from_reset < len(points):
                 raise InputFormatError(f"{src} has {len(points)} reset points; cannot start at #{from_reset}")
             packets = reader.packets_from(points[from_reset])
-        for packet in packets:
+        # As for encoding: one verified packet before the decoder's buffers are allocated.
+        first = next(packets, None)
+        if first is None:
+            raise CorruptStreamError(f"{src} holds no frames")
+        decoder = Decoder(codec, padded(header.height), padded(header.width), threads=threads)
+        for packet in itertools.chain([first], packets):
+            if max(packet.qps) >= QP_ROWS:  # would index past the qp tables of the networks
+                raise CorruptStreamError(f"packet {packet.index}: qp {max(packet.qps)} is beyond the "
+                                         f"model's {QP_ROWS} qp rows")
             for s, frame in enumerate(decoder.decode(packet)):
                 yield header, packet.first_frame + s, crop(_host(frame), header.height, header.width)
 

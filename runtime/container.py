@@ -18,7 +18,8 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 
 from ..errors import (CorruptStreamError, ModelMismatchError, TruncatedStreamError,
                       UnsupportedVersionError)
-from .video_io import AtomicOutput, Chroma, PathLike
+from ..fileio import AtomicOutput
+from .video_io import MAX_DIMENSION, MAX_PIXELS, Chroma, PathLike
 
 MAGIC = b"UI2C"
 VERSION = 1
@@ -48,15 +49,18 @@ class SequenceHeader:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fps", Fraction(self.fps))
-        for name in ("width", "height"):
-            if not 0 < getattr(self, name) < 2**32:
-                raise ValueError(f"{name} {getattr(self, name)} is out of range")
+        if not (0 < self.width <= MAX_DIMENSION and 0 < self.height <= MAX_DIMENSION
+                and self.width * self.height <= MAX_PIXELS):
+            raise ValueError(f"frame size {self.width}x{self.height} is outside 1..{MAX_DIMENSION} per side "
+                             f"and {MAX_PIXELS} pixels")
         if not 0 <= self.frame_count < 2**32:
             raise ValueError(f"frame count {self.frame_count} is out of range")
         if self.fps <= 0 or self.fps.numerator >= 2**32 or self.fps.denominator >= 2**32:
             raise ValueError(f"frame rate {self.fps} is not a positive 32-bit rational")
         if self.chroma not in _CHROMA_CODES:
             raise ValueError(f"chroma {self.chroma!r} is not '420' or '444'")
+        if self.chroma == "420" and (self.width % 2 or self.height % 2):
+            raise ValueError(f"4:2:0 frame size {self.width}x{self.height} has an odd dimension")
         for name in ("preset", "weights_fingerprint", "tables_fingerprint", "backend"):
             if len(getattr(self, name).encode("utf-8")) > 255:
                 raise ValueError(f"{name} is longer than 255 UTF-8 bytes")

@@ -310,8 +310,10 @@ def parse_y4m_header(line: bytes) -> tuple[int, int, Chroma, Fraction]:
             fps = Fraction(int(num), int(den or 1))
         except (ValueError, ZeroDivisionError):
             raise InputFormatError(f"Y4M header has a bad frame rate F{tags['F']}") from None
-        if fps <= 0:
-            raise InputFormatError(f"Y4M header has a non-positive frame rate F{tags['F']}")
+        if fps <= 0 or fps.numerator >= 2**32 or fps.denominator >= 2**32:
+            raise InputFormatError(f"Y4M header has a frame rate F{tags['F']} that is not a positive 32-bit ratio")
+    if tags.get("I", "p") not in ("p", "?"):
+        raise InputFormatError(f"Y4M interlacing I{tags['I']} is not supported: the codec codes progressive frames")
     chroma = _Y4M_CHROMA[chroma_tag]
     check_dimensions(width, height, chroma)
     return width, height, chroma, fps

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 DATA=${UI2C_DATA:-/work/shared/data}
 OUT=benchmarks/results/rd
 QPS=8,24,40,56
-COMMON=(--qps "$QPS" --downscale 2 --backend onnxruntime)
+COMMON=(--qps "$QPS" --downscale 2 --backend onnxruntime -y)
 
 weights=${1:-}
 snapshot=""
@@ -47,8 +47,8 @@ if "state" in ckpt:
 EOF
 
 start=$SECONDS
-python -m ui2c.benchmarks.evaluation.evaluate "$DATA/cockatoo.mp4" --frames 48 "${COMMON[@]}" --weights "$weights" -o "$OUT/cockatoo"
-python -m ui2c.benchmarks.evaluation.evaluate "$DATA/bikes.mp4" --frames 64 "${COMMON[@]}" --weights "$weights" -o "$OUT/bikes"
-python -m ui2c.benchmarks.evaluation.evaluate "$DATA/bikes.mp4" --cut-plot --qps 40 --downscale 2 --backend onnxruntime --weights "$weights" \
+python -m ui2c.benchmarks.evaluation.cli "$DATA/cockatoo.mp4" --frames 48 "${COMMON[@]}" --weights "$weights" -o "$OUT/cockatoo"
+python -m ui2c.benchmarks.evaluation.cli "$DATA/bikes.mp4" --frames 64 "${COMMON[@]}" --weights "$weights" -o "$OUT/bikes"
+python -m ui2c.benchmarks.evaluation.cli "$DATA/bikes.mp4" --cut-plot --qps 40 --downscale 2 --backend onnxruntime -y --weights "$weights" \
     -o "$OUT/bikes_scene_cuts"
 echo "eval_rd: done in $((SECONDS - start)) s"

@@ -173,7 +173,11 @@ def header_body(width=4, height=2, num=1, den=1, chroma=0, strings=b"\0\0\0\0") 
 
 
 @pytest.mark.parametrize("body, problem", [
-    (header_body(width=0), "width 0"),
+    (header_body(width=0), "frame size 0x2"),
+    (header_body(width=65536, height=65536), "frame size 65536x65536"),  # 36 GiB of buffers otherwise
+    (header_body(width=2**31 - 2), "frame size"),
+    (header_body(width=8192, height=16384), "67108864 pixels"),
+    (header_body(width=3), "odd dimension"),
     (header_body(den=0), "frame rate 1/0"),
     (header_body(chroma=5), "chroma"),
     (header_body(strings=b"\0\0\0\x09"), "past the header"),

@@ -11,6 +11,7 @@ import pytest
 import ui2c
 from ui2c.errors import InputFormatError
 from ui2c.runtime import video_io as vio
+from ui2c.shipped import DEMO_CLIP
 
 DATA = Path("/work/shared/data")
 
@@ -25,7 +26,7 @@ def write(path: Path, data: bytes) -> Path:
 
 
 def test_y4m_hand_built_ignores_unknown_tags_and_frame_params(tmp_path):
-    data = (b"YUV4MPEG2 W4 H2 F30000:1001 It A1:1 C420mpeg2 XCOMMENT=hi\n"
+    data = (b"YUV4MPEG2 W4 H2 F30000:1001 Ip A1:1 C420mpeg2 XCOMMENT=hi\n"
             + b"FRAME\n" + Y0 + U0 + V0 + b"FRAME Ixyz\n" + Y1 + U1 + V1)
     reader = vio.open_video(write(tmp_path / "a.y4m", data))
     assert (reader.width, reader.height, reader.chroma) == (4, 2, "420")
@@ -65,6 +66,9 @@ def test_y4m_444_writer_exact_bytes_and_round_trip(tmp_path):
     (b"YUV4MPEG2 W4 H2 C422\n", "C422"),
     (b"YUV4MPEG2 W3 H2 C420jpeg\n", "odd"),
     (b"YUV4MPEG2 W4 H2 F25:0\n", "frame rate"),
+    (b"YUV4MPEG2 W4 H2 F4294967297:1\n", "32-bit"),
+    (b"YUV4MPEG2 W4 H2 It\n", "interlacing"),
+    (b"YUV4MPEG2 W2147483646 H2\n", "maximum"),
     (b"YUV4MPEG2 Wfour H2\n", "bad size"),
     (b"YUV4MPEG2 W4 H2 X" + b"a" * 5000, "newline"),
     (b"", "empty"),
@@ -230,7 +234,7 @@ def test_pyav_reader_rejects_non_video(tmp_path):
         vio.open_video(tmp_path / "missing.mkv")
 
 
-ASSET = Path(__file__).resolve().parent.parent / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
+ASSET = DEMO_CLIP
 
 
 def test_shipped_clip_is_a_padding_exercising_420_y4m():

@@ -9,11 +9,9 @@ is pooled to 4:2:0 exactly as the decoder's output is, but left unrounded.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +26,6 @@ from ...runtime.api import encode_file
 from .bdrate import bd_psnr, bd_rate
 from ...runtime.metrics import FramePSNR, bpp, frame_psnr, mean_psnr
 from ...runtime.model import CodecModel
-from .plots import plot_frames, plot_rd
 from ...runtime.video_io import Frame, Y4MWriter, array_to_planes, open_video
 
 DEFAULT_QPS = (8, 24, 40, 56)
@@ -217,7 +214,7 @@ def bd_table(points: Sequence[RatePoint], reference: str = REFERENCE_ANCHOR) -> 
     return out
 
 
-def _fmt(value: BDValue, unit: str) -> str:
+def format_bd_value(value: BDValue, unit: str) -> str:
     return "n/a (no overlap)" if value is None else f"{value:+.2f} {unit}"
 
 
@@ -231,7 +228,7 @@ def markdown(title: str, points: Sequence[RatePoint], bd: BDTable) -> str:
         lines += ["", f"Bjøntegaard deltas (PCHIP, YUV-PSNR) against {REFERENCE_ANCHOR}: BD-rate over the shared "
                   "PSNR range (negative = fewer bits), BD-PSNR over the shared rate range (positive = better).", "",
                   "| codec | BD-rate | BD-PSNR |", "|---|---:|---:|"]
-        lines += [f"| {name} | {_fmt(v['bd_rate_pct'], '%')} | {_fmt(v['bd_psnr_db'], 'dB')} |"
+        lines += [f"| {name} | {format_bd_value(v['bd_rate_pct'], '%')} | {format_bd_value(v['bd_psnr_db'], 'dB')} |"
                   for name, v in bd.items()]
     return "\n".join(lines) + "\n"
 
@@ -282,6 +279,8 @@ def evaluate(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, weights: 
              log: Callable[[str], None] = print) -> dict:
     """The RD sweep: ours at every qp, each anchor at QPs overlapping our rates, then
     CSVs, results.json/.md, rd.png and frames.png in ``out``.  Returns results.json."""
+    from .plots import plot_frames, plot_rd  # matplotlib only where a figure is drawn (eval extra)
+
     specs = [AnchorSpec.parse(a) for a in cfg.anchors]
     with _prepared(src, out, cfg) as (source, scratch, streams):
         info = _info(src, source, cfg, codec, weights)
@@ -321,6 +320,8 @@ def scene_cut_trace(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, we
                     log: Callable[[str], None] = print) -> dict:
     """Paper Fig. 1: ours at the first qp and x264-medium at the closest rate, per-frame
     bits and PSNR across the clip's scene cuts with our detected reset points marked."""
+    from .plots import plot_frames  # matplotlib only where a figure is drawn (eval extra)
+
     spec = AnchorSpec.parse(REFERENCE_ANCHOR)
     with _prepared(src, out, cfg) as (source, scratch, streams):
         info = _info(src, source, cfg, codec, weights)
@@ -340,69 +341,3 @@ def scene_cut_trace(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, we
 def _line(p: RatePoint) -> str:
     s = p.psnr
     return f"{p.codec:>14} qp {p.qp:2d}: {p.bpp:.4f} bpp, PSNR Y/U/V {s.y:.2f}/{s.u:.2f}/{s.v:.2f}, YUV {s.yuv:.2f} dB"
-
-
-# --------------------------------------------------------------------------- CLI
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-    return values
-
-
-def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from ...runtime.model import load_codec
-
-    codec = load_codec(args.model, weights=args.weights, backend=args.backend)
-    cfg = EvalConfig(qps=args.qps, anchors=args.anchors, anchor_qps=args.anchor_qps, frames=args.frames,
-                     downscale=args.downscale, threads=args.threads, progress=True)
-    run = scene_cut_trace if args.cut_plot else evaluate
-    results = run(codec, args.input, args.output, cfg, weights=None if args.weights is None else str(args.weights))
-    for name, v in results.get("bd", {}).items():
-        print(f"{name} vs {REFERENCE_ANCHOR}: BD-rate {_fmt(v['bd_rate_pct'], '%')}, "
-              f"BD-PSNR {_fmt(v['bd_psnr_db'], 'dB')}")
-    print(f"results in {args.output}")
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``ui2c eval``."""
-    p = subparsers.add_parser("eval", help="rate-distortion evaluation against x264/x265 (needs ffmpeg)")
-    p.add_argument("input", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True, help="results folder")
-    p.add_argument("--qps", type=_ints, default=",".join(map(str, DEFAULT_QPS)), help="our qps (default: %(default)s)")
-    p.add_argument("--model", default="ui2c-s", help="model preset (default: %(default)s)")
-    p.add_argument("--weights", type=Path, help="weights file (default: the preset's shipped weights)")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
-    p.add_argument("--threads", type=int, default=1, help="entropy-coder threads (default: %(default)s)")
-    p.add_argument("--frames", type=int, help="evaluate the first N frames")
-    p.add_argument("--downscale", type=int, default=1, choices=range(1, 9), metavar="F",
-                   help="area-downscale the input by F first, e.g. 2 (default: %(default)s)")
-    p.add_argument("--anchors", type=_names, default=",".join(DEFAULT_ANCHORS),
-                   help="comma-separated CODEC-PRESET anchors, empty for none (default: %(default)s)")
-    p.add_argument("--anchor-qps", type=_ints, help="anchor QPs (default: chosen so their rates overlap ours)")
-    p.add_argument("--cut-plot", action="store_true",
-                   help="instead of the RD sweep: per-frame bits/PSNR at the first qp vs x264-medium at "
-                        "the closest rate, with reset points marked (scene_cuts.png)")
-    p.set_defaults(func=cmd_eval)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ui2c.benchmarks.evaluation.evaluate ARGS`` runs ``ui2c eval ARGS`` (scripts use it,
-    so they do not depend on how the top-level CLI is assembled)."""
-    parser = argparse.ArgumentParser(prog="ui2c")
-    add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

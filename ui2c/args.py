@@ -1,0 +1,101 @@
+"""Option types shared by the ``ui2c`` sub-commands.
+
+Every option is checked when it is parsed, so a bad value is reported as one line
+naming the option before any model is loaded or any file is created; the library
+checks again, but only as a second line of defence.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from .errors import OutputError
+
+QP_MAX = 63  # models.ops.QP_LEVELS - 1; kept here so parsing needs no torch import
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse prints the usage and then the error; the CLI promises one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def qp(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= QP_MAX:
+        raise argparse.ArgumentTypeError(f"qp must be in 0..{QP_MAX}, got {value}")
+    return value
+
+
+def qp_list(text: str) -> list[int]:
+    """Comma-separated qps, at least one."""
+    values = [qp(v) for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one qp, e.g. 8,24,40,56")
+    return values
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A finite number in [0, 1] (``nan`` would silently disable every comparison)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"must be a number in 0..1, got {text!r}")
+    return value
+
+
+def size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def output_path(text: str) -> Path:
+    """A file or folder name; ``-`` is refused rather than written as a file named ``-``."""
+    if not text:
+        raise argparse.ArgumentTypeError("output path is empty")
+    if text == "-":
+        raise argparse.ArgumentTypeError("writing to stdout ('-') is not supported; name a file")
+    return Path(text)
+
+
+def add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
+    """The ffmpeg habit: an existing output (or non-empty output folder) needs ``-y``."""
+    if overwrite or not path.exists():
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    raise OutputError(f"{path} exists; pass -y/--overwrite to replace it")
