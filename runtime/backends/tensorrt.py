@@ -2,134 +2,68 @@
 
 Each stage's runner deserializes ``<stage>.<target>.engine`` after checking its
 sidecar (target, precision, GPU, and - given the export directory - the ONNX
-hash), then runs it with ``set_input_shape`` / ``set_tensor_address`` /
-``execute_async_v3`` on one CUDA stream made with cuda-bindings.
+hash), then runs it on the session's own torch tensors: ``set_tensor_address``
+points every input and output at the tensor's ``data_ptr()`` and
+``execute_async_v3`` enqueues on torch's current stream.  Nothing is copied and
+no device memory is allocated outside torch's allocator, and stream order is
+torch's, so the stages interleave with the latent codec's torch kernels without
+any synchronisation.
 
-Memory: the first call at a resolution picks the engine's optimization profile for
-those shapes, creates an execution context bound to it and allocates device
-buffers for every input and output; later calls at that resolution reuse them, so
-steady-state inference allocates no device memory (``allocations`` counts
-``cudaMalloc`` calls so this can be checked).  Each resolution used costs one
-context's activation memory.  Outputs are fresh NumPy arrays, because the codec
-keeps outputs (e.g. reference features) across frames.  Inputs are converted to
-the engine's dtype (``float32`` -> ``float16`` for FP16 engines).
+The first call at a resolution picks the engine's optimization profile for those
+shapes and creates an execution context bound to it; later calls reuse it (each
+resolution used costs one context's activation memory).  Inputs of another dtype
+are converted (``float32`` -> ``float16`` for FP16 engines).
 
-CUDA graphs (``cuda_graph=True``): for ``trt`` the enqueue of each context is
-captured once after a warm-up run and replayed with ``cudaGraphLaunch`` (shapes and
-addresses are fixed per context, which is what a graph requires); for ``trt-rtx``
-the library's own whole-graph capture strategy is switched on instead, because its
-JIT kernels must not be captured by hand.  Host<->device copies stay outside the
-graph.  Engines that cannot be captured raise :class:`EngineError`.
+CUDA graphs (``cuda_graph=True``): for ``trt`` each runner is wrapped in the
+generic :class:`CudaGraphRunner` (``execute_async_v3`` is capturable once a
+warm-up run has done TensorRT's lazy setup); for ``trt-rtx`` the library's own
+whole-graph capture strategy is switched on instead, because its JIT kernels must
+not be captured by hand.
 
-This module imports without TensorRT or a GPU; constructing the backend without
-them raises :class:`EngineError`.
+TensorRT cannot be installed on any machine this project reaches (the RTX wheels
+run on compute capability 7.5/8.6/8.9/12.x only), so this module is kept right by
+TensorRT's Python API documentation; it imports without TensorRT or a GPU, and
+constructing the backend without them raises :class:`EngineError`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
-import numpy as np
+import torch
 
 from ui2c.engines.sidecar import check_engine, engine_path
 from ui2c.engines.targets import cuda_device_info, import_tensorrt, make_logger
 from ui2c.errors import EngineError
 
 from .base import Backend, Runner
-
-
-class _Cuda:
-    """The few CUDA runtime calls the backend needs, on one non-blocking stream."""
-
-    def __init__(self, device: int) -> None:
-        try:
-            from cuda.bindings import runtime
-        except ImportError as exc:
-            raise EngineError(f"the TensorRT backend needs CUDA Python: pip install cuda-bindings ({exc})") from None
-        self.rt = runtime
-        count = self.call(runtime.cudaGetDeviceCount(), "cudaGetDeviceCount (is an NVIDIA driver and GPU present?)")
-        if device >= count:
-            raise EngineError(f"CUDA device {device} requested but {count} visible")
-        self.call(runtime.cudaSetDevice(device), "cudaSetDevice")
-        self.stream = self.call(runtime.cudaStreamCreateWithFlags(runtime.cudaStreamNonBlocking), "cudaStreamCreate")
-        self.handle = int(self.stream)
-        self.allocations = 0
-
-    def call(self, result: tuple, what: str) -> Any:
-        """Unpack a cuda-bindings ``(error, *values)`` result, raising on error."""
-        err, *values = result
-        if err != self.rt.cudaError_t.cudaSuccess:
-            raise EngineError(f"CUDA {what} failed: {getattr(err, 'name', err)}")
-        return values[0] if len(values) == 1 else None
-
-    def malloc(self, nbytes: int) -> int:
-        self.allocations += 1
-        return int(self.call(self.rt.cudaMalloc(max(nbytes, 1)), f"cudaMalloc({nbytes})"))
-
-    def free(self, ptr: int) -> None:
-        self.call(self.rt.cudaFree(ptr), "cudaFree")
-
-    def upload(self, ptr: int, array: np.ndarray) -> None:
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self.call(self.rt.cudaMemcpyAsync(ptr, array.ctypes.data, array.nbytes, kind, self.stream), "upload")
-
-    def download(self, array: np.ndarray, ptr: int) -> None:
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self.call(self.rt.cudaMemcpyAsync(array.ctypes.data, ptr, array.nbytes, kind, self.stream), "download")
-
-    def sync(self) -> None:
-        self.call(self.rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
-
-    def capture(self, enqueue: Callable[[], bool]) -> Any:
-        """Record ``enqueue``'s work on the stream as an instantiated CUDA graph."""
-        rt = self.rt
-        mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        self.call(rt.cudaStreamBeginCapture(self.stream, mode), "cudaStreamBeginCapture")
-        try:
-            ok = enqueue()
-        finally:
-            graph = self.call(rt.cudaStreamEndCapture(self.stream), "cudaStreamEndCapture")
-        try:
-            if not ok:
-                raise EngineError("execute_async_v3 failed under CUDA graph capture; use cuda_graph=False")
-            return self.call(rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
-        finally:
-            self.call(rt.cudaGraphDestroy(graph), "cudaGraphDestroy")
-
-    def launch(self, graph_exec: Any) -> None:
-        self.call(self.rt.cudaGraphLaunch(graph_exec, self.stream), "cudaGraphLaunch")
-
-    def release_graph(self, graph_exec: Any) -> None:
-        self.call(self.rt.cudaGraphExecDestroy(graph_exec), "cudaGraphExecDestroy")
-
-    def close(self) -> None:
-        self.call(self.rt.cudaStreamDestroy(self.stream), "cudaStreamDestroy")
+from .cuda_graph import CudaGraphRunner
 
 
 @dataclass
 class _Slot:
-    """An execution context fixed to one profile and one set of input shapes, with its buffers."""
+    """An execution context fixed to one profile and one set of input shapes."""
 
     context: Any
-    shapes: dict[str, tuple[int, ...]]
-    buffers: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (ptr, nbytes)
-    graph: Any = None
+    shapes: dict[str, tuple[int, ...]]  # output shapes
 
 
 class TensorRTRunner(Runner):
-    """Runs one stage's engine; see the module docstring for the memory model."""
+    """Runs one stage's engine on torch tensors; see the module docstring."""
 
-    def __init__(self, stage: str, engine: Any, trt: ModuleType, cuda: _Cuda, make_context: Callable[[], Any],
-                 capture: bool) -> None:
-        self.stage = stage
-        self._engine, self._cuda, self._make_context, self._capture = engine, cuda, make_context, capture
+    def __init__(self, stage: str, engine: Any, trt: ModuleType, make_context: Callable[[], Any],
+                 device: torch.device) -> None:
+        self.stage, self.device = stage, device
+        self._engine, self._make_context = engine, make_context
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if n not in self.inputs]
-        self.dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
+        torch_dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32}
+        self.dtypes = {n: torch_dtypes[engine.get_tensor_dtype(n)] for n in names}
         self._slots: dict[tuple, _Slot] = {}
+        self.allocations = 0  # outputs this runner had to allocate (none when the caller gives ``out``)
 
     def _profile_for(self, shapes: dict[str, tuple[int, ...]]) -> int:
         ranges = []
@@ -146,14 +80,14 @@ class TensorRTRunner(Runner):
             "rebuild the engines with this resolution in --profiles"
         )
 
-    def _slot(self, shapes: dict[str, tuple[int, ...]]) -> _Slot:
-        """The context for these input shapes, created (and its buffers allocated) once."""
+    def _slot(self, shapes: dict[str, tuple[int, ...]], stream: int) -> _Slot:
+        """The context for these input shapes, created once."""
         key = tuple(shapes[n] for n in self.inputs)
         if key in self._slots:
             return self._slots[key]
-        profile, cuda = self._profile_for(shapes), self._cuda
+        profile = self._profile_for(shapes)
         context = self._make_context()
-        if context is None or not context.set_optimization_profile_async(profile, cuda.handle):
+        if context is None or not context.set_optimization_profile_async(profile, stream):
             raise EngineError(f"stage {self.stage!r}: cannot create an execution context for profile {profile}")
         for name, shape in shapes.items():
             if not context.set_input_shape(name, shape):
@@ -161,48 +95,32 @@ class TensorRTRunner(Runner):
         unresolved = context.infer_shapes()
         if unresolved:
             raise EngineError(f"stage {self.stage!r}: cannot infer shapes of {unresolved}")
-        slot = _Slot(context, {n: tuple(context.get_tensor_shape(n)) for n in self.inputs + self.outputs})
-        for name, shape in slot.shapes.items():
-            nbytes = int(np.prod(shape, dtype=np.int64)) * self.dtypes[name].itemsize
-            slot.buffers[name] = (cuda.malloc(nbytes), nbytes)
-            context.set_tensor_address(name, slot.buffers[name][0])
-        self._slots[key] = slot
-        return slot
+        self._slots[key] = _Slot(context, {n: tuple(context.get_tensor_shape(n)) for n in self.outputs})
+        return self._slots[key]
 
-    def _execute(self, slot: _Slot) -> None:
-        if slot.graph is not None:
-            self._cuda.launch(slot.graph)
-            return
-        if not slot.context.execute_async_v3(self._cuda.handle):
-            raise EngineError(f"stage {self.stage!r}: execute_async_v3 failed")
-        if self._capture:  # the warm-up run above let TensorRT finish its lazy setup
-            slot.graph = self._cuda.capture(lambda: slot.context.execute_async_v3(self._cuda.handle))
+    def _output(self, name: str, shape: tuple[int, ...], given: torch.Tensor | None) -> torch.Tensor:
+        if given is None:
+            self.allocations += 1
+            return torch.empty(shape, dtype=self.dtypes[name], device=self.device)
+        if tuple(given.shape) != shape or given.dtype != self.dtypes[name] or not given.is_contiguous():
+            raise EngineError(f"stage {self.stage!r}: output {name!r} needs a contiguous {self.dtypes[name]} "
+                              f"tensor of shape {shape}, got {given.dtype} {tuple(given.shape)}")
+        return given
 
-    def infer(self, feed: Mapping[str, np.ndarray],
-              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def infer(self, feed: Mapping[str, torch.Tensor],
+              out: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         missing, extra = set(self.inputs) - set(feed), set(feed) - set(self.inputs)
         if missing or extra:
             raise EngineError(f"stage {self.stage!r}: missing inputs {sorted(missing)}, unexpected {sorted(extra)}")
-        arrays = {n: np.ascontiguousarray(feed[n], dtype=self.dtypes[n]) for n in self.inputs}
-        slot = self._slot({n: a.shape for n, a in arrays.items()})
-        for name, array in arrays.items():
-            self._cuda.upload(slot.buffers[name][0], array)
-        self._execute(slot)
-        given = out or {}
-        outputs = {n: given[n] if n in given else np.empty(slot.shapes[n], self.dtypes[n]) for n in self.outputs}
-        for name, array in outputs.items():
-            self._cuda.download(array, slot.buffers[name][0])
-        self._cuda.sync()
+        inputs = {n: feed[n].to(self.device, self.dtypes[n]).contiguous() for n in self.inputs}
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        slot = self._slot({n: tuple(t.shape) for n, t in inputs.items()}, stream)
+        outputs = {n: self._output(n, slot.shapes[n], (out or {}).get(n)) for n in self.outputs}
+        for name, tensor in {**inputs, **outputs}.items():
+            slot.context.set_tensor_address(name, tensor.data_ptr())
+        if not slot.context.execute_async_v3(stream):
+            raise EngineError(f"stage {self.stage!r}: execute_async_v3 failed")
         return outputs
-
-    def close(self) -> None:
-        """Free device buffers and graphs; the runner is unusable afterwards."""
-        for slot in self._slots.values():
-            if slot.graph is not None:
-                self._cuda.release_graph(slot.graph)
-            for ptr, _ in slot.buffers.values():
-                self._cuda.free(ptr)
-        self._slots.clear()
 
 
 class TensorRTBackend(Backend):
@@ -215,15 +133,15 @@ class TensorRTBackend(Backend):
     def __init__(self, engine_dir: str | Path, onnx_dir: str | Path | None = None, *, target: str = "trt",
                  precision: str = "fp16", cuda_graph: bool = False, device: int = 0) -> None:
         self.name = {"trt": "tensorrt", "trt-rtx": "tensorrt-rtx"}.get(target, target)
-        self.precision = precision
+        self.precision, self.mode = precision, "engine"
         self._trt = import_tensorrt(target)
-        self._cuda = _Cuda(device)
         self._device = cuda_device_info(device)
+        self.device = torch.device("cuda", device)
         self._target, self._engine_dir, self._onnx_dir = target, Path(engine_dir), onnx_dir
         self._cuda_graph = cuda_graph
         self._logger = make_logger(self._trt)
         self._runtime = self._trt.Runtime(self._logger)
-        self._runners: dict[str, TensorRTRunner] = {}
+        self._runners: dict[str, Runner] = {}
 
     def _check_record(self, path: Path, record: dict[str, Any]) -> None:
         """Refuse engines of another precision or for another GPU before TensorRT does, cryptically."""
@@ -243,7 +161,7 @@ class TensorRTBackend(Backend):
             return lambda: engine.create_execution_context(config)
         return engine.create_execution_context
 
-    def runner(self, stage: str) -> TensorRTRunner:
+    def runner(self, stage: str) -> Runner:
         if stage not in self._runners:
             path = engine_path(self._engine_dir, stage, self._target)
             record = check_engine(path, self._onnx_dir, self._target)
@@ -251,22 +169,15 @@ class TensorRTBackend(Backend):
             engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
             if engine is None:
                 raise EngineError(f"TensorRT could not deserialize {path}: {self._logger.errors}")
-            capture = self._cuda_graph and self._target == "trt"
-            self._runners[stage] = TensorRTRunner(
-                stage, engine, self._trt, self._cuda, self._context_factory(engine), capture
-            )
+            runner: Runner = TensorRTRunner(stage, engine, self._trt, self._context_factory(engine), self.device)
+            if self._cuda_graph and self._target == "trt":
+                runner = CudaGraphRunner(runner)
+            self._runners[stage] = runner
         return self._runners[stage]
 
-    @property
-    def allocations(self) -> int:
-        """Device allocations made so far (constant once every resolution is warm)."""
-        return self._cuda.allocations
-
     def close(self) -> None:
-        for runner in self._runners.values():
-            runner.close()
+        """Drop the engines and their contexts."""
         self._runners.clear()
-        self._cuda.close()
 
     def __enter__(self) -> TensorRTBackend:
         return self
