@@ -3,8 +3,9 @@
 Parity on random tensors would test the graphs on values the codec never sees (a
 random ``z_hat`` is not integer, a random ``y_hat0`` has no checkerboard zeros).
 Here frames of the demo clip are coded unit by unit in fp32 torch, with the
-entropy coder's part done in torch too (rounding of the latent against the prior's
-means, the two checkerboard steps), and every stage's inputs are recorded.  Each
+entropy coder's part done by the runtime's own latent codec (rounding against the
+prior's means, skipping, the two checkerboard steps), and every stage's inputs are
+recorded.  Each
 recorded feed is one Polygraphy iteration.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.ops import checkerboard_masks, frame_qps
+from ..models.ops import frame_qps
+from ..runtime import latent
 from ..runtime.video_io import frame_to_array, open_video, pad
 from .exporter import INTRA_PREFIX
 
@@ -53,9 +55,9 @@ def _stage(net: nn.Module, name: str, record: dict[str, list[Feed]], feed: dict[
     return net.run_stage(name, *feed.values())
 
 
-def _quantize(ys: torch.Tensor, means: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """What the entropy coder reconstructs for the masked positions."""
-    return (torch.round((ys - means) * mask) + means) * mask
+def _quantize(ys: torch.Tensor, scales: torch.Tensor, means: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """What the decoder reconstructs for one step: the runtime's own latent codec."""
+    return latent.quantize_step(ys, means, mask, latent.step_indexes(scales, mask))[1]
 
 
 @torch.no_grad()
@@ -74,10 +76,10 @@ def inter_feeds(net: nn.Module, frames: list[np.ndarray], qp: int = DEFAULT_QP) 
         y, z_hat = _stage(net, "encoder", record, {"frames": x, "ctx": ctx, "qp": qps})
         q_dec, scales, means, params = _stage(net, "prior", record, {"z_hat": z_hat, "temporal": temporal})
         ys = y / q_dec
-        mask0, mask1 = checkerboard_masks(*ys.shape[1:])
-        y_hat0 = _quantize(ys, means, mask0)
-        _, means1 = _stage(net, "spatial_prior", record, {"y_hat0": y_hat0, "params": params})
-        y_hat = y_hat0 + _quantize(ys, means1, mask1)
+        mask0, mask1 = latent.checkerboard_masks(*ys.shape[1:])
+        y_hat0 = _quantize(ys, scales, means, mask0)
+        scales1, means1 = _stage(net, "spatial_prior", record, {"y_hat0": y_hat0, "params": params})
+        y_hat = y_hat0 + _quantize(ys, scales1, means1, mask1)
         feature, ref = _stage(net, "decoder", record, {"y_hat": y_hat * q_dec, "ctx": ctx, "qp": qps})
         _stage(net, "recon", record, {"feature": feature, "qp": qps})
     return record
