@@ -72,7 +72,7 @@ def cmd_fps(args: argparse.Namespace) -> int:
     width, height = args.size
     options = dict(width=width, height=height, frames=args.frames, qp=args.qp, warmup_units=args.warmup,
                    threads=args.threads, video=args.video, device=args.device, precision=args.precision,
-                   compile=args.compile, entropy=args.entropy)
+                   compile=args.compile, entropy=args.entropy, engine_dir=args.engine_dir)
     run = run_fps(args.model, args.backend, **options)
     runs = [run]
     if args.compare in ("all", "backends"):
@@ -111,7 +111,8 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser("fps", help="encode/decode fps split by stage, peak memory, roofline")
     p.add_argument("--model", default="ui2c-s", choices=["ui2c-s", "ui2c"])
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch", "tensorrt"])
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch", "tensorrt", "aoti"])
+    p.add_argument("--engine-dir", type=Path, help="engines or AOTInductor packages (ui2c build-engines)")
     p.add_argument("--size", type=parse_size, default=(640, 360), help="frame size (default: 640x360)")
     p.add_argument("--frames", type=int, default=6, help="frames to code (default: %(default)s)")
     p.add_argument("--qp", type=int, default=32)

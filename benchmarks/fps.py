@@ -53,7 +53,7 @@ from ..runtime.video_io import Frame, crop, frame_to_array, open_video, pad
 from .complexity import padded
 from .timing import Clock, TimingBackend, instrument_entropy, peak_rss_mb, reset_peak_rss
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "aoti")
 SOURCE_CLIP = Path(ui2c.__file__).resolve().parent / "assets" / "bbb_320x180_16f.y4m"
 CONTAINER = "container"
 
@@ -77,7 +77,7 @@ def source_frames(width: int, height: int, count: int, video: Path = SOURCE_CLIP
 
 
 def open_codec(model: str, backend: str, device: str = "cpu", precision: str = "fp32",
-               compile: bool = False) -> CodecModel:
+               compile: bool = False, engine_dir: Path | None = None) -> CodecModel:
     """The codec with its shipped weights, or random ones (speed does not depend on them)."""
     if backend == "tensorrt":
         from ..engines.targets import cuda_device_info
@@ -88,7 +88,7 @@ def open_codec(model: str, backend: str, device: str = "cpu", precision: str = "
     if backend not in BACKENDS:
         raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     return load_codec(model, backend=backend, precision=precision, allow_random=True, device=device,
-                      compile=compile)
+                      compile=compile, engine_dir=engine_dir)
 
 
 @dataclass
@@ -221,11 +221,12 @@ def network_only(codec: CodecModel, height: int, width: int, units: int) -> dict
 
 def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: int = 32,
             warmup_units: int = 1, threads: int = 1, video: Path | None = None, device: str = "cpu",
-            precision: str = "fp32", compile: bool = False, entropy: str | None = None) -> dict:
+            precision: str = "fp32", compile: bool = False, entropy: str | None = None,
+            engine_dir: Path | None = None) -> dict:
     """Encode then decode ``frames`` frames; returns the JSON-ready result."""
     if frames < 2:
         raise ValueError(f"{frames} frames make no timed pair")
-    codec = open_codec(model, backend, device, precision, compile)
+    codec = open_codec(model, backend, device, precision, compile, engine_dir)
     cfg = codec.network.cfg
     video = video or SOURCE_CLIP
     start = time.perf_counter()

@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Mapping
 
 import torch
 
-from ..entropy import rans
+from ..entropy import coder
 from ..runtime import session
 from ..runtime.backends.base import Backend, Runner
 
@@ -150,12 +150,13 @@ SESSION_LATENT_FUNCTIONS = ("step_indexes", "quantize_step", "dequantize_step")
 
 @contextmanager
 def instrument_entropy(clock: Clock) -> Iterator[None]:
-    """Time the session's latent coding (exclusive of rANS) and the rANS coder."""
+    """Time the session's latent coding and the entropy coders (C++ and Triton)."""
     with ExitStack() as stack:
         for name in SESSION_LATENT_FUNCTIONS:
             stack.enter_context(_rebound(session, name, clock.timed(ENTROPY_LATENT, getattr(session, name))))
-        for name in ("encode", "decode"):
-            stack.enter_context(_rebound(rans, name, clock.timed(ENTROPY_RANS, getattr(rans, name))))
+        for cls in (coder.CpuCoder, coder.TritonCoder):
+            for name in ("encode", "decode"):
+                stack.enter_context(_rebound(cls, name, clock.timed(ENTROPY_RANS, getattr(cls, name))))
         yield
 
 
