@@ -79,12 +79,6 @@ def source_frames(width: int, height: int, count: int, video: Path = SOURCE_CLIP
 def open_codec(model: str, backend: str, device: str = "cpu", precision: str = "fp32",
                compile: bool = False, engine_dir: Path | None = None) -> CodecModel:
     """The codec with its shipped weights, or random ones (speed does not depend on them)."""
-    if backend == "tensorrt":
-        from ..engines.targets import cuda_device_info
-
-        cuda_device_info()  # raises EngineError naming why there is no GPU
-        raise EngineError("the TensorRT speed benchmark needs engines from `ui2c build-engines` and "
-                          "--engine-dir, which this benchmark does not take yet")
     if backend not in BACKENDS:
         raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     return load_codec(model, backend=backend, precision=precision, allow_random=True, device=device,
