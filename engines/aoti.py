@@ -11,8 +11,9 @@ fingerprints, torch version, device and precision it was built for.  A runtime
 refuses a package whose sidecar differs from what it expects (stale or foreign),
 and a build keeps up-to-date packages and refuses to overwrite a foreign one
 unless forced.  The directory also gets what the C++ runtime needs and cannot
-compute without a second implementation: ``ui2c-aoti.txt`` (identity and package
-list, ``key value`` lines) and ``tables.bin`` (the integer CDF tables).
+compute without a second implementation: ``ui2c-aoti.txt`` (identity, the qp
+schedule and the package list, ``key value`` lines) and ``tables.bin`` (the
+integer CDF tables).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from ui2c.errors import EngineError
 
+from ..entropy.tables import scale_index_torch
 from .aoti_graphs import latent_graphs
 from .manifest import file_sha256
 
@@ -123,7 +125,8 @@ def _example(spec: Any, dtype: torch.dtype, device: torch.device, gen: torch.Gen
     shape = resolve_shape(spec, *EXAMPLE_SIZE)
     if spec.dtype == "int32":
         return torch.randint(0, 8, shape, dtype=torch.int32, generator=gen).to(device)
-    return torch.rand(shape, generator=gen).to(device=device, dtype=dtype)
+    fixed = torch.float32 if spec.dtype == "float32" else dtype
+    return torch.rand(shape, generator=gen).to(device=device, dtype=fixed)
 
 
 def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.dtype) -> float:
@@ -132,6 +135,9 @@ def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.d
     top = MAX_SIZE // 16
     dims = {"h": Dim("h", min=2, max=top), "w": Dim("w", min=2, max=top),
             "zh": Dim("zh", min=1, max=top // 4), "zw": Dim("zw", min=1, max=top // 4)}
+    # scale_index_torch caches its threshold tensor per device; filled inside export's
+    # fake-tensor tracing it would cache a fake tensor, so fill it with a real one first.
+    scale_index_torch(torch.zeros(1, device=device))
     gen = torch.Generator().manual_seed(0)
     args = tuple(_example(s, dtype, device, gen) for s in graph.inputs)
     shapes = {"inputs": tuple(_dims(s, dims) for s in graph.inputs)}
@@ -221,6 +227,7 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
     from ..models.checkpoint import load_weights, weights_fingerprint
     from ..models.presets import PAIR_PRESETS, build_model
     from ..entropy.tables import gaussian_tables
+    from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
     from ..runtime.model import default_weights, z_tables
 
     if precision not in PRECISIONS:
@@ -275,6 +282,7 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
     _write_manifest(out, {"format": 1, "preset": preset, "weights": weights_fp,
                           "tables": f"{y_tables.fingerprint()}{zt.fingerprint()}", "backend": backend,
                           "device": dev.type, "precision": precision, "frames": cfg.frames, "ch_y": cfg.ch_y,
-                          "ch_z": cfg.ch_z, "code": wanted["code_fingerprint"], "torch": torch.__version__},
+                          "ch_z": cfg.ch_z, "code": wanted["code_fingerprint"], "torch": torch.__version__,
+                          "qp_levels": QP_LEVELS, "qp_offsets": ",".join(map(str, HIERARCHICAL_QP_OFFSETS))},
                     packages)
     return results

@@ -1,0 +1,165 @@
+#include "session.hpp"
+
+#include "errors.hpp"
+
+namespace ui2c {
+
+Session::Session(Engine& engine, uint32_t height, uint32_t width, int threads)
+    : engine_(engine), height_(height), width_(width), threads_(threads) {
+  if (height % 16 || width % 16 || height == 0 || width == 0)
+    throw Error(UI2C_ERR_INPUT, "sessions code padded frames (multiples of 16)");
+  const auto opts = at::TensorOptions().dtype(engine.dtype).device(engine.device);
+  blank_ref_ = engine.run("adaptor", {at::zeros({1, 3, height, width}, opts)}, 1)[0];
+  auto masks = engine.run("latent_masks", {at::zeros({1, engine.ch_y, height / 16, width / 16}, opts)}, 2);
+  mask0_ = masks[0], mask1_ = masks[1];
+  z_template_ = at::zeros({1, engine.ch_z, (height + 63) / 64, (width + 63) / 64}, opts);
+}
+
+at::Tensor Session::qp_tensor(const std::vector<int>& qps) const {
+  return at::tensor(std::vector<int32_t>(qps.begin(), qps.end()), at::kInt).to(engine_.device);
+}
+
+std::vector<uint8_t> Session::encode_symbols(const at::Tensor& symbols, const at::Tensor& indexes,
+                                             const rans::Tables& t) {
+  const at::Tensor idx = indexes.to(at::kCPU).contiguous(), sym = symbols.to(at::kCPU).contiguous();
+  const at::Tensor keep = idx.ge(0);
+  const at::Tensor s = sym.masked_select(keep).contiguous(), i = idx.masked_select(keep).contiguous();
+  return rans::encode(s.data_ptr<int32_t>(), i.data_ptr<int32_t>(), s.numel(), t, threads_,
+                      rans::kDefaultBitsPerLane, rans::Layout{});
+}
+
+at::Tensor Session::decode_symbols(const std::vector<uint8_t>& stream, const at::Tensor& indexes,
+                                   const rans::Tables& t) {
+  const at::Tensor idx = indexes.to(at::kCPU).contiguous();
+  const at::Tensor keep = idx.ge(0);
+  const at::Tensor coded = idx.masked_select(keep).contiguous();
+  at::Tensor values = at::empty({coded.numel()}, at::kInt);
+  rans::decode(stream.data(), stream.size(), coded.data_ptr<int32_t>(), coded.numel(), t, threads_,
+               values.data_ptr<int32_t>());
+  at::Tensor out = at::zeros_like(idx);
+  out.masked_scatter_(keep, values);
+  return out.to(engine_.device);
+}
+
+std::vector<at::Tensor> Session::finish(const at::Tensor& part0, const at::Tensor& part1, const at::Tensor& q_dec,
+                                        const at::Tensor& ctx, const at::Tensor& qp, size_t frames, bool reconstruct) {
+  const at::Tensor y_hat = ((part0 + part1) * q_dec).to(engine_.dtype);
+  auto dec = engine_.run("decoder", {y_hat, ctx, qp}, 2);
+  current_ = dec[1];
+  if (!reconstruct) return {};
+  auto rec = engine_.run("recon", {dec[0], qp}, size_t(engine_.frames));
+  std::vector<at::Tensor> out;
+  for (size_t s = 0; s < frames; ++s) out.push_back(rec[s][0]);
+  return out;
+}
+
+EncoderSession::EncoderSession(Engine& engine, uint32_t height, uint32_t width, const EncoderOptions& options)
+    : Session(engine, height, width, options.threads), options_(options) {
+  if (options.qp < 0 || options.qp >= engine.qp_levels)
+    throw Error(UI2C_ERR_ARGUMENT, "qp must be in [0, " + std::to_string(engine.qp_levels - 1) + "], got " +
+                                       std::to_string(options.qp));
+}
+
+std::vector<container::Packet> EncoderSession::push(const at::Tensor& frame) {
+  if (frame.dim() != 3 || frame.size(0) != 3 || frame.size(1) != height_ || frame.size(2) != width_)
+    throw Error(UI2C_ERR_INPUT, "frame does not match the session's padded size");
+  pending_.push_back(frame.to(engine_.device, at::kFloat));
+  recon_.clear();
+  if (pending_.size() < size_t(engine_.frames)) return {};
+  return {code_unit()};
+}
+
+std::vector<container::Packet> EncoderSession::flush() {
+  recon_.clear();
+  if (pending_.empty()) return {};
+  return {code_unit()};
+}
+
+bool EncoderSession::host_reset(uint32_t first, size_t) const {
+  if (first == 0) return true;
+  const uint32_t n = options_.reset_interval;
+  return n && first / n != (first - 1) / n;
+}
+
+container::Packet EncoderSession::code_unit() {
+  std::vector<at::Tensor> frames;
+  frames.swap(pending_);
+  const uint32_t first = frame_index_;
+  const size_t count = frames.size(), slots = size_t(engine_.frames);
+  const auto& offsets = engine_.qp_offsets;
+  std::vector<int> qps;
+  for (size_t s = 0; s < slots; ++s)
+    qps.push_back(options_.qp + offsets[(first + (count == slots ? s : 0)) % offsets.size()]);
+  const at::Tensor qp = qp_tensor(qps);
+  std::vector<at::Tensor> slot_frames;
+  for (size_t s = 0; s < slots; ++s) slot_frames.push_back(frames[std::min(s, count - 1)]);
+  const at::Tensor pair = at::cat(slot_frames, 0).unsqueeze(0).to(engine_.dtype);
+
+  bool reset = host_reset(first, count) || !current_;
+  if (!reset && options_.scene_cut_threshold > 0 && previous_luma_) {
+    std::vector<at::Tensor> lumas{*previous_luma_};
+    for (const auto& f : frames) lumas.push_back(f[0]);
+    for (size_t k = 0; k + 1 < lumas.size(); ++k)
+      if ((lumas[k] - lumas[k + 1]).abs().mean().item<float>() > options_.scene_cut_threshold) reset = true;
+  }
+  previous_luma_ = frames.back()[0];
+
+  auto context = engine_.run("context", {reset ? blank_ref_ : *current_, qp}, 2);
+  const at::Tensor &ctx = context[0], &temporal = context[1];
+  auto enc = engine_.run("encoder", {pair, ctx, qp}, 2);
+  const at::Tensor &y = enc[0], &z_hat = enc[1];
+  const at::Tensor z_symbols = z_hat.reshape(-1).to(at::kInt);
+  const at::Tensor z_indexes = engine_.run("latent_z_indexes", {z_hat, qp}, 1)[0];
+  auto prior = engine_.run("prior", {z_hat, temporal}, 4);
+  const at::Tensor &q_dec = prior[0], &params = prior[3];
+  const at::Tensor ys = y / q_dec;
+  auto step0 = engine_.run("latent_encode_step", {ys, prior[2], prior[1], mask0_}, 3);
+  auto spatial = engine_.run("spatial_prior", {step0[2].to(engine_.dtype), params}, 2);
+  auto step1 = engine_.run("latent_encode_step", {ys, spatial[1], spatial[0], mask1_}, 3);
+  std::vector<std::vector<uint8_t>> streams{encode_symbols(z_symbols, z_indexes, *engine_.z_tables),
+                                            encode_symbols(step0[1], step0[0], *engine_.y_tables),
+                                            encode_symbols(step1[1], step1[0], *engine_.y_tables)};
+  recon_ = finish(step0[2], step1[2], q_dec, ctx, qp, count, options_.reconstruct);
+  frame_index_ += static_cast<uint32_t>(count);
+  container::Packet packet;
+  packet.first_frame = first;
+  for (size_t s = 0; s < count; ++s) packet.qps.push_back(static_cast<uint8_t>(qps[s]));
+  packet.reset = reset;
+  packet.payload = container::pack_substreams(streams);
+  return packet;
+}
+
+DecoderSession::DecoderSession(Engine& engine, uint32_t height, uint32_t width, int threads)
+    : Session(engine, height, width, threads) {}
+
+std::vector<at::Tensor> DecoderSession::decode(const container::Packet& packet) {
+  const size_t slots = size_t(engine_.frames);
+  std::vector<int> qps(packet.qps.begin(), packet.qps.end());
+  if (qps.size() != slots) qps.assign(slots, packet.qps[0]);
+  const at::Tensor qp = qp_tensor(qps);
+  const auto streams = container::unpack_substreams(packet.payload.data(), packet.payload.size());
+  if (streams.size() != 3)
+    throw Error(UI2C_ERR_CORRUPT, "packet " + std::to_string(packet.first_frame / 2) + " has " +
+                                      std::to_string(streams.size()) + " sub-streams, expected 3 (z, y0, y1)");
+  if (packet.reset) current_ = blank_ref_;
+  if (!current_)
+    throw Error(UI2C_ERR_INPUT, "this unit is not a reset point and no reference was decoded before it");
+  auto context = engine_.run("context", {*current_, qp}, 2);
+  const at::Tensor &ctx = context[0], &temporal = context[1];
+  const at::Tensor z_indexes = engine_.run("latent_z_indexes", {z_template_, qp}, 1)[0];
+  const at::Tensor z_hat =
+      decode_symbols(streams[0], z_indexes, *engine_.z_tables).to(engine_.dtype).view(z_template_.sizes());
+  auto prior = engine_.run("prior", {z_hat, temporal}, 4);
+  const at::Tensor &q_dec = prior[0], &params = prior[3];
+  const auto folded = std::vector<int64_t>{engine_.ch_y / 2, height_ / 16, width_ / 16};
+  const at::Tensor idx0 = engine_.run("latent_step_indexes", {prior[1], mask0_}, 1)[0];
+  const at::Tensor sym0 = decode_symbols(streams[1], idx0, *engine_.y_tables).view(folded);
+  const at::Tensor part0 = engine_.run("latent_dequantize", {sym0, prior[2], mask0_}, 1)[0];
+  auto spatial = engine_.run("spatial_prior", {part0.to(engine_.dtype), params}, 2);
+  const at::Tensor idx1 = engine_.run("latent_step_indexes", {spatial[0], mask1_}, 1)[0];
+  const at::Tensor sym1 = decode_symbols(streams[2], idx1, *engine_.y_tables).view(folded);
+  const at::Tensor part1 = engine_.run("latent_dequantize", {sym1, spatial[1], mask1_}, 1)[0];
+  return finish(part0, part1, q_dec, ctx, qp, packet.qps.size(), true);
+}
+
+}  // namespace ui2c

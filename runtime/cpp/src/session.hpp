@@ -1,0 +1,65 @@
+// Codec sessions in C++: the pair scheduling and stage order of runtime/session.py,
+// with every network and latent op run through the engine's compiled graphs and the
+// rANS coder of entropy/csrc, so streams match the Python sessions byte for byte.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <vector>
+
+#include "container.hpp"
+#include "engine.hpp"
+
+namespace ui2c {
+
+struct EncoderOptions {
+  int qp = 32;
+  uint32_t reset_interval = 0;
+  float scene_cut_threshold = 0.1f;  // <= 0: off
+  bool reconstruct = false;
+  int threads = 1;
+};
+
+class Session {
+ protected:
+  Session(Engine& engine, uint32_t height, uint32_t width, int threads);
+  at::Tensor qp_tensor(const std::vector<int>& qps) const;
+  std::vector<uint8_t> encode_symbols(const at::Tensor& symbols, const at::Tensor& indexes, const rans::Tables& t);
+  at::Tensor decode_symbols(const std::vector<uint8_t>& stream, const at::Tensor& indexes, const rans::Tables& t);
+  // decoder + recon stages; returns the unit's frames (3, H, W) when `reconstruct`.
+  std::vector<at::Tensor> finish(const at::Tensor& part0, const at::Tensor& part1, const at::Tensor& q_dec,
+                                 const at::Tensor& ctx, const at::Tensor& qp, size_t frames, bool reconstruct);
+
+  Engine& engine_;
+  uint32_t height_, width_;
+  int threads_;
+  at::Tensor blank_ref_, mask0_, mask1_, z_template_;
+  std::optional<at::Tensor> current_;
+};
+
+class EncoderSession : public Session {
+ public:
+  EncoderSession(Engine& engine, uint32_t height, uint32_t width, const EncoderOptions& options);
+  // Frame: float32 (3, H, W) padded.  Returns the units completed by this call.
+  std::vector<container::Packet> push(const at::Tensor& frame);
+  std::vector<container::Packet> flush();
+  const std::vector<at::Tensor>& recon() const { return recon_; }
+
+ private:
+  container::Packet code_unit();
+  bool host_reset(uint32_t first, size_t count) const;
+
+  EncoderOptions options_;
+  std::vector<at::Tensor> pending_, recon_;
+  std::optional<at::Tensor> previous_luma_;
+  uint32_t frame_index_ = 0;
+};
+
+class DecoderSession : public Session {
+ public:
+  DecoderSession(Engine& engine, uint32_t height, uint32_t width, int threads);
+  std::vector<at::Tensor> decode(const container::Packet& packet);
+};
+
+}  // namespace ui2c

@@ -1,0 +1,172 @@
+#include "video.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "errors.hpp"
+
+namespace ui2c::video {
+namespace {
+
+constexpr uint32_t kMaxDimension = 16384;
+constexpr uint64_t kMaxPixels = uint64_t(1) << 26;
+constexpr size_t kLineMax = 4096;
+
+[[noreturn]] void input_error(const std::string& m) { throw Error(UI2C_ERR_INPUT, m); }
+
+}  // namespace
+
+void check_dimensions(uint32_t width, uint32_t height, ui2c_chroma chroma) {
+  const std::string size = std::to_string(width) + "x" + std::to_string(height);
+  if (width == 0 || height == 0) input_error("frame size " + size + " is not positive");
+  if (std::max(width, height) > kMaxDimension || uint64_t(width) * height > kMaxPixels)
+    input_error("frame size " + size + " exceeds the supported maximum");
+  if (chroma == UI2C_CHROMA_420 && (width % 2 || height % 2))
+    input_error("4:2:0 frame size " + size + " has an odd dimension");
+  if (chroma != UI2C_CHROMA_420 && chroma != UI2C_CHROMA_444) input_error("chroma must be 4:2:0 or 4:4:4");
+}
+
+size_t frame_bytes(uint32_t width, uint32_t height, ui2c_chroma chroma) {
+  const size_t luma = size_t(width) * height;
+  return chroma == UI2C_CHROMA_420 ? luma + 2 * (size_t(width / 2) * (height / 2)) : 3 * luma;
+}
+
+uint32_t padded(uint32_t size) { return (size + 15) / 16 * 16; }
+
+at::Tensor to_network(const uint8_t* frame, uint32_t width, uint32_t height, ui2c_chroma chroma) {
+  const uint32_t ph = padded(height), pw = padded(width);
+  at::Tensor x = at::empty({3, ph, pw}, at::kFloat);
+  float* dst = x.data_ptr<float>();
+  const bool sub = chroma == UI2C_CHROMA_420;
+  const uint32_t cw = sub ? width / 2 : width;
+  const uint8_t* planes[3] = {frame, frame + size_t(width) * height,
+                              frame + size_t(width) * height + size_t(cw) * (sub ? height / 2 : height)};
+  for (int c = 0; c < 3; ++c) {
+    const int shift = c > 0 && sub ? 1 : 0;
+    const uint32_t stride = c == 0 ? width : cw;
+    for (uint32_t r = 0; r < ph; ++r) {
+      const uint32_t sr = std::min(r, height - 1) >> shift;
+      float* row = dst + (size_t(c) * ph + r) * pw;
+      for (uint32_t col = 0; col < pw; ++col)
+        row[col] = float(planes[c][size_t(sr) * stride + (std::min(col, width - 1) >> shift)]) / 255.0f;
+    }
+  }
+  return x;
+}
+
+void from_network(const at::Tensor& x, uint32_t width, uint32_t height, ui2c_chroma chroma, uint8_t* out) {
+  const at::Tensor t = x.to(at::kCPU, at::kFloat).contiguous();
+  const int64_t ph = t.size(1), pw = t.size(2);
+  const float* src = t.data_ptr<float>();
+  auto scaled = [&](int c, uint32_t r, uint32_t col) {
+    return std::min(std::max(src[(c * ph + r) * pw + col], 0.0f), 1.0f) * 255.0f;
+  };
+  auto to_byte = [](float p) { return static_cast<uint8_t>(std::floor(std::min(std::max(p, 0.0f), 255.0f) + 0.5f)); };
+  uint8_t* dst = out;
+  for (uint32_t r = 0; r < height; ++r)
+    for (uint32_t col = 0; col < width; ++col) *dst++ = to_byte(scaled(0, r, col));
+  for (int c = 1; c < 3; ++c) {
+    if (chroma == UI2C_CHROMA_444) {
+      for (uint32_t r = 0; r < height; ++r)
+        for (uint32_t col = 0; col < width; ++col) *dst++ = to_byte(scaled(c, r, col));
+      continue;
+    }
+    for (uint32_t r = 0; r < height; r += 2)
+      for (uint32_t col = 0; col < width; col += 2) {
+        const float sum = scaled(c, r, col) + scaled(c, r, col + 1) + scaled(c, r + 1, col) + scaled(c, r + 1, col + 1);
+        *dst++ = to_byte(sum / 4.0f);
+      }
+  }
+}
+
+Y4mReader::Y4mReader(const std::string& path) : path_(path) {
+  f_ = std::fopen(path.c_str(), "rb");
+  if (!f_) throw Error(UI2C_ERR_IO, "cannot open " + path);
+  std::string line;
+  for (int c; (c = std::fgetc(f_)) != EOF && c != '\n';) {
+    if (line.size() >= kLineMax) input_error(path + ": Y4M header is not terminated by a newline");
+    line.push_back(static_cast<char>(c));
+  }
+  if (line.rfind("YUV4MPEG2", 0) != 0) input_error(path + ": not a Y4M file");
+  std::map<char, std::string> tags;
+  size_t pos = 9;
+  while (pos < line.size()) {
+    const size_t end = std::min(line.find(' ', pos), line.size());
+    if (end > pos) tags[line[pos]] = line.substr(pos + 1, end - pos - 1);
+    pos = end + 1;
+  }
+  if (!tags.count('W') || !tags.count('H')) input_error(path + ": Y4M header lacks W or H");
+  try {
+    info.width = static_cast<uint32_t>(std::stoul(tags['W']));
+    info.height = static_cast<uint32_t>(std::stoul(tags['H']));
+  } catch (const std::exception&) {
+    input_error(path + ": Y4M header has a bad size");
+  }
+  const std::string c = tags.count('C') ? tags['C'] : "420jpeg";
+  if (c == "444") info.chroma = UI2C_CHROMA_444;
+  else if (c == "420" || c == "420jpeg" || c == "420paldv" || c == "420mpeg2") info.chroma = UI2C_CHROMA_420;
+  else input_error(path + ": Y4M chroma C" + c + " is not supported (8-bit 4:2:0 or 4:4:4 only)");
+  info.fps_num = 25, info.fps_den = 1;
+  if (tags.count('F')) {
+    const std::string& f = tags['F'];
+    try {
+      const size_t colon = f.find(':');
+      info.fps_num = static_cast<uint32_t>(std::stoul(f.substr(0, colon)));
+      info.fps_den = colon == std::string::npos ? 1 : static_cast<uint32_t>(std::stoul(f.substr(colon + 1)));
+    } catch (const std::exception&) {
+      input_error(path + ": Y4M header has a bad frame rate F" + f);
+    }
+    if (info.fps_num == 0 || info.fps_den == 0) input_error(path + ": Y4M header has a bad frame rate F" + f);
+  }
+  check_dimensions(info.width, info.height, info.chroma);
+}
+
+Y4mReader::~Y4mReader() {
+  if (f_) std::fclose(f_);
+}
+
+bool Y4mReader::read(std::vector<uint8_t>& frame) {
+  std::string line;
+  int c;
+  while ((c = std::fgetc(f_)) != EOF && c != '\n') {
+    if (line.size() >= kLineMax) input_error(path_ + ": frame " + std::to_string(index_) + " marker is too long");
+    line.push_back(static_cast<char>(c));
+  }
+  if (c == EOF && line.empty()) return false;
+  if (line.substr(0, line.find(' ')) != "FRAME")
+    input_error(path_ + ": frame " + std::to_string(index_) + " does not start with FRAME");
+  frame.resize(frame_bytes(info.width, info.height, info.chroma));
+  if (std::fread(frame.data(), 1, frame.size(), f_) != frame.size())
+    input_error(path_ + ": frame " + std::to_string(index_) + " truncated");
+  ++index_;
+  return true;
+}
+
+Y4mWriter::Y4mWriter(const std::string& path, const ui2c_video_info& info) : path_(path) {
+  f_ = std::fopen(path.c_str(), "wb");
+  if (!f_) throw Error(UI2C_ERR_IO, "cannot write " + path);
+  const std::string header = "YUV4MPEG2 W" + std::to_string(info.width) + " H" + std::to_string(info.height) + " F" +
+                             std::to_string(info.fps_num) + ":" + std::to_string(info.fps_den) + " Ip A1:1 C" +
+                             (info.chroma == UI2C_CHROMA_420 ? "420jpeg" : "444") + "\n";
+  std::fwrite(header.data(), 1, header.size(), f_);
+}
+
+Y4mWriter::~Y4mWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void Y4mWriter::write(const uint8_t* frame, size_t size) {
+  if (std::fwrite("FRAME\n", 1, 6, f_) != 6 || std::fwrite(frame, 1, size, f_) != size)
+    throw Error(UI2C_ERR_IO, "cannot write " + path_);
+}
+
+void Y4mWriter::close() {
+  if (f_ && std::fclose(f_) != 0) {
+    f_ = nullptr;
+    throw Error(UI2C_ERR_IO, "cannot write " + path_);
+  }
+  f_ = nullptr;
+}
+
+}  // namespace ui2c::video

@@ -1,0 +1,225 @@
+"""libui2c (runtime/cpp) against the Python runtime, on CPU with the aoti engines.
+
+The programs come from ``$UI2C_CPP_BIN`` (the folder scripts/build_cpp.sh prints; CI
+sets it) or are built here into build/cpp.  The container binding is checked byte for
+byte against the Python container; the C++ decoder against the Python decoder; a C++
+stream against the Python decoder; the C API's error paths, once under ASan.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import zlib
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ui2c.engines import aoti
+from ui2c.runtime.container import ContainerReader, ContainerWriter, Packet, SequenceHeader, pack_substreams
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINES = ROOT / "build" / "test_aoti" / "ui2c-s-random"
+
+
+def _build(folder: Path, *cmake_args: str) -> Path:
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed (apt-get install cmake)")
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "build_cpp.sh"), str(folder), *cmake_args],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def cpp_bin() -> Path:
+    env = os.environ.get("UI2C_CPP_BIN")
+    return Path(env) if env else _build(ROOT / "build" / "cpp")
+
+
+@pytest.fixture(scope="session")
+def engines() -> Path:
+    aoti.build_aoti("ui2c-s", ENGINES, "cpu", allow_random=True)
+    return ENGINES
+
+
+@pytest.fixture(scope="session")
+def codec(engines):
+    from ui2c.runtime.model import load_codec
+
+    return load_codec("ui2c-s", backend="aoti", engine_dir=engines, allow_random=True)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    """5 frames of 72x40 4:2:0 (padded to 80x48; odd count: a 1-frame last packet), a cut at frame 3."""
+    h, w = 40, 72
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = []
+    for t in range(5):
+        luma = (60 + 2 * xx + yy + 3 * t) % 256 if t < 3 else (200 - xx - 2 * yy) % 256
+        u = np.full((h // 2, w // 2), 110 + 5 * t)
+        v = (np.arange(w // 2)[None, :] * 3 + np.arange(h // 2)[:, None]) % 256
+        frames.append(b"FRAME\n" + b"".join(p.astype(np.uint8).tobytes() for p in (luma, u, v)))
+    path = tmp_path_factory.mktemp("clip") / "clip.y4m"
+    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F30000:1001 Ip A1:1 C420jpeg\n".encode() + b"".join(frames))
+    return path
+
+
+def _run(*cmd, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=600)
+
+
+# --- container: one implementation ---------------------------------------------------
+
+
+def test_cpp_container_is_byte_identical_to_the_python_container(tmp_path):
+    from ui2c.entropy import _container
+
+    header = SequenceHeader(72, 40, Fraction(30000, 1001), "420", "ui2c-s", "wfp", "tfp", "aoti/cpu/fp32/aoti",
+                            frame_count=3)
+    assert _container.header_to_bytes(72, 40, 3, 30000, 1001, 0, "ui2c-s", "wfp", "tfp",
+                                      "aoti/cpu/fp32/aoti") == header.to_bytes()
+    payload = pack_substreams([b"z" * 5, b"", b"y" * 300, b"x" * 20000])
+    assert _container.pack_substreams([b"z" * 5, b"", b"y" * 300, b"x" * 20000]) == payload
+    assert _container.unpack_substreams(payload) == [b"z" * 5, b"", b"y" * 300, b"x" * 20000]
+    packets = [Packet(0, (3, 11), True, payload), Packet(2, (7,), False, b"\x01\x02")]
+    path = tmp_path / "s.ui2c"
+    with ContainerWriter(path, header) as writer:
+        for p in packets:
+            writer.write_packet(p)
+    data = path.read_bytes()
+    fields, pos = _container.parse_header(data)
+    assert fields["frame_count"] == 3 and fields["backend"] == "aoti/cpu/fp32/aoti" and data[:pos] == header.to_bytes()
+    for index, p in enumerate(packets):
+        first, qps, reset, body, used = _container.parse_packet(data[pos:], index)
+        assert (first, tuple(qps), reset, body) == (p.first_frame, p.qps, p.reset, p.payload)
+        assert _container.packet_to_bytes(first, qps, reset, body) == data[pos:pos + used] == p.to_bytes()
+        pos += used
+    assert pos == len(data)
+    assert _container.crc32(data) == zlib.crc32(data)
+
+
+@pytest.mark.parametrize(("cut", "error"), [(lambda d: d[:30], "TruncatedStreamError"),
+                                             (lambda d: d[:4] + b"\x07" + d[5:], "UnsupportedVersionError"),
+                                             (lambda d: b"UI2X" + d[4:], "CorruptStreamError"),
+                                             (lambda d: d[:20] + bytes([d[20] ^ 1]) + d[21:], "CorruptStreamError")])
+def test_cpp_container_raises_the_python_errors(cut, error):
+    from ui2c import errors
+    from ui2c.entropy import _container
+
+    data = SequenceHeader(64, 48, Fraction(25), "444", "p", "w", "t", "b").to_bytes()
+    with pytest.raises(getattr(errors, error)):
+        _container.parse_header(cut(data))
+
+
+# --- codec equality ------------------------------------------------------------------
+
+
+def test_cpp_decoder_output_equals_the_python_decoder(cpp_bin, engines, codec, clip, tmp_path):
+    from ui2c.runtime.api import decode_file, encode_file
+
+    stream = tmp_path / "py.ui2c"
+    encode_file(codec, clip, stream, qp=30, progress=False)
+    decode_file(codec, stream, tmp_path / "py.y4m", progress=False)
+    out = _run(cpp_bin / "ui2c-decode", "--engines", engines, stream, "-o", tmp_path / "cpp.y4m")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "cpp.y4m").read_bytes() == (tmp_path / "py.y4m").read_bytes()
+
+
+def test_cpp_encoder_stream_decodes_in_python_to_its_reconstruction(cpp_bin, engines, codec, clip, tmp_path):
+    from ui2c.runtime.api import decode_file, encode_file
+
+    stream, recon = tmp_path / "cpp.ui2c", tmp_path / "recon.y4m"
+    out = _run(cpp_bin / "ui2c-encode", "--engines", engines, "--qp", 30, "--recon", recon, clip, "-o", stream)
+    assert out.returncode == 0, out.stderr
+    decode_file(codec, stream, tmp_path / "py.y4m", progress=False)
+    assert (tmp_path / "py.y4m").read_bytes() == recon.read_bytes()
+    with ContainerReader(stream) as reader:
+        packets = list(reader)
+    assert [p.num_frames for p in packets] == [2, 2, 1] and packets[0].reset
+    # Same engines, same input: the C++ encoder writes the Python encoder's bytes.
+    encode_file(codec, clip, tmp_path / "py.ui2c", qp=30, progress=False)
+    assert stream.read_bytes() == (tmp_path / "py.ui2c").read_bytes()
+
+
+# --- error paths ---------------------------------------------------------------------
+
+
+def _stream(codec, clip, tmp_path) -> bytes:
+    from ui2c.runtime.api import encode_file
+
+    encode_file(codec, clip, tmp_path / "ok.ui2c", qp=20, progress=False)
+    return (tmp_path / "ok.ui2c").read_bytes()
+
+
+def _recrc(data: bytes, header_end: int) -> bytes:
+    """Flip payload bits of packet 0 and fix its CRC, so the damage reaches the rANS decoder."""
+    start = header_end
+    length = int.from_bytes(data[start + 12:start + 16], "big")
+    payload = bytearray(data[start + 20:start + 20 + length])
+    for i in range(len(payload) // 2, len(payload)):
+        payload[i] ^= 0x5A
+    crc = zlib.crc32(bytes(payload), zlib.crc32(data[start + 4:start + 16]))
+    return data[:start + 16] + crc.to_bytes(4, "big") + bytes(payload) + data[start + 20 + length:]
+
+
+def _decode_cases(data: bytes, engines: Path, tmp_path: Path) -> list[tuple[str, Path, bytes, int]]:
+    """(name, engine dir, stream, expected exit status = ui2c_status)."""
+    from ui2c.entropy import _container
+
+    fields, header_len = _container.parse_header(data)
+    other = SequenceHeader(72, 40, Fraction(30000, 1001), "420", "ui2c-s", "0123456789abcdef",
+                           fields["tables_fingerprint"], fields["backend"], frame_count=5).to_bytes()
+    foreign = tmp_path / "foreign"
+    if not foreign.exists():
+        shutil.copytree(engines, foreign)
+        side = aoti.sidecar_path(aoti.package_path(foreign, "spatial_prior", "cpu"))
+        side.write_text(json.dumps({**json.loads(side.read_text()), "weights_fingerprint": "f" * 16}, indent=2))
+    return [
+        ("truncated", engines, data[:-7], 5),
+        ("cut header", engines, data[:header_len - 2], 5),
+        ("corrupt CRC", engines, data[:header_len + 25] + bytes([data[header_len + 25] ^ 4]) + data[header_len + 26:], 4),
+        ("corrupt entropy payload", engines, _recrc(data, header_len), -1),
+        ("other weights", engines, other + data[header_len:], 3),
+        ("missing engine dir", tmp_path / "nowhere", data, 2),
+        ("foreign package", foreign, data, 2),
+    ]
+
+
+def _check_decode_errors(decode: Path, cases, tmp_path: Path, env=None) -> None:
+    for name, engine_dir, data, status in cases:
+        path = tmp_path / f"{name.replace(' ', '_')}.ui2c"
+        path.write_bytes(data)
+        out = _run(decode, "--engines", engine_dir, path, "-o", tmp_path / "out.y4m", env=env)
+        if status == -1:  # damaged entropy data: an error or garbage frames, never a crash
+            assert out.returncode in (0, 4, 5), (name, out.returncode, out.stderr)
+            continue
+        assert out.returncode == status, (name, out.returncode, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ui2c-decode: "), (name, out.stderr)
+        assert not (tmp_path / "out.y4m").exists()
+
+
+def test_c_api_error_paths_return_codes_and_messages(cpp_bin, engines, codec, clip, tmp_path):
+    out = _run(cpp_bin / "ui2c-capi-errors", engines)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 failure(s)" in out.stdout
+    _check_decode_errors(cpp_bin / "ui2c-decode", _decode_cases(_stream(codec, clip, tmp_path), engines, tmp_path),
+                         tmp_path)
+    out = _run(cpp_bin / "ui2c-encode", "--engines", engines, "--qp", "64", clip, "-o", tmp_path / "x.ui2c")
+    assert out.returncode == 1 and "qp must be in [0, 63]" in out.stderr
+
+
+def test_error_paths_under_address_sanitizer(engines, codec, clip, tmp_path):
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    asan = _build(ROOT / "build" / "cpp-asan", "-DUI2C_ASAN=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo")
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86"}
+    out = _run(asan / "ui2c-capi-errors", engines, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    _check_decode_errors(asan / "ui2c-decode", _decode_cases(_stream(codec, clip, tmp_path), engines, tmp_path),
+                         tmp_path, env=env)
