@@ -77,27 +77,36 @@ class CpuCoder(EntropyCoder):
 
 
 class TritonCoder(EntropyCoder):
-    """Triton kernels on a CUDA device (or the interpreter on CPU under ``TRITON_INTERPRET=1``)."""
+    """Triton kernels on a CUDA device (or the interpreter on CPU under ``TRITON_INTERPRET=1``).
+
+    Encoding synchronises once (the copy of the final bytes).  Decoding synchronises
+    once to check the device's consistency flags when ``check`` is true (the default);
+    set it to false to keep decoding asynchronous and inspect ``last_error`` later.
+    """
 
     name = "triton"
 
     def __init__(self, tables: CdfTables, threads: int = 1, device: torch.device | str = "cuda") -> None:
         super().__init__(tables, threads)
-        from ui2c.plugins import triton_rans
+        from ui2c.plugins.triton_rans import TritonRans
 
-        self._impl = triton_rans
         self.device = torch.device(device)
-        self._tables = triton_rans.TritonTables(tables, self.device)
+        self.check = True
+        self._impl = TritonRans(tables, self.device)
+
+    @property
+    def last_error(self) -> torch.Tensor | None:
+        """Device int32 scalar of the last decode: nonzero means the stream was inconsistent."""
+        return self._impl.last_error
 
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
         _check_pair(symbols, indexes)
-        return self._impl.encode_masked(symbols.to(self.device), indexes.to(self.device), self._tables)
+        return self._impl.encode(symbols, indexes)
 
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
         if indexes.dim() != 1:
             raise ValueError("indexes must be a 1-D tensor")
-        out = self._impl.decode_masked(data, indexes.to(self.device), self._tables)
-        return out.to(indexes.device)
+        return self._impl.decode(data, indexes, check=self.check).to(indexes.device)
 
 
 def triton_available() -> bool:

@@ -1,11 +1,32 @@
-"""Triton GPU coder for the interleaved rANS format (``entropy/csrc/rans_format.hpp``).
+"""Triton GPU coder for the interleaved rANS format 2 (``entropy/csrc/rans_format.hpp``).
 
-One program per block, vectorized over its (up to) 32 lanes: a row of symbols is one
-vector step, and the lane-ordered word positions come from an exclusive prefix sum
-of the renormalisation flags, so the streams are byte-identical to the C++ coder.
-Headers are packed and parsed by the C++ extension, so the format has one
-implementation of its header.  On a machine without a GPU the kernels run in
-Triton's interpreter when ``TRITON_INTERPRET=1`` is set before importing this module.
+Byte-identical to the C++ coder.  Everything between the caller's device tensors and
+the final bytes runs on the device, so a call synchronises exactly once:
+
+* encode: ``_count_kernel`` (coded symbols and their cost per chunk) →
+  ``_compact_kernel`` (drops skipped symbols; chunk offsets from the counts) →
+  ``_encode_kernel`` (one program per lane group; reads the layout policy's inputs
+  from the device) → ``_pack_kernel`` (header, check, groups and escapes at their
+  prefix-sum offsets) → one device→host copy of the stream (a 4-byte size prefix
+  tells the host how much of the copied buffer is the stream).
+* decode: the host parses the header it already holds (C++ ``parse_header``), one
+  host→device copy of the payload, ``_count_kernel`` + ``_compact_kernel`` map coded
+  symbols to their positions, ``_decode_kernel`` writes them in place.
+
+One program is one warp: its 32-wide vectors are the lanes of a group, a row is one
+vector step, and the byte positions of a row come from one exclusive prefix sum
+over the lanes (bytes and escapes packed into one int32 so a single scan serves
+both).  Per-row inputs that do not depend on the coder state are loaded CH rows at
+a time as [CH, 32] tiles, so their memory latency is paid once per chunk.
+
+Decoding a symbol is a table lookup: ``lut1[t, slot >> 8]`` either names the symbol
+directly (a bucket with at most one symbol boundary inside, the common case) or
+points at a 256-entry sub-table; either way a second lookup in ``dec2`` yields
+(symbol, start, frequency).  The encoder's x / f is a float32 reciprocal multiply
+corrected by one integer step (exact: the estimate is within 1 of the quotient).
+
+On a machine without a GPU the kernels run in Triton's interpreter when
+``TRITON_INTERPRET=1`` is set before importing this module.
 """
 from __future__ import annotations
 
@@ -18,200 +39,526 @@ from ui2c.entropy import _rans
 from ui2c.entropy.tables import CdfTables
 from ui2c.errors import CorruptStreamError
 
-LANES = 32  # vector width of a program: the format's maximum lane count
-STATE_LOW = 1 << 16
+LANES = 32  # vector width of a program: the lanes of one group
+MAX_LANES: int = _rans.MAX_LANES
+STATE_LOW = 1 << 24
+CHUNK_ROWS = 16  # rows per [CH, 32] input tile
+COUNT_BLOCK = 4096  # symbols per program of the count/compact kernels
+BUCKET_SHIFT = 8  # lut1 buckets of 256 slots
+_INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index
 
 
 @triton.jit
-def rans_encode_kernel(start_ptr, freq_ptr, out_ptr, first_ptr, n, per_block, lanes, cap,
-                       LANES: tl.constexpr):
-    """Encodes block b into out[b * cap, (b + 1) * cap), writing backward from the end.
+def _count_kernel(sym_ptr, idx_ptr, n_all, num_tables, start_ptr, len_ptr, off_ptr, cost_ptr, width,
+                  count_ptr, costsum_ptr, bad_ptr, BLOCK: tl.constexpr, WITH_COST: tl.constexpr):
+    """Per chunk: number of coded symbols (index >= 0) and, for the encoder, their summed cost."""
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    inside = offs < n_all
+    t = tl.load(idx_ptr + offs, mask=inside, other=-1)
+    keep = t >= 0
+    tl.store(count_ptr + pid, tl.sum(keep.to(tl.int32), axis=0))
+    outside = keep & (t >= num_tables)
+    tl.store(bad_ptr + pid, tl.sum(outside.to(tl.int32), axis=0))
+    if WITH_COST:
+        tt = tl.where(keep & (t < num_tables), t, 0)
+        s = tl.load(sym_ptr + offs, mask=keep, other=0).to(tl.int64)
+        esc_slot = tl.load(len_ptr + tt) - 2
+        v = s - tl.load(off_ptr + tt)
+        slot = tl.where((v >= 0) & (v < esc_slot), v, esc_slot)
+        cost = tl.load(cost_ptr + tt * width + slot, mask=keep, other=0)
+        tl.store(costsum_ptr + pid, tl.sum(cost.to(tl.int64), axis=0))
 
-    first[b] receives the position of the block's first word (its lane-0 state).
+
+@triton.jit
+def _compact_kernel(sym_ptr, idx_ptr, n_all, num_tables, count_ptr, num_chunks, csym_ptr, cidx_ptr, cpos_ptr,
+                    ncoded_ptr, BLOCK: tl.constexpr, CBLOCK: tl.constexpr, WITH_SYM: tl.constexpr):
+    """Writes coded symbols (and their original positions) densely, in order."""
+    pid = tl.program_id(0)
+    c = tl.arange(0, CBLOCK)
+    counts = tl.load(count_ptr + c, mask=c < num_chunks, other=0)
+    base = tl.sum(tl.where(c < pid, counts, 0), axis=0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    t = tl.load(idx_ptr + offs, mask=offs < n_all, other=-1)
+    keep = t >= 0
+    k32 = keep.to(tl.int32)
+    dest = base + tl.cumsum(k32, axis=0) - k32
+    tl.store(cidx_ptr + dest, tl.minimum(t, num_tables - 1), mask=keep)  # out-of-range is flagged by the count
+    tl.store(cpos_ptr + dest, offs, mask=keep)
+    if WITH_SYM:
+        tl.store(csym_ptr + dest, tl.load(sym_ptr + offs, mask=keep, other=0), mask=keep)
+    if pid == 0:
+        tl.store(ncoded_ptr, tl.sum(counts, axis=0))
+
+
+@triton.jit
+def _plan_lanes(n, cost_q16, bits_per_lane, forced, MAXL: tl.constexpr):
+    """Format §6 layout policy on the device (same integer steps as the C++ plan_layout);
+    ``forced`` > 0 overrides it (the caller checked it against the symbol count)."""
+    want = tl.maximum((cost_q16 >> 16) // bits_per_lane, 1)
+    lanes = tl.minimum(tl.minimum(want, n), MAXL)
+    lanes = tl.where(lanes > 32, lanes - lanes % 32, lanes)
+    lanes = tl.where(forced > 0, forced, lanes)
+    return tl.where(n > 0, lanes, 0)
+
+
+@triton.jit
+def _row(tile, sel):
+    """Row `sel` ([CH, 1] one-hot) of a [CH, LANES] tile, as a [LANES] vector."""
+    return tl.sum(tl.where(sel, tile, 0), axis=0)
+
+
+@triton.jit
+def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits_per_lane, forced,
+                   start_ptr, freq_ptr, rcp_ptr, len_ptr, off_ptr, width,
+                   scratch_ptr, escbuf_ptr, meta_ptr,
+                   CH: tl.constexpr, LANES: tl.constexpr, CBLOCK: tl.constexpr, MAXL: tl.constexpr):
+    """Encodes lane group g into scratch[(g + 1) * cap - size, (g + 1) * cap), writing backward.
+
+    meta[g] = (first byte, byte count incl. final states, first escape, escape count).
     """
-    b = tl.program_id(0)
-    lane = tl.arange(0, LANES)
-    lo = b * per_block
-    count = tl.minimum(per_block, n - lo)
-    rows = (count + lanes - 1) // lanes
-    active = lane < lanes
-    x = tl.full([LANES], 65536, tl.int64)
-    wp = (b + 1) * cap
-    for i in range(0, rows):
-        j = (rows - 1 - i) * lanes + lane
-        valid = active & (j < count)
-        f = tl.load(freq_ptr + lo + j, mask=valid, other=1).to(tl.int64)
-        s = tl.load(start_ptr + lo + j, mask=valid, other=0).to(tl.int64)
-        emit = valid & (x >= (f << 16))
-        e32 = emit.to(tl.int32)
-        cnt = tl.sum(e32, axis=0)
-        pos = wp - cnt + tl.cumsum(e32, axis=0) - e32
-        tl.store(out_ptr + pos, (x & 0xFFFF).to(tl.int32), mask=emit)
-        wp = wp - cnt
-        x = tl.where(emit, x >> 16, x)
-        x = tl.where(valid, ((x // f) << 16) + (x % f) + s, x)
-    base = wp - 2 * lanes
-    tl.store(out_ptr + base + 2 * lane, (x & 0xFFFF).to(tl.int32), mask=active)
-    tl.store(out_ptr + base + 2 * lane + 1, (x >> 16).to(tl.int32), mask=active)
-    tl.store(first_ptr + b, base)
+    g = tl.program_id(0)
+    n = tl.load(ncoded_ptr).to(tl.int64)
+    c = tl.arange(0, CBLOCK)
+    cost = tl.sum(tl.load(costsum_ptr + c, mask=c < num_chunks, other=0), axis=0)
+    P = _plan_lanes(n, cost, bits_per_lane, forced, MAXL)
+    G = (P + 31) // 32
+    if g < G:
+        W = P // G
+        lane = tl.arange(0, LANES)
+        active = lane < W
+        l0 = g * W
+        rows_max = (n + P - 1) // P
+        rows = (n - l0 + P - 1) // P
+        cap = 2 * rows_max * W + 4 * W
+        region_end = (g + 1) * cap
+        wp = region_end
+        esc_end = (g + 1) * rows_max * W
+        ep = esc_end
+        x = tl.full([LANES], 16777216, tl.int64)
+        ch = tl.arange(0, CH)
+        nchunks = (rows + CH - 1) // CH
+        for kk in range(0, nchunks):
+            r = (nchunks - 1 - kk) * CH + ch
+            i = r[:, None] * P + l0 + lane[None, :]
+            ok = active[None, :] & (i < n)
+            t = tl.load(cidx_ptr + i, mask=ok, other=0)
+            s = tl.load(csym_ptr + i, mask=ok, other=0)
+            esc_slot = tl.load(len_ptr + t) - 2
+            v = s.to(tl.int64) - tl.load(off_ptr + t)
+            is_esc = (v < 0) | (v >= esc_slot)
+            slot = tl.where(is_esc, esc_slot, v)
+            start_t = tl.load(start_ptr + t * width + slot).to(tl.int64)
+            freq_t = tl.load(freq_ptr + t * width + slot).to(tl.int64)
+            rcp_t = tl.load(rcp_ptr + t * width + slot)
+            flags_t = ok.to(tl.int32) + 2 * (ok & is_esc).to(tl.int32)
+            for cc in tl.static_range(CH):
+                sel = (ch == CH - 1 - cc)[:, None]
+                flags = _row(flags_t, sel)
+                valid = (flags & 1) != 0
+                esc = (flags & 2) != 0
+                f = _row(freq_t, sel)
+                x_max = f << 16
+                e1 = valid & (x >= x_max)
+                x1 = tl.where(e1, x >> 8, x)
+                e2 = valid & (x1 >= x_max)
+                nb = e1.to(tl.int32) + e2.to(tl.int32)
+                packed = nb + (esc.to(tl.int32) << 8)
+                incl = tl.cumsum(packed, axis=0)
+                total = tl.sum(packed, axis=0)
+                excl = incl - packed
+                nbytes = total & 0xFF
+                p = wp - nbytes + (excl & 0xFF)
+                tl.store(scratch_ptr + p, tl.where(e2, (x >> 8) & 0xFF, x & 0xFF).to(tl.uint8), mask=e1)
+                tl.store(scratch_ptr + p + 1, (x & 0xFF).to(tl.uint8), mask=e2)
+                wp = wp - nbytes
+                nesc = total >> 8
+                ep = ep - nesc
+                tl.store(escbuf_ptr + ep + (excl >> 8), _row(s, sel), mask=esc)
+                x2 = tl.where(e2, x1 >> 8, x1)
+                q = (x2.to(tl.float32) * _row(rcp_t, sel)).to(tl.int64)
+                rem = x2 - q * f
+                q = tl.where(rem < 0, q - 1, tl.where(rem >= f, q + 1, q))
+                rem = tl.where(rem < 0, rem + f, tl.where(rem >= f, rem - f, rem))
+                x = tl.where(valid, (q << 16) + rem + _row(start_t, sel), x)
+        first = wp - 4 * W
+        for k in tl.static_range(4):
+            tl.store(scratch_ptr + first + 4 * lane + k, ((x >> (8 * k)) & 0xFF).to(tl.uint8), mask=active)
+        tl.store(meta_ptr + 4 * g, first)
+        tl.store(meta_ptr + 4 * g + 1, region_end - first)
+        tl.store(meta_ptr + 4 * g + 2, ep)
+        tl.store(meta_ptr + 4 * g + 3, esc_end - ep)
 
 
 @triton.jit
-def rans_decode_kernel(words_ptr, word_begin_ptr, esc_ptr, esc_begin_ptr, idx_ptr, cdf_ptr, len_ptr, off_ptr,
-                       out_ptr, err_ptr, n, per_block, lanes, width,
-                       LANES: tl.constexpr, WIDTH: tl.constexpr):
-    """Decodes block b; err[b] is nonzero when any consistency check fails.
+def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, forced, scratch_ptr, escbuf_ptr, meta_ptr,
+                 out_ptr, CBLOCK: tl.constexpr, GB: tl.constexpr, MAXL: tl.constexpr, COPY: tl.constexpr):
+    """Writes out = u32 size | header | groups | escapes; program g copies group g.
 
-    Every load is masked to the block's own words and escapes, so corrupt input can
+    Every program derives the header length and its own offsets from meta, so no
+    program waits for another.  The size is 0xFFFFFFFF when a table index was out of range.
+    """
+    g = tl.program_id(0)
+    n = tl.load(ncoded_ptr).to(tl.int64)
+    c = tl.arange(0, CBLOCK)
+    cost = tl.sum(tl.load(costsum_ptr + c, mask=c < num_chunks, other=0), axis=0)
+    bad = tl.sum(tl.load(bad_ptr + c, mask=c < num_chunks, other=0), axis=0)
+    P = _plan_lanes(n, cost, bits_per_lane, forced, MAXL)
+    G = (P + 31) // 32
+    W = tl.where(G > 0, P // tl.maximum(G, 1), 0)
+    # header fields: n, P, then (bytes_g, esc_g) per group
+    k = tl.arange(0, 2 * GB)
+    grp = tl.maximum(k - 2, 0) // 2
+    in_meta = (k >= 2) & (grp < G)
+    m = tl.load(meta_ptr + 4 * grp + 1 + 2 * ((k - 2) % 2), mask=in_meta, other=0)
+    m = tl.where(in_meta & (k % 2 == 0), m - 4 * W, m)
+    value = tl.where(k == 0, n, tl.where(k == 1, P, m))
+    used = (k == 0) | ((n > 0) & ((k == 1) | in_meta))
+    size = 1 + (value >= 128).to(tl.int64) + (value >= 16384).to(tl.int64) + (value >= 2097152).to(tl.int64) \
+        + (value >= 268435456).to(tl.int64)
+    size = tl.where(used, size, 0)
+    pos = 1 + tl.cumsum(size, axis=0) - size
+    header = 3 + tl.sum(size, axis=0)
+    # group offsets: bytes (incl. final states) and escapes before group g
+    gk = tl.arange(0, GB)
+    gbytes = tl.load(meta_ptr + 4 * gk + 1, mask=gk < G, other=0)
+    gesc = tl.load(meta_ptr + 4 * gk + 3, mask=gk < G, other=0)
+    total_bytes = tl.sum(gbytes, axis=0)
+    total = header + total_bytes + 4 * tl.sum(gesc, axis=0)
+    if g == 0:
+        check = 0xB6
+        tl.store(out_ptr + 4, tl.full([], 0xB6, tl.uint8))
+        for b in tl.static_range(5):
+            byte = (value >> (7 * b)) & 0x7F
+            byte = tl.where(b < size - 1, byte | 0x80, byte)
+            live = b < size
+            tl.store(out_ptr + 4 + pos + b, byte.to(tl.uint8), mask=live)
+            check += tl.sum(tl.where(live, (pos + b + 1) * byte, 0), axis=0)
+        check = check % 65521
+        tl.store(out_ptr + 4 + header - 2, (check & 0xFF).to(tl.uint8))
+        tl.store(out_ptr + 4 + header - 1, (check >> 8).to(tl.uint8))
+        reported = tl.where(bad > 0, -1, total)
+        for b in tl.static_range(4):
+            tl.store(out_ptr + b, ((reported >> (8 * b)) & 0xFF).to(tl.uint8))
+    if g < G:
+        boff = 4 + header + tl.sum(tl.where(gk < g, gbytes, 0), axis=0)
+        eoff = 4 + header + total_bytes + 4 * tl.sum(tl.where(gk < g, gesc, 0), axis=0)
+        first = tl.load(meta_ptr + 4 * g)
+        count = tl.load(meta_ptr + 4 * g + 1)
+        j = tl.arange(0, COPY)
+        for o in range(0, count, COPY):
+            live = o + j < count
+            tl.store(out_ptr + boff + o + j, tl.load(scratch_ptr + first + o + j, mask=live), mask=live)
+        efirst = tl.load(meta_ptr + 4 * g + 2)
+        ecount = tl.load(meta_ptr + 4 * g + 3)
+        for o in range(0, ecount, COPY):
+            live = o + j < ecount
+            value32 = tl.load(escbuf_ptr + efirst + o + j, mask=live, other=0).to(tl.int64) & 0xFFFFFFFF
+            for b in tl.static_range(4):
+                tl.store(out_ptr + eoff + 4 * (o + j) + b, ((value32 >> (8 * b)) & 0xFF).to(tl.uint8), mask=live)
+
+
+@triton.jit
+def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut1_ptr, dec2_ptr, len_ptr, off_ptr,
+                   out_ptr, err_ptr, n, P, W, G, width,
+                   CH: tl.constexpr, LANES: tl.constexpr):
+    """Decodes group g into out[position of each coded symbol]; err[g] != 0 on any inconsistency.
+
+    Every load is masked to the group's own bytes and escapes, so corrupt input can
     only produce wrong symbols and an error flag, never an out-of-bounds access.
     """
-    b = tl.program_id(0)
+    g = tl.program_id(0)
     lane = tl.arange(0, LANES)
-    k = tl.arange(0, WIDTH)
-    lo = b * per_block
-    count = tl.minimum(per_block, n - lo)
-    rows = (count + lanes - 1) // lanes
-    active = lane < lanes
-    wb = tl.load(word_begin_ptr + b)
-    we = tl.load(word_begin_ptr + b + 1)
-    ep = tl.load(esc_begin_ptr + b)
-    ee = tl.load(esc_begin_ptr + b + 1)
-    x = tl.load(words_ptr + wb + 2 * lane, mask=active, other=0).to(tl.int64)
-    x = x | (tl.load(words_ptr + wb + 2 * lane + 1, mask=active, other=0).to(tl.int64) << 16)
-    rp = wb + 2 * lanes
+    active = lane < W
+    l0 = g * W
+    rows = (n - l0 + P - 1) // P
+    bb = tl.load(aux_ptr + g).to(tl.int64)
+    be = tl.load(aux_ptr + g + 1).to(tl.int64)
+    eb = tl.load(aux_ptr + G + 1 + g).to(tl.int64)
+    ee = tl.load(aux_ptr + G + 2 + g).to(tl.int64)
+    x = tl.zeros([LANES], tl.int64)
+    for k in tl.static_range(4):
+        x = x | (tl.load(data_ptr + bb + 4 * lane + k, mask=active, other=0).to(tl.int64) << (8 * k))
+    rp = bb + 4 * W
+    ep = eb
     bad = tl.zeros([LANES], tl.int32)
-    for r in range(0, rows):
-        j = r * lanes + lane
-        valid = active & (j < count)
-        t = tl.load(idx_ptr + lo + j, mask=valid, other=0).to(tl.int64)
-        length = tl.load(len_ptr + t, mask=valid, other=3)
-        slot = x & 0xFFFF
-        row = cdf_ptr + t * width
-        inner = (k[None, :] >= 1) & (k[None, :] < length[:, None] - 1) & valid[:, None]
-        c = tl.load(row[:, None] + k[None, :], mask=inner, other=65537)
-        sym = tl.sum((c <= slot[:, None]).to(tl.int32), axis=1)
-        start = tl.load(row + sym, mask=valid, other=0).to(tl.int64)
-        end = tl.load(row + sym + 1, mask=valid, other=1).to(tl.int64)
-        x = tl.where(valid, (end - start) * (x >> 16) + slot - start, x)
-        need = valid & (x < 65536)
-        n32 = need.to(tl.int32)
-        pos = rp + tl.cumsum(n32, axis=0) - n32
-        bad = bad | (need & (pos >= we)).to(tl.int32)
-        w = tl.load(words_ptr + pos, mask=need & (pos < we), other=0).to(tl.int64)
-        x = tl.where(need, (x << 16) | w, x)
-        rp = rp + tl.sum(n32, axis=0)
-        escape_slot = length - 2
-        is_esc = valid & (sym == escape_slot)
-        e32 = is_esc.to(tl.int32)
-        epos = ep + tl.cumsum(e32, axis=0) - e32
-        bad = bad | (is_esc & (epos >= ee)).to(tl.int32)
-        value = tl.load(esc_ptr + epos, mask=is_esc & (epos < ee), other=0)
-        off = tl.load(off_ptr + t, mask=valid, other=0)
-        inside = value.to(tl.int64) - off
-        bad = bad | (is_esc & (inside >= 0) & (inside < escape_slot)).to(tl.int32)
-        tl.store(out_ptr + lo + j, tl.where(is_esc, value, sym + off), mask=valid)
-        ep = ep + tl.sum(e32, axis=0)
-    bad = bad | (active & (x != 65536)).to(tl.int32)
-    tl.store(err_ptr + b, tl.sum(bad, axis=0) + (rp != we).to(tl.int32) + (ep != ee).to(tl.int32))
+    ch = tl.arange(0, CH)
+    for c0 in range(0, rows, CH):
+        r = c0 + ch
+        i = r[:, None] * P + l0 + lane[None, :]
+        ok = active[None, :] & (i < n)
+        t_t = tl.load(cidx_ptr + i, mask=ok, other=0)
+        dst_t = tl.load(cpos_ptr + i, mask=ok, other=0)
+        esc_slot_t = tl.load(len_ptr + t_t) - 2
+        off_t = tl.load(off_ptr + t_t)
+        ok_t = ok.to(tl.int32)
+        for cc in tl.static_range(CH):
+            sel = (ch == cc)[:, None]
+            valid = _row(ok_t, sel) != 0
+            t = _row(t_t, sel).to(tl.int64)
+            slot = x & 0xFFFF
+            e1 = tl.load(lut1_ptr + t * 256 + (slot >> 8), mask=valid, other=0)
+            low = (slot & 0xFF).to(tl.int32)
+            o1 = (e1 >> 8) & 0xFF
+            k0 = (e1 & 0xFF) + ((o1 != 0) & (low >= o1)).to(tl.int32)
+            addr = tl.where(e1 < 0, (e1 & 0x7FFFFFFF).to(tl.int64) + low, t * width + k0)
+            e2 = tl.load(dec2_ptr + addr, mask=valid, other=0)
+            sym = (e2 & 0xFF).to(tl.int32)
+            start = (e2 >> 8) & 0xFFFF
+            freq = (e2 >> 24) & 0xFFFF
+            xn = freq * (x >> 16) + slot - start
+            nb = tl.where(valid, (xn < 16777216).to(tl.int32) + (xn < 65536).to(tl.int32), 0)
+            esc_slot = _row(esc_slot_t, sel)
+            is_esc = valid & (sym == esc_slot)
+            packed = nb + (is_esc.to(tl.int32) << 8)
+            incl = tl.cumsum(packed, axis=0)
+            total = tl.sum(packed, axis=0)
+            excl = incl - packed
+            p = rp + (excl & 0xFF)
+            b1 = tl.load(data_ptr + p, mask=(nb >= 1) & (p < be), other=0).to(tl.int64)
+            b2 = tl.load(data_ptr + p + 1, mask=(nb == 2) & (p + 1 < be), other=0).to(tl.int64)
+            bad = bad | ((nb >= 1) & (p + nb > be)).to(tl.int32)
+            xn = tl.where(nb == 2, (xn << 16) | (b1 << 8) | b2, tl.where(nb == 1, (xn << 8) | b1, xn))
+            x = tl.where(valid, xn, x)
+            rp = rp + (total & 0xFF)
+            pe = ep + (excl >> 8)
+            value = tl.load(esc_ptr + pe, mask=is_esc & (pe < ee), other=0)
+            off = _row(off_t, sel)
+            inside = value.to(tl.int64) - off
+            bad = bad | (is_esc & ((pe >= ee) | ((inside >= 0) & (inside < esc_slot)))).to(tl.int32)
+            tl.store(out_ptr + _row(dst_t, sel), tl.where(is_esc, value, sym + off), mask=valid)
+            ep = ep + (total >> 8)
+    bad = bad | (active & (x != 16777216)).to(tl.int32)
+    err = tl.sum(bad, axis=0) + (rp != be).to(tl.int32) + (ep != ee).to(tl.int32)
+    if g == 0:
+        err += (tl.load(ncoded_ptr).to(tl.int64) != n).to(tl.int32)
+    tl.store(err_ptr + g, err)
+
+
+def _decode_tables(tables: CdfTables) -> tuple[np.ndarray, np.ndarray]:
+    """lut1 [T * 256] int32 and dec2 [T * width + 256 * subtables] int64 (see the module docstring).
+
+    lut1 entry: k0 | o << 8 when the bucket holds at most one boundary (o its offset,
+    0 = none; the symbol is k0 + (low byte >= o)), else bit 31 | index of a 256-entry
+    sub-table in dec2.  dec2 entry: symbol | start << 8 | frequency << 24.
+    """
+    num, width = tables.cdf.shape
+    lut1 = np.zeros(num * 256, np.int64)
+    entries = np.zeros(num * width, np.int64)
+    subtables = []
+    base = num * width
+    slots = np.arange(1 << 16)
+    for t in range(num):
+        length = int(tables.cdf_length[t])
+        cdf = tables.cdf[t, :length].astype(np.int64)
+        k = np.arange(length - 1)
+        entries[t * width + k] = k | (cdf[:-1] << 8) | ((cdf[1:] - cdf[:-1]) << 24)
+        sym_of = np.searchsorted(cdf, slots, side="right") - 1
+        inner = cdf[1:-1]
+        lo = np.arange(256) << 8
+        counts = np.searchsorted(inner, lo + 256, side="left") - np.searchsorted(inner, lo, side="right")
+        k0 = sym_of[lo]
+        nxt = cdf[np.minimum(k0 + 1, length - 1)] - lo
+        single = np.where(counts == 1, k0 | (nxt << 8), k0)
+        for b in np.flatnonzero(counts > 1):
+            s = sym_of[lo[b]: lo[b] + 256]
+            subtables.append(s | (cdf[s] << 8) | ((cdf[s + 1] - cdf[s]) << 24))
+            single[b] = (1 << 31) | (base + 256 * (len(subtables) - 1))
+        lut1[t * 256: (t + 1) * 256] = single
+    dec2 = np.concatenate([entries, *subtables]) if subtables else entries
+    if dec2.size >= 1 << 31:
+        raise ValueError("table set too large for the GPU decoder's lookup tables")
+    return lut1.astype(np.uint32).view(np.int32), dec2
 
 
 class TritonTables:
-    """Device copies of a :class:`CdfTables` set (build once, reuse for every call)."""
+    """Device copies of a :class:`CdfTables` set with encoder and decoder lookup tables."""
 
     def __init__(self, tables: CdfTables, device: torch.device | str) -> None:
+        _rans.Tables(tables.cdf, tables.cdf_length, tables.offset)  # same validation as the C++ coder
         self.device = torch.device(device)
-        self.cdf = torch.from_numpy(tables.cdf).to(self.device)
-        self.length = torch.from_numpy(tables.cdf_length).to(self.device)
-        self.offset = torch.from_numpy(tables.offset).to(self.device)
-        self.width = int(tables.cdf.shape[1])
-        self.cost = torch.from_numpy(_rans.freq_cost_table()).to(self.device)
+        num, width = tables.cdf.shape
+        self.num = num
+        self.width = width
+        cdf = tables.cdf.astype(np.int64)
+        freq = np.diff(cdf, axis=1, append=cdf[:, -1:])
+        freq = np.where(np.arange(width)[None, :] < tables.cdf_length[:, None] - 1, freq, 1)
+        costs = _rans.freq_cost_table()
+        rcp = (np.float32(1.0) / freq.astype(np.float32)).astype(np.float32)
+
+        def put(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+        self.start = put(tables.cdf.astype(np.int32).reshape(-1))
+        self.freq = put(freq.astype(np.int32).reshape(-1))
+        self.rcp = put(rcp.reshape(-1))
+        self.cost = put(costs[freq].astype(np.int32).reshape(-1))
+        self.length = put(tables.cdf_length.astype(np.int64))
+        self.offset = put(tables.offset.astype(np.int64))
+        lut1, dec2 = _decode_tables(tables)
+        self.lut1 = put(lut1)
+        self.dec2 = put(dec2)
 
 
-def _check_layout(n: int, nblocks: int, lanes: int) -> None:
-    per_block = -(-n // nblocks)
-    if not (1 <= nblocks <= n and -(-n // per_block) == nblocks and 1 <= lanes <= LANES):
-        raise ValueError("forced layout must have nblocks = ceil(n / ceil(n / nblocks)) and 1..32 lanes")
+def _pow2(v: int) -> int:
+    return max(16, triton.next_power_of_2(max(1, v)))
 
 
-def encode(symbols: torch.Tensor, cdf_indexes: torch.Tensor, tables: TritonTables,
-           *, bits_per_lane: int = _rans.DEFAULT_BITS_PER_LANE, layout: tuple[int, int] | None = None) -> bytes:
-    """GPU twin of :func:`ui2c.entropy.rans.encode` (same bytes for the same arguments)."""
-    sym = symbols.to(tables.device, torch.int32).reshape(-1)
-    idx = cdf_indexes.to(tables.device, torch.int64).reshape(-1)
-    n = sym.numel()
-    if idx.numel() != n:
-        raise ValueError("symbols and cdf_indexes must have the same length")
-    if n and (int(idx.min()) < 0 or int(idx.max()) >= tables.cdf.shape[0]):
-        raise ValueError("cdf index outside the table set")
-    escape_slot = tables.length[idx].long() - 2
-    v = sym.long() - tables.offset[idx]
-    is_esc = (v < 0) | (v >= escape_slot)
-    slot = torch.where(is_esc, escape_slot, v)
-    start = tables.cdf[idx, slot]
-    freq = tables.cdf[idx, slot + 1] - start
-    if layout is None:
-        nblocks, lanes = _rans.plan_layout(n, int(tables.cost[freq.long()].sum()), bits_per_lane)
-    else:
-        nblocks, lanes = layout
-        _check_layout(n, nblocks, lanes)
-    if n == 0:
-        return _rans.pack_header(0, 0, 0, [], [])
-    per_block = -(-n // nblocks)
-    cap = per_block + 2 * lanes
-    out = torch.zeros(nblocks * cap, dtype=torch.int32, device=tables.device)
-    first = torch.empty(nblocks, dtype=torch.int32, device=tables.device)
-    rans_encode_kernel[(nblocks,)](start.contiguous(), freq.contiguous(), out, first, n, per_block, lanes, cap,
-                                   LANES=LANES)
-    block_of = torch.arange(nblocks * cap, device=tables.device) // cap
-    words = out[torch.arange(nblocks * cap, device=tables.device) >= first.long()[block_of]]
-    block_end = torch.arange(1, nblocks + 1, device=tables.device) * cap
-    word_counts = (block_end - first.long() - 2 * lanes).tolist()
-    esc_counts = torch.bincount(torch.nonzero(is_esc).reshape(-1) // per_block, minlength=nblocks).tolist()
-    header = _rans.pack_header(n, nblocks, lanes, word_counts, esc_counts)
-    payload = words.cpu().numpy().astype("<u2").tobytes()
-    return header + payload + sym[is_esc].cpu().numpy().astype("<i4").tobytes()
+def _max_groups(n_all: int, bits_per_lane: int) -> int:
+    """Groups the policy can choose for at most n_all symbols of at most 16 bits each."""
+    lanes = min(n_all, MAX_LANES, 16 * n_all // max(1, bits_per_lane))
+    return max(1, -(-lanes // LANES))
 
 
-def decode(data: bytes, cdf_indexes: torch.Tensor, tables: TritonTables) -> torch.Tensor:
-    """GPU twin of :func:`ui2c.entropy.rans.decode`; returns int32 symbols on the device.
+def _counts(symbols, indexes, tables, with_cost):
+    n_all = indexes.numel()
+    chunks = max(1, -(-n_all // COUNT_BLOCK))
+    dev = tables.device
+    counts = torch.empty(chunks, dtype=torch.int32, device=dev)
+    costsum = torch.zeros(chunks, dtype=torch.int64, device=dev)
+    bad = torch.empty(chunks, dtype=torch.int32, device=dev)
+    _count_kernel[(chunks,)](symbols, indexes, n_all, tables.num, tables.start, tables.length, tables.offset,
+                             tables.cost, tables.width, counts, costsum, bad, BLOCK=COUNT_BLOCK, WITH_COST=with_cost)
+    csym = torch.empty(n_all + 1, dtype=torch.int32, device=dev)
+    cidx = torch.empty(n_all + 1, dtype=torch.int32, device=dev)
+    cpos = torch.empty(n_all + 1, dtype=torch.int32, device=dev)
+    ncoded = torch.empty(1, dtype=torch.int32, device=dev)
+    _compact_kernel[(chunks,)](symbols, indexes, n_all, tables.num, counts, chunks, csym, cidx, cpos, ncoded,
+                               BLOCK=COUNT_BLOCK, CBLOCK=_pow2(chunks), WITH_SYM=with_cost)
+    return chunks, costsum, bad, csym, cidx, cpos, ncoded
 
-    Header problems raise the same typed errors as the CPU decoder (it parses the
-    header); failed block checks raise ``CorruptStreamError``.
+
+def _int32_1d(name: str, t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if t.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D tensor")
+    return t.to(device=device, dtype=torch.int32).contiguous()
+
+
+class _HostBuffer:
+    """A reusable pinned host buffer (pageable on CPU-only machines).
+
+    ``get`` waits for the asynchronous copy that last used the buffer, so reuse never
+    races a transfer still in flight.
     """
-    idx = cdf_indexes.to(tables.device, torch.int32).reshape(-1)
-    n = idx.numel()
-    if n and (int(idx.min()) < 0 or int(idx.max()) >= tables.cdf.shape[0]):
-        raise ValueError("cdf index outside the table set")
-    nblocks, lanes, header_bytes, word_begin, esc_begin = _rans.parse_header(data, n)
-    out = torch.empty(n, dtype=torch.int32, device=tables.device)
-    if n == 0:
+
+    def __init__(self) -> None:
+        self.buf = torch.empty(0, dtype=torch.uint8)
+        self.busy: torch.cuda.Event | None = None
+
+    def get(self, size: int) -> torch.Tensor:
+        if self.busy is not None:
+            self.busy.synchronize()
+            self.busy = None
+        if self.buf.numel() < size:
+            self.buf = torch.empty(max(size, 2 * self.buf.numel()), dtype=torch.uint8,
+                                   pin_memory=torch.cuda.is_available())
+        return self.buf[:size]
+
+    def mark_busy(self, device: torch.device) -> None:
+        if device.type == "cuda":
+            self.busy = torch.cuda.Event()
+            self.busy.record(torch.cuda.current_stream(device))
+
+
+class TritonRans:
+    """Encoder and decoder bound to one table set and device; reuses its host buffers."""
+
+    def __init__(self, tables: CdfTables, device: torch.device | str,
+                 bits_per_lane: int = _rans.DEFAULT_BITS_PER_LANE) -> None:
+        self.tables = TritonTables(tables, device)
+        self.device = self.tables.device
+        self.bits_per_lane = int(bits_per_lane)
+        self._out_host = _HostBuffer()
+        self._in_host = _HostBuffer()
+        self._copy_guess = 1 << 16
+        self.last_error: torch.Tensor | None = None
+
+    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor, lanes: int | None = None) -> bytes:
+        """Stream of the symbols whose index is >= 0 (format 2, same bytes as the C++ coder).
+
+        ``lanes`` forces P like :func:`ui2c.entropy.rans.encode`; it must not exceed the
+        number of coded symbols (only the symbol count is checked here, on the host).
+        """
+        sym = _int32_1d("symbols", symbols, self.device)
+        idx = _int32_1d("indexes", indexes, self.device)
+        if sym.numel() != idx.numel():
+            raise ValueError("symbols and indexes must have the same length")
+        tb = self.tables
+        n_all = idx.numel()
+        forced = int(lanes or 0)
+        if forced and not (forced <= min(n_all, MAX_LANES) and (forced <= LANES or forced % LANES == 0)):
+            raise ValueError("forced lane count must be 1..32 or a multiple of 32, at most the symbol count")
+        chunks, costsum, bad, csym, cidx, _, ncoded = _counts(sym, idx, tb, True)
+        groups = -(-forced // LANES) if forced else _max_groups(n_all, self.bits_per_lane)
+        cap_bytes = 2 * n_all + 6 * min(n_all, MAX_LANES) + 64
+        scratch = torch.empty(cap_bytes, dtype=torch.uint8, device=self.device)
+        escbuf = torch.empty(n_all + min(n_all, MAX_LANES) + 1, dtype=torch.int32, device=self.device)
+        meta = torch.zeros(groups, 4, dtype=torch.int64, device=self.device)
+        _encode_kernel[(groups,)](csym, cidx, ncoded, costsum, chunks, self.bits_per_lane, forced,
+                                  tb.start, tb.freq, tb.rcp, tb.length, tb.offset, tb.width,
+                                  scratch, escbuf, meta,
+                                  CH=CHUNK_ROWS, LANES=LANES, CBLOCK=_pow2(chunks), MAXL=MAX_LANES, num_warps=1)
+        out_cap = 4 + 16 + 10 * groups + 2 * n_all + 4 * groups * LANES + 4 * n_all
+        out = torch.empty(out_cap, dtype=torch.uint8, device=self.device)
+        _pack_kernel[(groups,)](ncoded, costsum, bad, chunks, self.bits_per_lane, forced, scratch, escbuf, meta, out,
+                                CBLOCK=_pow2(chunks), GB=_pow2(groups), MAXL=MAX_LANES, COPY=1024, num_warps=4)
+        return self._fetch(out)
+
+    def _fetch(self, out: torch.Tensor) -> bytes:
+        """The one device→host copy (plus a second only when the stream outgrew the guess)."""
+        first = min(out.numel(), self._copy_guess)
+        host = self._out_host.get(first)
+        host.copy_(out[:first], non_blocking=True)
+        if out.is_cuda:
+            torch.cuda.current_stream(out.device).synchronize()
+        total = int.from_bytes(host[:4].numpy().tobytes(), "little")
+        if total == _INVALID:
+            raise ValueError(f"a cdf index is outside [0, {self.tables.num})")
+        self._copy_guess = max(1 << 12, 2 * (total + 4))
+        if total + 4 <= first:
+            return host[4: 4 + total].numpy().tobytes()
+        return host[4:first].numpy().tobytes() + out[first: 4 + total].cpu().numpy().tobytes()
+
+    def decode(self, data: bytes, indexes: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """int32 symbols of len(indexes) on the device, 0 where indexes < 0.
+
+        Header problems raise the C++ parser's typed errors (the host holds the header,
+        so parsing it costs no synchronisation).  With ``check`` a failed consistency
+        check raises ``CorruptStreamError`` (one synchronisation); without, the error
+        flags stay on the device in ``last_error`` (nonzero means corrupt).
+        """
+        idx = _int32_1d("indexes", indexes, self.device)
+        tb = self.tables
+        n_h, lanes, header_bytes, byte_begin, esc_begin = _rans.parse_header(data, -1)
+        n_all = idx.numel()
+        out = torch.zeros(n_all, dtype=torch.int32, device=self.device)
+        groups = len(byte_begin) - 1
+        chunks, _, bad, _, cidx, cpos, ncoded = _counts(idx, idx, tb, False)
+        if n_h == 0:
+            err = torch.zeros(1, dtype=torch.int32, device=self.device) + (ncoded != 0).to(torch.int32)
+        else:
+            aux_words = 2 * (groups + 1)
+            payload = byte_begin[-1]
+            nesc = esc_begin[-1]
+            esc_at = -(-(4 * aux_words + payload) // 4) * 4
+            host = self._in_host.get(esc_at + 4 * max(nesc, 1))
+            hv = host.numpy()
+            hv[: 4 * aux_words] = np.frombuffer(np.asarray(byte_begin + esc_begin, dtype="<i4").tobytes(), np.uint8)
+            hv[4 * aux_words: 4 * aux_words + payload] = np.frombuffer(data, np.uint8, payload, header_bytes)
+            hv[esc_at: esc_at + 4 * nesc] = np.frombuffer(data, np.uint8, 4 * nesc, header_bytes + payload)
+            dev = host.to(self.device, non_blocking=True)
+            self._in_host.mark_busy(self.device)
+            width = lanes // groups
+            err = torch.empty(groups, dtype=torch.int32, device=self.device)
+            _decode_kernel[(groups,)](dev[4 * aux_words:], dev[: 4 * aux_words].view(torch.int32),
+                                      dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut1, tb.dec2,
+                                      tb.length, tb.offset, out, err, n_h, lanes, width, groups, tb.width,
+                                      CH=CHUNK_ROWS, LANES=LANES, num_warps=1)
+        err = err.sum() + bad.sum()
+        self.last_error = err
+        if check and int(err) != 0:
+            if int(bad.sum()) != 0:
+                raise ValueError(f"a cdf index is outside [0, {tb.num})")
+            raise CorruptStreamError("rANS stream failed its consistency checks on the device "
+                                     "(corrupt data, or do the skip masks differ?)")
         return out
-    body = np.frombuffer(data, dtype=np.uint8, offset=header_bytes)
-    words = torch.from_numpy(body[: 2 * word_begin[-1]].view("<u2").astype(np.int32)).to(tables.device)
-    escapes = torch.from_numpy(body[2 * word_begin[-1]:].view("<i4").astype(np.int32)).to(tables.device)
-    if escapes.numel() == 0:
-        escapes = torch.zeros(1, dtype=torch.int32, device=tables.device)  # keep a valid pointer
-    err = torch.zeros(nblocks, dtype=torch.int32, device=tables.device)
-    rans_decode_kernel[(nblocks,)](
-        words, torch.tensor(word_begin, dtype=torch.int64, device=tables.device), escapes,
-        torch.tensor(esc_begin, dtype=torch.int64, device=tables.device), idx, tables.cdf, tables.length,
-        tables.offset, out, err, n, -(-n // nblocks), lanes, tables.width,
-        LANES=LANES, WIDTH=triton.next_power_of_2(tables.width))
-    bad = torch.nonzero(err).reshape(-1)
-    if bad.numel():
-        raise CorruptStreamError(f"rANS block {int(bad[0])} failed its consistency checks")
-    return out
-
-
-def encode_masked(symbols: torch.Tensor, indexes: torch.Tensor, tables: TritonTables) -> bytes:
-    """:func:`encode` of the symbols whose index is >= 0 (the seam's skip convention)."""
-    keep = indexes >= 0
-    return encode(symbols[keep], indexes[keep], tables)
-
-
-def decode_masked(data: bytes, indexes: torch.Tensor, tables: TritonTables) -> torch.Tensor:
-    """:func:`decode` into a full-length tensor with 0 where ``indexes < 0``."""
-    keep = indexes >= 0
-    out = torch.zeros(indexes.shape, dtype=torch.int32, device=tables.device)
-    out[keep] = decode(data, indexes[keep], tables)
-    return out

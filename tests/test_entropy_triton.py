@@ -1,4 +1,9 @@
-"""Triton coder versus the C++ coder: identical bytes and symbols (interpreter on CPU)."""
+"""Triton coder versus the C++ coder: identical bytes and symbols.
+
+Runs in Triton's interpreter unless TRITON_INTERPRET is set explicitly (``=0`` on a
+GPU machine runs the compiled kernels on CUDA).  Interpreted rows are slow, so the
+streams here use many lanes to keep the rows per lane few.
+"""
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
@@ -11,62 +16,134 @@ pytest.importorskip("triton")
 
 from test_entropy_helpers import gaussian, random_symbols  # noqa: E402
 from ui2c.entropy import rans  # noqa: E402
-from ui2c.errors import CorruptStreamError, TruncatedStreamError  # noqa: E402
+from ui2c.entropy.tables import CdfTables  # noqa: E402
+from ui2c.errors import CorruptStreamError, TruncatedStreamError, UnsupportedVersionError  # noqa: E402
 from ui2c.plugins import triton_rans  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
 
 
 @pytest.fixture(scope="module")
-def gpu_tables():
-    return triton_rans.TritonTables(gaussian(), DEVICE)
+def coder():
+    return triton_rans.TritonRans(gaussian(), DEVICE)
 
 
-def check_both_ways(sym, idx, gpu_tables, layout=None):
-    cpu_bytes = rans.encode(sym, idx, gaussian(), layout=layout)
-    gpu_bytes = triton_rans.encode(torch.from_numpy(sym), torch.from_numpy(idx), gpu_tables, layout=layout)
+def check_both_ways(sym, idx, coder, lanes=None, tables=None):
+    tables = tables or gaussian()
+    cpu_bytes = rans.encode(sym, idx, tables, lanes=lanes)
+    gpu_bytes = coder.encode(torch.from_numpy(sym), torch.from_numpy(idx), lanes=lanes)
     assert gpu_bytes == cpu_bytes
-    decoded = triton_rans.decode(cpu_bytes, torch.from_numpy(idx), gpu_tables)
+    decoded = coder.decode(cpu_bytes, torch.from_numpy(idx).to(DEVICE))
     np.testing.assert_array_equal(decoded.cpu().numpy(), sym)
     return cpu_bytes
 
 
-@pytest.mark.parametrize("n,layout", [(60, (1, 1)), (300, (3, 7)), (700, (2, 32)), (2000, (9, 32)), (90, None)])
-def test_random_with_escapes(n, layout, gpu_tables):
+@pytest.mark.parametrize("n,lanes", [(40, 1), (300, 7), (700, 32), (2000, 64), (3000, 96), (90, None)])
+def test_random_with_escapes(n, lanes, coder):
     rng = np.random.default_rng(n)
     sym, idx = random_symbols(rng, n, escape_rate=0.05)
-    check_both_ways(sym, idx, gpu_tables, layout)
+    check_both_ways(sym, idx, coder, lanes)
 
 
-def test_empty_stream(gpu_tables):
+def test_policy_chooses_several_groups():
+    """Wide scales and a small bits_per_lane make the device policy pick 5 groups."""
+    rng = np.random.default_rng(4)
+    sym, idx = random_symbols(rng, 3000, escape_rate=0.01, lo=100)
+    small = triton_rans.TritonRans(gaussian(), DEVICE, bits_per_lane=64)
+    cpu_bytes = rans.encode(sym, idx, gaussian(), bits_per_lane=64)
+    assert rans._rans.parse_header(cpu_bytes)[1] == 160
+    assert small.encode(torch.from_numpy(sym), torch.from_numpy(idx)) == cpu_bytes
+
+
+def test_realistic_low_rate(coder):
+    """Mostly near-certain symbols at small scale indexes, as in a 1080p latent step."""
+    rng = np.random.default_rng(8)
+    sym, idx = random_symbols(rng, 4000, escape_rate=0.0, hi=40)
+    check_both_ways(sym, idx, coder, lanes=128)
+    check_both_ways(sym, idx, coder, lanes=3)
+
+
+def test_empty_stream(coder):
     empty = np.zeros(0, np.int32)
-    assert len(check_both_ways(empty, empty, gpu_tables)) == 3
+    assert len(check_both_ways(empty, empty, coder)) == 4
 
 
 @pytest.mark.parametrize("value", [0, 3, 2**31 - 1, -(2**31)])
-def test_one_symbol(value, gpu_tables):
-    check_both_ways(np.array([value], np.int32), np.array([17], np.int32), gpu_tables)
+def test_one_symbol(value, coder):
+    check_both_ways(np.array([value], np.int32), np.array([17], np.int32), coder)
 
 
-def test_every_table_index(gpu_tables):
+def test_every_table_index(coder):
     t = gaussian()
     idx, sym = [], []
     for i in range(t.num_tables):
         for v in range(t.offset[i] - 1, t.offset[i] + t.cdf_length[i]):
             idx.append(i)
             sym.append(v)
-    check_both_ways(np.array(sym, np.int32), np.array(idx, np.int32), gpu_tables, layout=(8, 32))
+    check_both_ways(np.array(sym, np.int32), np.array(idx, np.int32), coder, lanes=256)
 
 
-def test_corrupt_and_truncated_streams(gpu_tables):
+def test_decode_lookup_tables_are_exact():
+    """lut1 + dec2 give (symbol, start, frequency) of every slot of every row."""
+    t = gaussian()
+    lut1, dec2 = triton_rans._decode_tables(t)
+    slot = np.arange(1 << 16)
+    for row in range(t.num_tables):
+        cdf = t.cdf[row, : t.cdf_length[row]]
+        want = np.searchsorted(cdf, slot, side="right") - 1
+        e1 = lut1[row * 256 + (slot >> 8)].astype(np.int64)
+        low = slot & 0xFF
+        o1 = (e1 >> 8) & 0xFF
+        k0 = (e1 & 0xFF) + ((o1 != 0) & (low >= o1))
+        addr = np.where(e1 < 0, (e1 & 0x7FFFFFFF) + low, row * t.cdf.shape[1] + k0)
+        e2 = dec2[addr]
+        np.testing.assert_array_equal(e2 & 0xFF, want)
+        np.testing.assert_array_equal((e2 >> 8) & 0xFFFF, cdf[want])
+        np.testing.assert_array_equal((e2 >> 24) & 0xFFFF, cdf[want + 1] - cdf[want])
+
+
+def test_skipped_symbols_and_positions(coder):
+    rng = np.random.default_rng(12)
+    sym, idx = random_symbols(rng, 900, escape_rate=0.05)
+    skip = rng.random(900) < 0.4
+    sym[skip] = 0
+    idx[skip] = -1
+    data = coder.encode(torch.from_numpy(sym), torch.from_numpy(idx))
+    assert data == rans.encode(sym[~skip], idx[~skip], gaussian())
+    out = coder.decode(data, torch.from_numpy(idx).to(DEVICE))
+    np.testing.assert_array_equal(out.cpu().numpy(), sym)
+    with pytest.raises(CorruptStreamError, match="skip masks"):
+        coder.decode(data, torch.from_numpy(np.where(np.arange(900) == 0, -1, idx)).to(DEVICE))
+
+
+def test_bad_indexes_raise_value_error(coder):
+    with pytest.raises(ValueError):
+        coder.encode(torch.zeros(3, dtype=torch.int32), torch.tensor([0, 128, 3], dtype=torch.int32))
+
+
+def test_table_with_many_narrow_slots():
+    """A row whose slots all have frequency 1 except one: many multi-boundary buckets."""
+    cdf = np.concatenate([np.arange(200), [65536 - 50], 65536 - 50 + np.arange(1, 51)])
+    tables = CdfTables(cdf[None, :].astype(np.int32), np.array([len(cdf)]), np.array([-100]))
+    coder = triton_rans.TritonRans(tables, DEVICE)
+    rng = np.random.default_rng(2)
+    sym = rng.integers(-110, 160, 600).astype(np.int32)
+    check_both_ways(sym, np.zeros(600, np.int32), coder, lanes=64, tables=tables)
+
+
+def test_corrupt_truncated_and_old_streams(coder):
     rng = np.random.default_rng(11)
     sym, idx = random_symbols(rng, 200, escape_rate=0.05)
-    data = rans.encode(sym, idx, gaussian(), layout=(2, 16))
+    data = rans.encode(sym, idx, gaussian(), lanes=16)
+    tidx = torch.from_numpy(idx).to(DEVICE)
     with pytest.raises(TruncatedStreamError):
-        triton_rans.decode(data[:-1], torch.from_numpy(idx), gpu_tables)
+        coder.decode(data[:-1], tidx)
+    with pytest.raises(UnsupportedVersionError):
+        coder.decode(b"\xb5" + data[1:], tidx)
     header = rans._rans.parse_header(data, len(sym))[2]
-    for where in (header, header + 2, header + 70):  # state and renormalisation words
+    for where in (header, header + 2, header + 70):  # state and renormalisation bytes
         broken = bytearray(data)
         broken[where] ^= 0x5A
         with pytest.raises(CorruptStreamError):
-            triton_rans.decode(bytes(broken), torch.from_numpy(idx), gpu_tables)
+            coder.decode(bytes(broken), tidx)
