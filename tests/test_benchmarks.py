@@ -89,7 +89,7 @@ def test_onnx_count_equals_pytorch_count_per_stage(tmp_path):
 
 
 def check_run(run: dict, frames: int, warmup_units: int) -> None:
-    """Frame counts, disjoint parts summing to the total, stages where they belong."""
+    """Frame counts, disjoint parts within the total, stages where they belong."""
     timed = frames - 2 * warmup_units
     for side, stages in (("encode", P_STAGES), ("decode", P_STAGES - {"encoder"} | {"recon"})):
         result = run[side]
@@ -99,8 +99,10 @@ def check_run(run: dict, frames: int, warmup_units: int) -> None:
         for stage in stages:  # one call per timed pair
             assert parts[f"net:{stage}"]["calls"] == timed // 2
         assert parts["entropy:rANS"]["calls"] == 3 * timed // 2  # z, step 0, step 1
-        assert sum(p["ms"] for p in parts.values()) == pytest.approx(result["total_ms"], rel=1e-9)
-        assert parts["other"]["ms"] >= -1e-6 * result["total_ms"]
+        # "other" is defined as the remainder, so only the named parts are evidence: timed
+        # independently, they must fit inside the wall-clock total (disjoint, none counted twice).
+        named = sum(p["ms"] for name, p in parts.items() if name != "other")
+        assert named <= result["total_ms"] * (1 + 1e-6)
         assert all(p["ms"] >= 0 for p in parts.values())
         assert result["fps"] == pytest.approx(timed / result["total_ms"] * 1e3)
     assert run["stream_bytes"] > 0 and run["memory"]["peak_rss_mib"] > 0
