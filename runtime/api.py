@@ -6,7 +6,9 @@ write outputs atomically and never overwrite their input.
 """
 from __future__ import annotations
 
+import errno
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import CorruptStreamError, InputFormatError
+from ..errors import CorruptStreamError, InputFormatError, OutputError
 from ..models.ops import QP_ROWS
 from ..models.stages import padded
 from .container import ContainerReader, ContainerWriter, SequenceHeader, check_compatible
@@ -54,6 +56,17 @@ def _host(frame: torch.Tensor) -> np.ndarray:
     return frame.float().cpu().numpy()
 
 
+@contextmanager
+def _naming_full_disks(dst: PathLike) -> Iterator[None]:
+    """A write that fails for lack of space carries no file name; name the output."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise OutputError(f"cannot write {dst}: {e.strerror}") from None
+        raise
+
+
 def _frames(path: PathLike, width: int | None, height: int | None, limit: int | None):
     reader = open_video(path, width=width, height=height)
     return reader, (f for i, f in enumerate(reader) if limit is None or i < limit)
@@ -86,7 +99,7 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
         result = EncodeResult(0, w, h, 0)
         total = reader.frame_count if max_frames is None else min(max_frames, reader.frame_count or max_frames)
         bar = tqdm(total=total, unit="frame", desc="encode", disable=not progress)
-        with ContainerWriter(dst, header, protect=[src]) as writer:
+        with _naming_full_disks(dst), ContainerWriter(dst, header, protect=[src]) as writer:
             def emit(units) -> None:
                 for unit in units:
                     writer.write_packet(unit.packet)
@@ -141,7 +154,7 @@ def decode_file(codec: CodecModel, src: PathLike, dst: PathLike, *, from_reset: 
         header = reader.header
     count = 0
     bar = tqdm(total=header.frame_count or None, unit="frame", desc="decode", disable=not progress)
-    with open_writer(dst, fps=header.fps, protect=[src]) as writer:
+    with _naming_full_disks(dst), open_writer(dst, fps=header.fps, protect=[src]) as writer:
         for _, _, frame in decode_frames(codec, src, from_reset=from_reset, threads=threads):
             writer.write(array_to_frame(frame, header.chroma))
             count += 1

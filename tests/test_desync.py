@@ -2,17 +2,14 @@
 and a stream decoded by a decoder with other probabilities is caught and counted."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from ui2c.benchmarks.desync import measure
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.video_io import frame_to_array, open_video, pad
-
-DEMO = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
+from ui2c.shipped import DEMO_CLIP
 
 
 def test_same_backend_is_in_sync_and_perturbed_decoder_is_not():
-    frames = [pad(frame_to_array(f)) for f in open_video(DEMO)][:4]
+    frames = [pad(frame_to_array(f)) for f in open_video(DEMO_CLIP)][:4]
     codec = load_codec("ui2c-s", backend="torch")
     same = measure(codec, codec, frames, qp=30)
     assert same["index_mismatch_fraction"] == 0 and same["frame_mismatch_fraction"] == 0 and not same["failed_units"]

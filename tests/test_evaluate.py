@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 
 from ui2c.benchmarks.evaluation.anchors import AnchorError, AnchorSpec, decode_command, encode_command
-from ui2c.runtime.api import decode_file
 from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate, pchip_integral
 from ui2c.benchmarks.evaluation.evaluate import (EvalConfig, RateProbe, anchor_grid, downscale, evaluate, prepare_source,
                                    qp_for_bpp, scene_cut_trace)
+from ui2c.runtime.api import decode_file
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.video_io import Frame, open_video
+from ui2c.shipped import DEMO_CLIP
 
-CLIP = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
+CLIP = DEMO_CLIP
 HAS_FFMPEG = shutil.which("ffmpeg") is not None
 needs_ffmpeg = pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg not installed (apt-get install ffmpeg)")
 
@@ -228,3 +229,15 @@ def test_scene_cut_trace_matches_x264_rate(codec, tmp_path):
     for qp in (x264["qp"] - 1, x264["qp"] + 1):
         if 0 <= qp <= 51:
             assert abs(math.log(probe(qp) / ours["bpp"])) >= gap
+
+
+def test_failed_eval_leaves_no_results_folder_and_existing_ones_need_y(tmp_path):
+    from ui2c.cli import main
+
+    out = tmp_path / "results"
+    assert main(["eval", str(tmp_path / "missing.y4m"), "-o", str(out), "--anchors", ""]) == 2
+    assert not out.exists()
+    out.mkdir()
+    (out / "old.json").write_text("{}")
+    assert main(["eval", str(CLIP), "-o", str(out)]) == 2  # refused before any work
+    assert (out / "old.json").read_text() == "{}"

@@ -7,6 +7,8 @@ through the CLI so the command is covered by the same artefacts.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +228,12 @@ def test_cached_export_survives_a_lost_race(tmp_path, monkeypatch):
                         (Path(staging) / "manifest.json").write_text("mine"))
     assert cache.cached_export(fresh, "ui2c-s", "fp32", {}).read_text() == "mine"
     assert sorted(p.name for p in out.parent.iterdir()) == ["fresh", "key"]
+
+
+def test_export_does_not_import_the_codec_model():
+    """The runtime runs exports (load_codec → ui2c.export.cache), so the exporter must not
+    import ``ui2c.runtime.model`` back (it used to, for the shipped weights' path)."""
+    code = ("import sys, ui2c.export.cache, ui2c.export.cli, ui2c.export.parity; "
+            "print('ui2c.runtime.model' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -9,6 +9,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,3 +49,13 @@ def test_checkout_root_is_not_on_sys_path():
     import sys
 
     assert str(ROOT) not in {os.path.abspath(p or os.curdir) for p in sys.path}
+
+
+@pytest.mark.skipif(not os.environ.get("UI2C_EXPECT_INSTALLED"), reason="set by .ci/run, which tests the wheel")
+def test_the_installed_wheel_is_under_test():
+    """CI must not pass by importing the checkout: the package comes from site-packages."""
+    import ui2c
+    import ui2c.runtime.backends
+
+    for module in (ui2c, ui2c.runtime.backends):
+        assert ROOT not in Path(module.__file__).resolve().parents, module.__file__

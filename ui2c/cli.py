@@ -207,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _raise_interrupted)
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at exit
+        return status
     except (UI2CError, OSError, MemoryError, KeyboardInterrupt, Interrupted) as exc:
         if isinstance(exc, BrokenPipeError):  # nothing more can reach the reader
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
