@@ -21,7 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
+import torch
 
 from ..export import MANIFEST
 from ..export.exporter import INTRA_PREFIX, build_networks
@@ -35,9 +35,9 @@ from .onnx_macs import export_dir
 ENTROPY_PARTS = ("entropy:latent ops", "entropy:rANS")
 
 
-def zero_feed(stage: Stage, height: int, width: int) -> dict[str, np.ndarray]:
-    return {s.name: np.zeros(resolve_shape(s, height, width), np.int32 if s.dtype == "int32" else np.float32)
-            for s in stage.inputs}
+def zero_feed(stage: Stage, height: int, width: int) -> dict[str, torch.Tensor]:
+    return {s.name: torch.zeros(resolve_shape(s, height, width), dtype=torch.int32 if s.dtype == "int32"
+                                else torch.float32) for s in stage.inputs}
 
 
 def time_stages(backend: Backend, stages: dict[str, Stage], height: int, width: int, repeats: int,
