@@ -217,26 +217,12 @@ def read_manifest(engine_dir: str | Path) -> dict[str, str]:
     return {k: v for k, v in pairs if k != "package"}
 
 
-def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision: str = "fp32", *,
-               weights: str | Path | None = None, allow_random: bool = False, force: bool = False,
-               only: tuple[str, ...] | None = None) -> list[tuple[str, Path, bool]]:
-    """Build (or keep up to date) every package of ``preset`` in ``out_dir``.
-
-    Returns (graph, package, built) per graph.  ``only`` limits the graphs (tests).
-    """
+def _network(preset: str, weights: str | Path | None, allow_random: bool) -> tuple[nn.Module, str]:
+    """The preset with its weights (the shipped ones by default) and their fingerprint."""
     from ..models.checkpoint import load_weights, weights_fingerprint
     from ..models.presets import PAIR_PRESETS, build_model
-    from ..entropy.tables import gaussian_tables
-    from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
-    from ..runtime.model import default_weights, z_tables
+    from ..runtime.model import default_weights
 
-    if precision not in PRECISIONS:
-        raise EngineError(f"unknown precision {precision!r}: use fp32 or fp16")
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):
-        raise EngineError(f"the aoti target builds for cpu or cuda, not {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EngineError("--device cuda: no CUDA device visible; AOTInductor builds on the device it targets")
     if preset not in PAIR_PRESETS:
         raise EngineError(f"the aoti target builds pair presets {PAIR_PRESETS}; got {preset!r}")
     network = build_model(preset).eval()
@@ -248,34 +234,64 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
     else:
         torch.manual_seed(0)
         network = build_model(preset).eval()
-    weights_fp = weights_fingerprint(network)
+    return network, weights_fingerprint(network)
+
+
+def _compile_job(preset: str, weights: str | Path | None, allow_random: bool, device: str, precision: str,
+                 name: str, path: Path) -> float:
+    """Compile one graph in a worker process (``--jobs``): each rebuilds the network."""
+    network, _ = _network(preset, weights, allow_random)
+    network = network.to(device=torch.device(device), dtype=PRECISIONS[precision])
+    graph = next(g for g in graphs(network) if g.name == name)
+    return compile_graph(graph, path, torch.device(device), PRECISIONS[precision])
+
+
+def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision: str = "fp32", *,
+               weights: str | Path | None = None, allow_random: bool = False, force: bool = False,
+               only: tuple[str, ...] | None = None, jobs: int = 1) -> list[tuple[str, Path, bool]]:
+    """Build (or keep up to date) every package of ``preset`` in ``out_dir``.
+
+    Returns (graph, package, built) per graph.  ``only`` limits the graphs (tests);
+    ``jobs`` > 1 compiles that many graphs at once in worker processes.
+    """
+    from ..entropy.tables import gaussian_tables
+    from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
+    from ..runtime.model import z_tables
+
+    if precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {precision!r}: use fp32 or fp16")
+    dev = torch.device(device)
+    if dev.type not in ("cpu", "cuda"):
+        raise EngineError(f"the aoti target builds for cpu or cuda, not {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError("--device cuda: no CUDA device visible; AOTInductor builds on the device it targets")
+    network, weights_fp = _network(preset, weights, allow_random)
     y_tables, zt = gaussian_tables(), z_tables(network)
     network = network.to(device=dev, dtype=PRECISIONS[precision])
     wanted = identity(preset, weights_fp, dev, precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results, packages = [], {}
+    packages, todo, kept = {}, [], []
     for graph in graphs(network):
-        package = package_path(out, graph.name, dev.type)
-        packages[graph.name] = package
+        package = packages[graph.name] = package_path(out, graph.name, dev.type)
         if only is not None and graph.name not in only:
             continue
         try:
             check_package(package, wanted)
-            results.append((graph.name, package, False))
-            continue
+            kept.append(graph.name)
         except EngineError as exc:
-            if package.exists() and not force and "foreign" in str(exc):
+            if package.exists() and not force and " is foreign: " in str(exc):
                 raise EngineError(f"refusing to overwrite {package}: {str(exc).split(': ', 1)[1]}; pass --force") from None
-        log.info("compiling %s for %s/%s", graph.name, dev.type, precision)
-        seconds = compile_graph(graph, package, dev, PRECISIONS[precision])
+            todo.append(graph)
+    seconds = _compile_all(todo, packages, preset, weights, allow_random, dev, precision, jobs)
+    for graph in todo:
+        package = packages[graph.name]
         record = {**wanted, "graph": graph.name, "dynamic": {"H": [32, MAX_SIZE], "W": [32, MAX_SIZE], "multiple": 16},
                   "inputs": [s.name for s in graph.inputs], "outputs": [s.name for s in graph.outputs],
                   "package_bytes": package.stat().st_size, "package_sha256": file_sha256(package),
-                  "build_seconds": round(seconds, 2),
+                  "build_seconds": round(seconds[graph.name], 2),
                   "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         sidecar_path(package).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        results.append((graph.name, package, True))
     _write_tables(out / TABLES, [y_tables, zt])
     cfg = network.cfg
     backend = f"{TARGET}/{dev.type}/{precision}/{TARGET}"
@@ -285,4 +301,24 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
                           "ch_z": cfg.ch_z, "code": wanted["code_fingerprint"], "torch": torch.__version__,
                           "qp_levels": QP_LEVELS, "qp_offsets": ",".join(map(str, HIERARCHICAL_QP_OFFSETS))},
                     packages)
-    return results
+    built = {g.name for g in todo}
+    return [(name, packages[name], name in built) for name in packages if name in built or name in kept]
+
+
+def _compile_all(todo: list[Graph], packages: dict[str, Path], preset: str, weights: str | Path | None,
+                 allow_random: bool, dev: torch.device, precision: str, jobs: int) -> dict[str, float]:
+    """Seconds per compiled graph; sequential in this process or ``jobs`` spawned workers."""
+    if jobs <= 1 or len(todo) <= 1:
+        seconds = {}
+        for graph in todo:
+            log.info("compiling %s for %s/%s", graph.name, dev.type, precision)
+            seconds[graph.name] = compile_graph(graph, packages[graph.name], dev, PRECISIONS[precision])
+        return seconds
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    log.info("compiling %s for %s/%s in %d processes", ", ".join(g.name for g in todo), dev.type, precision, jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {g.name: pool.submit(_compile_job, preset, weights, allow_random, str(dev), precision, g.name,
+                                       packages[g.name]) for g in todo}
+        return {name: f.result() for name, f in futures.items()}

@@ -33,6 +33,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="aoti only")
     parser.add_argument("--weights", help="aoti only: weights file (default: the preset's shipped weights)")
     parser.add_argument("--allow-random", action="store_true", help="aoti only: random weights (tests)")
+    parser.add_argument("--jobs", type=int, default=1, help="aoti only: graphs compiled at once (processes)")
     parser.add_argument(
         "--profiles",
         type=_csv,
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         from .aoti import build_aoti
 
         for graph, package, built in build_aoti(args.model, args.output, args.device, args.precision,
-                                                weights=args.weights, allow_random=args.allow_random, force=args.force):
+                                                weights=args.weights, allow_random=args.allow_random, force=args.force,
+                                                jobs=args.jobs):
             print(f"{graph}: {package} ({'built' if built else 'up to date'})")
         return 0
     if args.onnx is None:

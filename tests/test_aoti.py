@@ -1,6 +1,6 @@
 """AOTInductor engines on CPU: `build-engines --target aoti`, the sidecar checks, the
 aoti backend.  Packages are built once into build/test_aoti (git-ignored; kept
-between runs, rebuilt only when stale) with random ui2c-s weights."""
+between runs, rebuilt only when stale) with the shipped ui2c-s weights."""
 from __future__ import annotations
 
 import json
@@ -14,16 +14,18 @@ import torch
 from ui2c.engines import aoti
 from ui2c.engines.aoti_graphs import latent_graphs
 from ui2c.errors import EngineError
+from ui2c.models.checkpoint import load_weights
 from ui2c.models.presets import build_model
+from ui2c.runtime.model import default_weights
 from ui2c.models.stages import resolve_shape
 from ui2c.runtime import latent
 
-ENGINES = Path(__file__).resolve().parents[1] / "build" / "test_aoti" / "ui2c-s-random"
+ENGINES = Path(__file__).resolve().parents[1] / "build" / "test_aoti" / "ui2c-s"
 
 
 def build_test_engines() -> Path:
     """The test engine directory, built (or checked up to date) once per run."""
-    aoti.build_aoti("ui2c-s", ENGINES, "cpu", allow_random=True)
+    aoti.build_aoti("ui2c-s", ENGINES, "cpu")
     return ENGINES
 
 
@@ -34,8 +36,9 @@ def engines() -> Path:
 
 @pytest.fixture(scope="module")
 def network():
-    torch.manual_seed(0)
-    return build_model("ui2c-s").eval()
+    net = build_model("ui2c-s").eval()
+    load_weights(net, default_weights("ui2c-s"))
+    return net
 
 
 def _feed(specs, height: int, width: int, seed: int) -> list[torch.Tensor]:
@@ -123,7 +126,7 @@ def test_stale_foreign_and_replaced_packages_are_refused_with_one_line(engines, 
         AotiBackend(tmp_path / "missing", "ui2c-s", "x")
     # A build never overwrites a foreign package unless forced (refused before compiling).
     with pytest.raises(EngineError, match="refusing to overwrite .*decoder.*pass --force"):
-        aoti.build_aoti("ui2c-s", dst, "cpu", allow_random=True, only=("decoder",))
+        aoti.build_aoti("ui2c-s", dst, "cpu", only=("decoder",))
 
 
 def test_cli_target_aoti_and_onnx_requirement():
@@ -141,7 +144,7 @@ def test_aoti_backend_codes_a_clip_through_load_codec(engines, tmp_path):
     from ui2c.runtime.model import load_codec
     from ui2c.runtime.session import Decoder, Encoder
 
-    codec = load_codec("ui2c-s", backend="aoti", engine_dir=engines, allow_random=True)
+    codec = load_codec("ui2c-s", backend="aoti", engine_dir=engines)
     assert codec.producer == "aoti/cpu/fp32/aoti"
     rng = np.random.default_rng(0)
     frames = [np.clip(rng.random((3, 48, 64), dtype=np.float32) * 0.2 + 0.4 + 0.02 * i, 0, 1) for i in range(3)]

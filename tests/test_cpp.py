@@ -22,7 +22,7 @@ from ui2c.engines import aoti
 from ui2c.runtime.container import ContainerReader, ContainerWriter, Packet, SequenceHeader, pack_substreams
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINES = ROOT / "build" / "test_aoti" / "ui2c-s-random"
+ENGINES = ROOT / "build" / "test_aoti" / "ui2c-s"
 
 
 def _build(folder: Path, *cmake_args: str) -> Path:
@@ -42,7 +42,7 @@ def cpp_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def engines() -> Path:
-    aoti.build_aoti("ui2c-s", ENGINES, "cpu", allow_random=True)
+    aoti.build_aoti("ui2c-s", ENGINES, "cpu")
     return ENGINES
 
 
@@ -50,7 +50,7 @@ def engines() -> Path:
 def codec(engines):
     from ui2c.runtime.model import load_codec
 
-    return load_codec("ui2c-s", backend="aoti", engine_dir=engines, allow_random=True)
+    return load_codec("ui2c-s", backend="aoti", engine_dir=engines)
 
 
 @pytest.fixture(scope="session")
@@ -218,7 +218,7 @@ def test_error_paths_under_address_sanitizer(engines, codec, clip, tmp_path):
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
     asan = _build(ROOT / "build" / "cpp-asan", "-DUI2C_ASAN=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo")
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86"}
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:exitcode=86"}
     out = _run(asan / "ui2c-capi-errors", engines, env=env)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     _check_decode_errors(asan / "ui2c-decode", _decode_cases(_stream(codec, clip, tmp_path), engines, tmp_path),
