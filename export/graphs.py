@@ -25,7 +25,7 @@ import onnx
 import torch
 from torch.export import Dim
 
-from ..models.stages import Stage, TensorSpec, resolve_shape
+from ..models.stages import Stage, TensorSpec, parse_dim, resolve_shape
 
 # Trace size: H/16 = 13, W/16 = 21 are odd, unequal and not multiples of 4, so the
 # tracer cannot tie H to W or drop the zero-width case of the pad to a multiple of 4.
@@ -48,18 +48,19 @@ class _Symbols:
         self.ceil: dict[str, Dim] = {}
 
     def dim(self, expr: str) -> Dim:
-        text = expr.replace(" ", "")
-        if text.startswith("ceil(") and text.endswith(")"):
+        parsed = parse_dim(expr)
+        if isinstance(parsed, int):
+            raise ValueError(f"dim {expr!r}: a fixed size needs no symbol")
+        if parsed.ceil:
             # Independent symbol per distinct ceil expression, named e.g. H_ceil64.
-            if text not in self.ceil:
-                axis, _, div = text[5:-1].partition("/")
-                self.ceil[text] = Dim(f"{axis}_ceil{div}", min=1)
-            return self.ceil[text]
-        axis, _, div = text.partition("/")
-        k = int(div or 1)
-        if 16 % k:
+            key = f"{parsed.var}_ceil{parsed.div}"
+            if key not in self.ceil:
+                self.ceil[key] = Dim(key, min=1)
+            return self.ceil[key]
+        if 16 % parsed.div:
             raise ValueError(f"dim {expr!r}: only H/k with k dividing 16 can be tied to H/16")
-        return self.base[axis] * (16 // k) if k != 16 else self.base[axis]
+        base = self.base[parsed.var]
+        return base * (16 // parsed.div) if parsed.div != 16 else base
 
 
 def example_inputs(stage: Stage, precision: str, height: int = TRACE_HEIGHT,

@@ -52,35 +52,54 @@ def padded(size: int) -> int:
     return -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
 
 
+@dataclass(frozen=True)
+class DimExpr:
+    """A parsed symbolic dim: ``var`` ("H" or "W") divided by ``div``, rounded up if ``ceil``."""
+
+    var: str
+    div: int
+    ceil: bool
+
+
+def parse_dim(expr: str) -> int | DimExpr:
+    """Parse one shape entry written as text: a number, ``H``, ``H/k`` or ``ceil(H/k)`` (or W).
+
+    The grammar is matched by a regular expression, never ``eval()``, because export
+    manifests are data files that may come from elsewhere; the exporter, the engine
+    builder and the runtime all read it through this one function.
+    """
+    match = _DIM.fullmatch(expr.replace(" ", ""))
+    if match is None:
+        raise ValueError(f"bad shape expression {expr!r}: expected int, H, H/k or ceil(H/k) (or W)")
+    if match["int"] is not None:
+        return int(match["int"])
+    divisor = int(match["div"] or 1)
+    if divisor == 0:
+        raise ValueError(f"division by zero in shape expression {expr!r}")
+    return DimExpr(match["var"], divisor, bool(match["ceil"]))
+
+
 def resolve_dim(dim: Dim, height: int, width: int) -> int:
     """Evaluate one shape entry for a padded frame of ``height`` × ``width``.
 
-    The grammar is matched by a regular expression, never ``eval()``, because export
-    manifests are data files that may come from elsewhere.  ``H/k`` must divide
-    exactly: a fractional size means ``ceil`` was meant, and flooring it silently
-    would size a buffer or an engine profile that cannot match the graph.  Every
-    problem is a ``ValueError``; manifest readers turn it into their own error.
+    ``H/k`` must divide exactly: a fractional size means ``ceil`` was meant, and
+    flooring it silently would size a buffer or an engine profile that cannot match
+    the graph.  Every problem is a ``ValueError``; manifest readers turn it into
+    their own error.
     """
     if isinstance(dim, bool) or not isinstance(dim, (int, str)):
         raise ValueError(f"shape entry {dim!r} is neither an int nor an expression")
-    if isinstance(dim, int):
-        if dim < 0:
-            raise ValueError(f"negative shape entry {dim}")
-        return dim
-    match = _DIM.fullmatch(dim.replace(" ", ""))
-    if match is None:
-        raise ValueError(f"bad shape expression {dim!r}: expected int, H, H/k or ceil(H/k) (or W)")
-    if match["int"] is not None:
-        return int(match["int"])
-    size = height if match["var"] == "H" else width
-    divisor = int(match["div"] or 1)
-    if divisor == 0:
-        raise ValueError(f"division by zero in shape expression {dim!r}")
-    if match["ceil"]:
-        return -(-size // divisor)
-    if size % divisor:
-        raise ValueError(f"{dim!r} is fractional for {match['var']}={size}; the shape should say ceil({dim})")
-    return size // divisor
+    expr = parse_dim(dim) if isinstance(dim, str) else dim
+    if isinstance(expr, int):
+        if expr < 0:
+            raise ValueError(f"negative shape entry {expr}")
+        return expr
+    size = height if expr.var == "H" else width
+    if expr.ceil:
+        return -(-size // expr.div)
+    if size % expr.div:
+        raise ValueError(f"{dim!r} is fractional for {expr.var}={size}; the shape should say ceil({dim})")
+    return size // expr.div
 
 
 def resolve_shape(spec: TensorSpec, height: int, width: int) -> tuple[int, ...]:

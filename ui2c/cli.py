@@ -202,19 +202,25 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command.  User errors, signals and I/O failures end as one line on
-    stderr and exit status 2, after every partial output has been removed."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupted)
-    args = build_parser().parse_args(argv)
+    stderr and exit status 2, after every partial output has been removed.  The
+    signal handlers are restored on return, so calling ``main`` in-process (tests)
+    leaves the caller's handlers alone."""
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    command = "ui2c"
     try:
+        args = build_parser().parse_args(argv)
+        command = f"ui2c {args.command}"
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at exit
         return status
     except (UI2CError, OSError, MemoryError, KeyboardInterrupt, Interrupted) as exc:
         if isinstance(exc, BrokenPipeError):  # nothing more can reach the reader
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"ui2c {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
