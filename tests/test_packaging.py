@@ -59,3 +59,14 @@ def test_the_installed_wheel_is_under_test():
 
     for module in (ui2c, ui2c.runtime.backends):
         assert ROOT not in Path(module.__file__).resolve().parents, module.__file__
+
+
+def test_matplotlib_is_only_needed_by_eval_plots():
+    """It is an extra (eval, dev): the CLI, the demo and the runtime must not import it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ui2c.cli import build_parser; build_parser(); import ui2c.demo, ui2c.runtime.api; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
