@@ -11,8 +11,9 @@ import math
 from pathlib import Path
 
 from .errors import OutputError
+from .models.ops import QP_LEVELS
 
-QP_MAX = 63  # models.ops.QP_LEVELS - 1; kept here so parsing needs no torch import
+QP_MAX = QP_LEVELS - 1
 
 
 class Parser(argparse.ArgumentParser):
