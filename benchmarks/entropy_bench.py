@@ -1,14 +1,21 @@
-"""CPU rANS coder benchmark on 1080p-sized latents: speed, rate overhead, outside anchor.
+"""Entropy coder benchmark on 1080p latents: ms per step, Msym/s, rate overhead.
 
-    python -m ui2c.benchmarks.entropy_bench [--repeats 3] [--out benchmarks/results]
+    python -m ui2c.benchmarks.entropy_bench --device cpu|cuda [--repeats 5] [--out benchmarks/results]
 
-Symbol sets model one P-frame's y (1,044,480 symbols at 1920x1080): log-normal scales
-(mostly small, as in a real latent), Gaussian residuals, and the force-zero skip of
-spec §3.4 (scales <= 0.12 are not coded).  The scale distribution's centre is tuned so
-the ideal rate lands near 0.003, 0.03 and 0.3 bpp.  Overhead is measured against the
-ideal information content, sum of -log2 p under the quantized CDFs (escaped raw values
-excluded).  constriction's stack rANS with categorical models over the same slots is
-timed in the same run as an outside anchor.
+``--device cpu`` times the C++ coder (1 and 2 threads); ``--device cuda`` times the
+Triton coder through the runtime seam (``ui2c.entropy.coder``), one call per step,
+including its single synchronisation.  Results go to ``entropy.{md,json}`` (cpu) or
+``entropy_cuda.{md,json}``, naming the device.
+
+Symbol sets: one P-frame's y (1,044,480 symbols at 1920x1080, log-normal scales,
+Gaussian residuals, force-zero skip of scales <= 0.12, spec §3.4), tuned so the ideal
+rate is 0.003, 0.03 and 0.3 bpp, cut into four steps of 261,120 symbols (skipped ones
+marked by index -1, as the runtime passes them).  Overhead is measured against the
+ideal information, sum of -log2 p under the quantized CDFs (escaped raw values
+excluded), for one stream per frame (comparable with format 1's results) and for one
+stream per step (what the runtime writes).  A "realistic step" (261,120 coded
+symbols at scale indexes 0-39, about 0.44 bit/symbol, the GPU target of issue #11)
+is also coded with forced lane counts to show the size/time trade-off of format 2.
 """
 from __future__ import annotations
 
@@ -21,14 +28,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ui2c.entropy import _rans, rans
-from ui2c.entropy.tables import CdfTables, gaussian_tables, scale_index
+from ui2c.entropy.coder import make_coder
+from ui2c.entropy.tables import CdfTables, gaussian_tables, scale_index, scale_table
 
 PIXELS = 1920 * 1080
 NUM_Y = 128 * 68 * 120
+STEP = NUM_Y // 4
 SKIP_THRESHOLD = np.float32(0.12)
 TARGET_BPP = (0.003, 0.03, 0.3)
+REALISTIC_BITS_PER_SYMBOL = 0.44
+SWEEP_LANES = (None, 32, 64, 128, 256, 512, 1024)
 
 
 def slots(symbols: np.ndarray, indexes: np.ndarray, t: CdfTables) -> np.ndarray:
@@ -38,121 +50,207 @@ def slots(symbols: np.ndarray, indexes: np.ndarray, t: CdfTables) -> np.ndarray:
 
 
 def ideal_bits(symbols: np.ndarray, indexes: np.ndarray, t: CdfTables) -> float:
+    keep = indexes >= 0
+    symbols, indexes = symbols[keep], indexes[keep]
     s = slots(symbols, indexes, t)
     freq = t.cdf[indexes, s + 1] - t.cdf[indexes, s]
     return float(np.sum(16.0 - np.log2(freq)))
 
 
-def latent(log_centre: float, t: CdfTables, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Coded (symbols, cdf_indexes) of one synthetic frame, skipped symbols removed."""
+def escapes(symbols: np.ndarray, indexes: np.ndarray, t: CdfTables) -> int:
+    keep = indexes >= 0
+    return int(np.sum(slots(symbols[keep], indexes[keep], t) == t.cdf_length[indexes[keep]] - 2))
+
+
+def latent(log_centre: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(symbols, indexes) of one synthetic frame, index -1 (symbol 0) where skipped."""
     rng = np.random.default_rng(seed)
     scales = np.exp(rng.normal(log_centre, 1.2, NUM_Y)).astype(np.float32)
     keep = scales > SKIP_THRESHOLD
-    scales = scales[keep]
-    symbols = np.round(rng.normal(0.0, scales)).astype(np.int32)
-    return symbols, scale_index(scales).astype(np.int32)
+    symbols = np.where(keep, np.round(rng.normal(0.0, scales)), 0).astype(np.int32)
+    indexes = np.where(keep, scale_index(scales).astype(np.int32), -1).astype(np.int32)
+    return symbols, indexes
+
+
+def realistic_step(t: CdfTables, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """261,120 coded symbols at scale indexes 0-39, tuned to about 0.44 bit/symbol."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(STEP)
+    noise = rng.normal(0.0, 1.0, STEP)
+    scales = scale_table().numpy()
+    lo, hi = 0.0, 8.0
+    for _ in range(30):  # index = floor(40 * u^k): larger k, smaller scales, fewer bits
+        k = (lo + hi) / 2
+        idx = np.minimum((40 * u**k).astype(np.int32), 39)
+        sym = np.round(noise * scales[idx]).astype(np.int32)
+        bits = ideal_bits(sym, idx, t) / STEP
+        lo, hi = (k, hi) if bits > REALISTIC_BITS_PER_SYMBOL else (lo, k)
+    return sym, idx
 
 
 def tune(target_bpp: float, t: CdfTables) -> float:
-    """Bisection on the log-scale centre so the ideal rate hits target_bpp."""
+    """Bisection on the log-scale centre so the ideal frame rate hits target_bpp."""
     lo, hi = -8.0, 3.0
     for _ in range(20):
         mid = (lo + hi) / 2
-        sym, idx = latent(mid, t)
+        sym, idx = latent(mid)
         lo, hi = (mid, hi) if ideal_bits(sym, idx, t) / PIXELS < target_bpp else (lo, mid)
     return (lo + hi) / 2
 
 
-def best_time(fn, repeats: int) -> float:
+def best_time(fn, repeats: int, sync) -> float:
+    fn()  # warm-up (JIT compilation, caches)
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return min(times)
 
 
-def constriction_anchor(sym: np.ndarray, idx: np.ndarray, t: CdfTables, repeats: int) -> dict:
-    """Stack rANS (constriction) with one categorical model per table over the same slots."""
-    import constriction
-
-    s = slots(sym, idx, t).astype(np.int32)
-    groups = [(k, s[idx == k]) for k in np.unique(idx)]
-    models = {k: constriction.stream.model.Categorical(np.diff(t.cdf[k, : t.cdf_length[k]]) / 65536.0, perfect=False)
-              for k, _ in groups}
-
-    def enc():
-        coder = constriction.stream.stack.AnsCoder()
-        for k, g in reversed(groups):
-            coder.encode_reverse(g, models[k])
-        return coder.get_compressed()
-
-    compressed = enc()
-
-    def dec():
-        coder = constriction.stream.stack.AnsCoder(compressed)
-        return [coder.decode(models[k], len(g)) for k, g in groups]
-
-    assert all(np.array_equal(a, g) for a, (_, g) in zip(dec(), groups))
-    n = len(sym)
-    return {"bytes": int(compressed.nbytes), "encode_msym_s": n / best_time(enc, repeats) / 1e6,
-            "decode_msym_s": n / best_time(dec, repeats) / 1e6}
+def overhead_pct(nbytes: int, ideal: float, esc: int) -> float:
+    return 100 * (8 * nbytes - 32 * esc - ideal) / ideal
 
 
-def run(repeats: int) -> dict:
+class Runner:
+    """Codes full-length (symbols, indexes) steps on the benchmarked device."""
+
+    def __init__(self, device: str, t: CdfTables, repeats: int) -> None:
+        self.device, self.t, self.repeats = device, t, repeats
+        if device == "cuda":
+            self.dev = torch.device("cuda")
+            self.sync = torch.cuda.synchronize
+            self.coders = {"gpu": make_coder(t, self.dev, "triton")}
+        else:
+            self.dev = torch.device("cpu")
+            self.sync = lambda: None
+            self.coders = {"1t": make_coder(t, "cpu", "cpu", 1), "2t": make_coder(t, "cpu", "cpu", 2)}
+
+    def time_step(self, sym: np.ndarray, idx: np.ndarray) -> dict:
+        s, i = torch.from_numpy(sym).to(self.dev), torch.from_numpy(idx).to(self.dev)
+        out = {}
+        for name, coder in self.coders.items():
+            data = coder.encode(s, i)
+            assert torch.equal(coder.decode(data, i).cpu(), torch.from_numpy(sym))
+            out[f"encode_ms_{name}"] = 1e3 * best_time(lambda: coder.encode(s, i), self.repeats, self.sync)
+            out[f"decode_ms_{name}"] = 1e3 * best_time(lambda: coder.decode(data, i), self.repeats, self.sync)
+        out["bytes"] = len(data)
+        return out
+
+    def time_forced(self, sym: np.ndarray, idx: np.ndarray, lanes: int) -> dict:
+        """A forced lane count (format §6 override) on the realistic step."""
+        if self.device == "cuda":
+            impl = self.coders["gpu"]._impl
+            s, i = torch.from_numpy(sym).to(self.dev), torch.from_numpy(idx).to(self.dev)
+            data = impl.encode(s, i, lanes=lanes)
+            assert data == rans.encode(sym, idx, self.t, lanes=lanes)
+            enc = best_time(lambda: impl.encode(s, i, lanes=lanes), self.repeats, self.sync)
+            dec = best_time(lambda: impl.decode(data, i), self.repeats, self.sync)
+        else:
+            data = rans.encode(sym, idx, self.t, lanes=lanes)
+            enc = best_time(lambda: rans.encode(sym, idx, self.t, 1, lanes=lanes), self.repeats, self.sync)
+            dec = best_time(lambda: rans.decode(data, idx, self.t, 1), self.repeats, self.sync)
+        return {"bytes": len(data), "encode_ms": 1e3 * enc, "decode_ms": 1e3 * dec}
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), {platform.platform()}"
+
+
+def run(device: str, repeats: int) -> dict:
     t = gaussian_tables()
+    runner = Runner(device, t, repeats)
     points = []
     for target in TARGET_BPP:
-        sym, idx = latent(tune(target, t), t)
+        sym, idx = latent(tune(target, t))
+        keep = idx >= 0
         ideal = ideal_bits(sym, idx, t)
-        data = rans.encode(sym, idx, t)
-        assert np.array_equal(rans.decode(data, idx, t), sym)
-        nblocks, lanes = _rans.parse_header(data, len(sym))[:2]
-        escapes = int(np.sum(slots(sym, idx, t) == t.cdf_length[idx] - 2))
-        point = {"target_bpp": target, "coded_symbols": len(sym), "skipped_symbols": NUM_Y - len(sym),
-                 "ideal_bpp": ideal / PIXELS, "actual_bpp": 8 * len(data) / PIXELS, "bytes": len(data),
-                 "escapes": escapes, "overhead_pct": 100 * (8 * len(data) - 32 * escapes - ideal) / ideal,
-                 "nblocks": nblocks, "lanes": lanes}
-        for threads in (1, 2):
-            point[f"encode_msym_s_{threads}t"] = len(sym) / best_time(lambda: rans.encode(sym, idx, t, threads), repeats) / 1e6
-            point[f"decode_msym_s_{threads}t"] = len(sym) / best_time(lambda: rans.decode(data, idx, t, threads), repeats) / 1e6
-        anchor = constriction_anchor(sym, idx, t, repeats)
-        anchor["overhead_pct"] = 100 * (8 * anchor["bytes"] - ideal) / ideal
-        point["constriction"] = anchor
+        frame = rans.encode(sym[keep], idx[keep], t)
+        point = {"target_bpp": target, "coded_symbols": int(keep.sum()), "ideal_bpp": ideal / PIXELS,
+                 "frame_bytes": len(frame), "frame_lanes": _rans.parse_header(frame)[1],
+                 "frame_overhead_pct": overhead_pct(len(frame), ideal, escapes(sym, idx, t)), "steps": []}
+        for k in range(4):
+            s, i = sym[k * STEP:(k + 1) * STEP], idx[k * STEP:(k + 1) * STEP]
+            step = runner.time_step(s, i)
+            step.update(coded=int((i >= 0).sum()), ideal_bits=ideal_bits(s, i, t), escapes=escapes(s, i, t))
+            m = i >= 0
+            step["lanes"] = _rans.parse_header(rans.encode(s[m], i[m], t))[1]
+            point["steps"].append(step)
+        steps = point["steps"]
+        point["step_overhead_pct"] = overhead_pct(sum(s["bytes"] for s in steps), sum(s["ideal_bits"] for s in steps),
+                                                  sum(s["escapes"] for s in steps))
+        for key in steps[0]:
+            if key.endswith(tuple(f"_{c}" for c in runner.coders)):
+                point[key] = float(np.mean([s[key] for s in steps]))
         points.append(point)
-    return {"command": "python -m ui2c.benchmarks.entropy_bench", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), {platform.platform()}",
-            "repeats": repeats, "points": points}
+    sym, idx = realistic_step(t)
+    ideal = ideal_bits(sym, idx, t)
+    real = {"symbols": STEP, "bits_per_symbol": ideal / STEP, "ideal_bits": ideal, "sweep": []}
+    real.update(runner.time_step(sym, idx))
+    for lanes in SWEEP_LANES:
+        chosen = lanes or _rans.parse_header(rans.encode(sym, idx, t))[1]
+        row = {"lanes": chosen, "policy": lanes is None, **runner.time_forced(sym, idx, chosen)}
+        row["overhead_pct"] = overhead_pct(row["bytes"], ideal, escapes(sym, idx, t))
+        real["sweep"].append(row)
+    return {"command": f"python -m ui2c.benchmarks.entropy_bench --device {device}",
+            "date": datetime.datetime.now().isoformat(timespec="seconds"), "device": device,
+            "machine": device_name(device), "format": "rANS format 2 (0xB6)", "repeats": repeats,
+            "coders": list(runner.coders), "points": points, "realistic_step": real}
 
 
 def markdown(result: dict) -> str:
-    rows = ["| target bpp | coded sym | ideal bpp | overhead % | layout | enc 1t | enc 2t | dec 1t | dec 2t | constriction enc / dec | constriction overhead % |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    coders = result["coders"]
+    head = " | ".join(f"enc ms {c} | dec ms {c}" for c in coders)
+    rows = [f"| target bpp | coded sym / frame | ideal bpp | frame stream overhead % (lanes) | "
+            f"step streams overhead % (lanes) | {head} | enc / dec Msym/s ({coders[0]}) |",
+            "|---" * (6 + 2 * len(coders)) + "|"]
     for p in result["points"]:
-        c = p["constriction"]
-        rows.append(f"| {p['target_bpp']} | {p['coded_symbols']:,} | {p['ideal_bpp']:.4f} | {p['overhead_pct']:.2f} | "
-                    f"{p['nblocks']}x{p['lanes']} | {p['encode_msym_s_1t']:.0f} | {p['encode_msym_s_2t']:.0f} | "
-                    f"{p['decode_msym_s_1t']:.0f} | {p['decode_msym_s_2t']:.0f} | {c['encode_msym_s']:.0f} / {c['decode_msym_s']:.0f} | "
-                    f"{c['overhead_pct']:.2f} |")
+        per_step = p["coded_symbols"] / 4
+        times = " | ".join(f"{p[f'encode_ms_{c}']:.3f} | {p[f'decode_ms_{c}']:.3f}" for c in coders)
+        c0 = coders[0]
+        rows.append(f"| {p['target_bpp']} | {p['coded_symbols']:,} | {p['ideal_bpp']:.4f} | "
+                    f"{p['frame_overhead_pct']:.2f} ({p['frame_lanes']}) | {p['step_overhead_pct']:.2f} "
+                    f"({'/'.join(str(s['lanes']) for s in p['steps'])}) | {times} | "
+                    f"{per_step / p[f'encode_ms_{c0}'] / 1e3:.0f} / {per_step / p[f'decode_ms_{c0}'] / 1e3:.0f} |")
+    r = result["realistic_step"]
+    sweep = ["| lanes | bytes | overhead % | enc ms | dec ms |", "|---|---|---|---|---|"]
+    for s in r["sweep"]:
+        tag = " (policy)" if s["policy"] else ""
+        sweep.append(f"| {s['lanes']}{tag} | {s['bytes']:,} | {s['overhead_pct']:.2f} | {s['encode_ms']:.3f} | "
+                     f"{s['decode_ms']:.3f} |")
+    times = ", ".join(f"{c}: encode {r[f'encode_ms_{c}']:.3f} ms, decode {r[f'decode_ms_{c}']:.3f} ms" for c in coders)
     return "\n".join([
-        "# Entropy coder benchmark (CPU rANS)", "",
-        f"Command: `{result['command']}`  ", f"Date: {result['date']}  ", f"Machine: {result['machine']}  ",
-        f"Best of {result['repeats']} runs; speeds in Msym/s over coded symbols; the cores are shared with other jobs, so speeds are noisy.",
-        "", *rows, "",
-        "Overhead = (stream bits - 32 x escapes - ideal) / ideal, ideal = sum of -log2 p under the quantized CDFs.",
-        "Layout = blocks x lanes chosen by the format's policy (rans_format.hpp §6).",
-        "constriction: stack rANS, one categorical model per table, same slots (its own quantization).", ""])
+        f"# Entropy coder benchmark ({result['device']}, {result['format']})", "",
+        f"Command: `{result['command']}`  ", f"Date: {result['date']}  ", f"Device: {result['machine']}  ",
+        f"Best of {result['repeats']} runs after a warm-up; ms are per 1080p step (261,120 symbols before the skip), "
+        "averaged over the frame's four steps; Msym/s over coded symbols.", "",
+        *rows, "",
+        "Overhead = (stream bits - 32 x escapes - ideal) / ideal, ideal = sum of -log2 p under the quantized CDFs; "
+        "frame stream = one stream for the frame's coded y (as format 1's results), step streams = one per step "
+        "(as the runtime writes).  Lanes = P chosen by the layout policy (rans_format.hpp §6).", "",
+        f"## Realistic step: {r['symbols']:,} coded symbols, scale indexes 0-39, {r['bits_per_symbol']:.3f} bit/symbol",
+        "", f"Through the seam: {times}.", "",
+        "Forced lane counts (same stream on CPU and GPU; size/time trade-off of format 2, "
+        f"{'Triton coder' if result['device'] == 'cuda' else 'C++ coder, 1 thread'}):", "", *sweep, ""])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    result = run(args.repeats)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda needs a CUDA device")
+    result = run(args.device, args.repeats)
+    stem = "entropy" if args.device == "cpu" else f"entropy_{args.device}"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "entropy.json").write_text(json.dumps(result, indent=1))
-    (args.out / "entropy.md").write_text(markdown(result))
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
 
 

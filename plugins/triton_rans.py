@@ -30,6 +30,8 @@ On a machine without a GPU the kernels run in Triton's interpreter when
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 import triton
@@ -46,6 +48,36 @@ CHUNK_ROWS = 16  # rows per [CH, 32] input tile
 COUNT_BLOCK = 4096  # symbols per program of the count/compact kernels
 BUCKET_SHIFT = 8  # lut1 buckets of 256 slots
 _INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index
+# Lane prefix sums by warp ballot + popc on the GPU (the interpreter has no inline PTX);
+# UI2C_TRITON_BALLOT=0 falls back to tl.cumsum, which gives the same sums.
+BALLOT = os.environ.get("TRITON_INTERPRET", "0") in ("", "0") and os.environ.get("UI2C_TRITON_BALLOT", "1") != "0"
+
+_PREFIX_PTX = tl.constexpr("""{
+.reg .pred pa, pb, pe;
+.reg .b32 a, b, e, lt, u, v, w;
+setp.ge.s32 pa, $2, 1;
+setp.eq.s32 pb, $2, 2;
+setp.ne.s32 pe, $3, 0;
+vote.sync.ballot.b32 a, pa, 0xffffffff;
+vote.sync.ballot.b32 b, pb, 0xffffffff;
+vote.sync.ballot.b32 e, pe, 0xffffffff;
+mov.u32 lt, %lanemask_lt;
+and.b32 u, a, lt;
+popc.b32 u, u;
+and.b32 v, b, lt;
+popc.b32 v, v;
+add.u32 u, u, v;
+and.b32 w, e, lt;
+popc.b32 w, w;
+shl.b32 w, w, 8;
+or.b32 $0, u, w;
+popc.b32 u, a;
+popc.b32 v, b;
+add.u32 u, u, v;
+popc.b32 w, e;
+shl.b32 w, w, 8;
+or.b32 $1, u, w;
+}""")
 
 
 @triton.jit
@@ -103,6 +135,24 @@ def _plan_lanes(n, cost_q16, bits_per_lane, forced, MAXL: tl.constexpr):
 
 
 @triton.jit
+def _lane_prefix(nb, esc, BALLOT: tl.constexpr):
+    """Exclusive prefix and total over the lanes of nb + (esc << 8) (nb in 0..2, esc 0/1).
+
+    Packing bytes and escapes into one int32 lets one scan serve both; on the GPU the
+    scan is three warp ballots and popcounts instead of a shuffle ladder.  Lane j of
+    the vector must live in lane j of the warp (the [32] layout of one warp).
+    """
+    if BALLOT:
+        excl, total = tl.inline_asm_elementwise(_PREFIX_PTX, "=r,=r,r,r", [nb, esc.to(tl.int32)],
+                                                dtype=(tl.int32, tl.int32), is_pure=True, pack=1)
+    else:
+        packed = nb + (esc.to(tl.int32) << 8)
+        excl = tl.cumsum(packed, axis=0) - packed
+        total = tl.sum(packed, axis=0)
+    return excl, total
+
+
+@triton.jit
 def _row(tile, sel):
     """Row `sel` ([CH, 1] one-hot) of a [CH, LANES] tile, as a [LANES] vector."""
     return tl.sum(tl.where(sel, tile, 0), axis=0)
@@ -112,7 +162,8 @@ def _row(tile, sel):
 def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits_per_lane, forced,
                    start_ptr, freq_ptr, rcp_ptr, len_ptr, off_ptr, width,
                    scratch_ptr, escbuf_ptr, meta_ptr,
-                   CH: tl.constexpr, LANES: tl.constexpr, CBLOCK: tl.constexpr, MAXL: tl.constexpr):
+                   CH: tl.constexpr, LANES: tl.constexpr, CBLOCK: tl.constexpr, MAXL: tl.constexpr,
+                   BALLOT: tl.constexpr):
     """Encodes lane group g into scratch[(g + 1) * cap - size, (g + 1) * cap), writing backward.
 
     meta[g] = (first byte, byte count incl. final states, first escape, escape count).
@@ -132,9 +183,9 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
         rows = (n - l0 + P - 1) // P
         cap = 2 * rows_max * W + 4 * W
         region_end = (g + 1) * cap
-        wp = region_end
+        wp = tl.zeros([LANES], tl.int64) + region_end  # vectors: the ballot scan's totals are per lane
         esc_end = (g + 1) * rows_max * W
-        ep = esc_end
+        ep = tl.zeros([LANES], tl.int64) + esc_end
         x = tl.full([LANES], 16777216, tl.int64)
         ch = tl.arange(0, CH)
         nchunks = (rows + CH - 1) // CH
@@ -163,10 +214,7 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
                 x1 = tl.where(e1, x >> 8, x)
                 e2 = valid & (x1 >= x_max)
                 nb = e1.to(tl.int32) + e2.to(tl.int32)
-                packed = nb + (esc.to(tl.int32) << 8)
-                incl = tl.cumsum(packed, axis=0)
-                total = tl.sum(packed, axis=0)
-                excl = incl - packed
+                excl, total = _lane_prefix(nb, esc, BALLOT)
                 nbytes = total & 0xFF
                 p = wp - nbytes + (excl & 0xFF)
                 tl.store(scratch_ptr + p, tl.where(e2, (x >> 8) & 0xFF, x & 0xFF).to(tl.uint8), mask=e1)
@@ -181,13 +229,14 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
                 q = tl.where(rem < 0, q - 1, tl.where(rem >= f, q + 1, q))
                 rem = tl.where(rem < 0, rem + f, tl.where(rem >= f, rem - f, rem))
                 x = tl.where(valid, (q << 16) + rem + _row(start_t, sel), x)
-        first = wp - 4 * W
+        first = tl.max(wp, axis=0) - 4 * W
         for k in tl.static_range(4):
             tl.store(scratch_ptr + first + 4 * lane + k, ((x >> (8 * k)) & 0xFF).to(tl.uint8), mask=active)
+        esc_first = tl.max(ep, axis=0)
         tl.store(meta_ptr + 4 * g, first)
         tl.store(meta_ptr + 4 * g + 1, region_end - first)
-        tl.store(meta_ptr + 4 * g + 2, ep)
-        tl.store(meta_ptr + 4 * g + 3, esc_end - ep)
+        tl.store(meta_ptr + 4 * g + 2, esc_first)
+        tl.store(meta_ptr + 4 * g + 3, esc_end - esc_first)
 
 
 @triton.jit
@@ -261,7 +310,7 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
 @triton.jit
 def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut1_ptr, dec2_ptr, len_ptr, off_ptr,
                    out_ptr, err_ptr, n, P, W, G, width,
-                   CH: tl.constexpr, LANES: tl.constexpr):
+                   CH: tl.constexpr, LANES: tl.constexpr, BALLOT: tl.constexpr):
     """Decodes group g into out[position of each coded symbol]; err[g] != 0 on any inconsistency.
 
     Every load is masked to the group's own bytes and escapes, so corrupt input can
@@ -279,8 +328,8 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
     x = tl.zeros([LANES], tl.int64)
     for k in tl.static_range(4):
         x = x | (tl.load(data_ptr + bb + 4 * lane + k, mask=active, other=0).to(tl.int64) << (8 * k))
-    rp = bb + 4 * W
-    ep = eb
+    rp = tl.zeros([LANES], tl.int64) + bb + 4 * W  # vectors: the ballot scan's totals are per lane
+    ep = tl.zeros([LANES], tl.int64) + eb
     bad = tl.zeros([LANES], tl.int32)
     ch = tl.arange(0, CH)
     for c0 in range(0, rows, CH):
@@ -310,10 +359,7 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
             nb = tl.where(valid, (xn < 16777216).to(tl.int32) + (xn < 65536).to(tl.int32), 0)
             esc_slot = _row(esc_slot_t, sel)
             is_esc = valid & (sym == esc_slot)
-            packed = nb + (is_esc.to(tl.int32) << 8)
-            incl = tl.cumsum(packed, axis=0)
-            total = tl.sum(packed, axis=0)
-            excl = incl - packed
+            excl, total = _lane_prefix(nb, is_esc, BALLOT)
             p = rp + (excl & 0xFF)
             b1 = tl.load(data_ptr + p, mask=(nb >= 1) & (p < be), other=0).to(tl.int64)
             b2 = tl.load(data_ptr + p + 1, mask=(nb == 2) & (p + 1 < be), other=0).to(tl.int64)
@@ -329,7 +375,8 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
             tl.store(out_ptr + _row(dst_t, sel), tl.where(is_esc, value, sym + off), mask=valid)
             ep = ep + (total >> 8)
     bad = bad | (active & (x != 16777216)).to(tl.int32)
-    err = tl.sum(bad, axis=0) + (rp != be).to(tl.int32) + (ep != ee).to(tl.int32)
+    bad = bad | (rp != be).to(tl.int32) | (ep != ee).to(tl.int32)
+    err = tl.sum(bad, axis=0)
     if g == 0:
         err += (tl.load(ncoded_ptr).to(tl.int64) != n).to(tl.int32)
     tl.store(err_ptr + g, err)
@@ -497,7 +544,8 @@ class TritonRans:
         _encode_kernel[(groups,)](csym, cidx, ncoded, costsum, chunks, self.bits_per_lane, forced,
                                   tb.start, tb.freq, tb.rcp, tb.length, tb.offset, tb.width,
                                   scratch, escbuf, meta,
-                                  CH=CHUNK_ROWS, LANES=LANES, CBLOCK=_pow2(chunks), MAXL=MAX_LANES, num_warps=1)
+                                  CH=CHUNK_ROWS, LANES=LANES, CBLOCK=_pow2(chunks), MAXL=MAX_LANES, BALLOT=BALLOT,
+                                  num_warps=1)
         out_cap = 4 + 16 + 10 * groups + 2 * n_all + 4 * groups * LANES + 4 * n_all
         out = torch.empty(out_cap, dtype=torch.uint8, device=self.device)
         _pack_kernel[(groups,)](ncoded, costsum, bad, chunks, self.bits_per_lane, forced, scratch, escbuf, meta, out,
@@ -553,7 +601,7 @@ class TritonRans:
             _decode_kernel[(groups,)](dev[4 * aux_words:], dev[: 4 * aux_words].view(torch.int32),
                                       dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut1, tb.dec2,
                                       tb.length, tb.offset, out, err, n_h, lanes, width, groups, tb.width,
-                                      CH=CHUNK_ROWS, LANES=LANES, num_warps=1)
+                                      CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)
         err = err.sum() + bad.sum()
         self.last_error = err
         if check and int(err) != 0:

@@ -102,11 +102,15 @@ uint8_t* encode_group(const int32_t* symbols, const int32_t* indexes, const Grou
       if (k == tables.length(t) - 2) escapes.push_back(symbols[base + j]);
       const EncSlot& e = tables.enc(t, k);
       uint32_t x = state[j];
-      const uint32_t x_max = e.freq << 16;
-      while (x >= x_max) {  // at most twice; written backward, so read high byte first
-        *--p = static_cast<uint8_t>(x);
-        x >>= 8;
-      }
+      // renormalise without branches: emit n = 0..2 bytes (x < 2^32 <= x_max << 16).
+      // Both candidate bytes are always stored; p stays >= 4 * width bytes above the
+      // region start until the final states are written, so the stores stay inside it.
+      const uint64_t x_max = uint64_t{e.freq} << 16;
+      const uint32_t nbytes = (x >= x_max) + (x >= (x_max << 8));
+      p[-1] = static_cast<uint8_t>(x);
+      p[-2] = static_cast<uint8_t>(x >> 8);
+      p -= nbytes;
+      x = static_cast<uint32_t>(uint64_t{x} >> (8 * nbytes));
       const uint32_t q = e.freq > 1 ? div_by_rcp(x, e.rcp) : x;
       state[j] = (q << 16) + (x - q * e.freq) + e.start;
     }
@@ -126,6 +130,7 @@ bool decode_group(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes
     state[j] = bytes[4 * j] | (uint32_t{bytes[4 * j + 1]} << 8) | (uint32_t{bytes[4 * j + 2]} << 16) |
                (uint32_t{bytes[4 * j + 3]} << 24);
   size_t pos = 4 * v.width, esc = 0;
+  const size_t last = num_bytes - 1;  // num_bytes >= 4 * width > 0 (parse_header)
   bool bad = false;
   const size_t rows = v.rows();
   for (size_t row = 0; row < rows; ++row) {
@@ -138,10 +143,10 @@ bool decode_group(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes
       uint32_t k = tables.lut(t, slot);
       while (cdf[k + 1] <= slot) ++k;  // ends inside the row: cdf[length - 1] = 2^16
       x = (cdf[k + 1] - cdf[k]) * (x >> 16) + slot - cdf[k];
-      while (x < kStateLow) {  // at most twice: x >= 2^8 here
-        bad |= pos >= num_bytes;
-        x = (x << 8) | bytes[std::min(pos, num_bytes - 1)];
-        ++pos;
+      if (x < kStateLow) {  // at most two bytes (x >= 2^8 here); reads are clamped inside the
+                            // group, an overrun shows as pos != num_bytes at the end
+        x = (x << 8) | bytes[std::min(pos++, last)];
+        if (x < kStateLow) x = (x << 8) | bytes[std::min(pos++, last)];
       }
       state[j] = x;
       const uint32_t escape_slot = tables.length(t) - 2;
