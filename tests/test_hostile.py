@@ -291,3 +291,11 @@ def test_closed_stdout_pipe(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 2
     assert err.splitlines() == ["ui2c complexity: error: output pipe closed"], err
+
+
+def test_producer_is_split_on_slashes_only():
+    """A TensorRT stream's producer used to be split on '-' and crash the decoder."""
+    from ui2c.cli import producer_setup
+
+    assert producer_setup("tensorrt/cuda/fp16/engine") == ("tensorrt", "fp16")
+    assert producer_setup("onnxruntime/cpu/fp32/eager") == ("onnxruntime", "fp32")
