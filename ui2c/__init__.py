@@ -8,7 +8,7 @@ Sub-packages map to the repository's top-level folders:
 * ``ui2c.runtime``    codec sessions, backends, container format, video I/O
 * ``ui2c.export``     ONNX export of the network stages
 * ``ui2c.engines``    TensorRT / TensorRT-RTX engine building
-* ``ui2c.benchmarks`` complexity and speed measurement
+* ``ui2c.benchmarks`` complexity and speed measurement, RD evaluation (``.evaluation``)
 * ``ui2c.training``   the CPU trainer for demo weights
 """
 __version__ = "0.1.0"
