@@ -19,10 +19,11 @@ over the lanes (bytes and escapes packed into one int32 so a single scan serves
 both).  Per-row inputs that do not depend on the coder state are loaded CH rows at
 a time as [CH, 32] tiles, so their memory latency is paid once per chunk.
 
-Decoding a symbol is a table lookup: ``lut1[t, slot >> 8]`` either names the symbol
-directly (a bucket with at most one symbol boundary inside, the common case) or
-points at a 256-entry sub-table; either way a second lookup in ``dec2`` yields
-(symbol, start, frequency).  The encoder's x / f is a float32 reciprocal multiply
+Decoding a symbol is one table lookup: ``lut[t, slot >> 8]`` holds, for a 256-slot
+bucket with at most one slot boundary inside (the common case), the slot at the
+bucket start, the boundary's offset and the starts and frequencies of both slots;
+only a bucket with several boundaries (distribution tails) points at a 256-entry
+sub-table in ``sub``, read by the lanes that need it.  The encoder's x / f is a float32 reciprocal multiply
 corrected by one integer step (exact: the estimate is within 1 of the quotient).
 
 On a machine without a GPU the kernels run in Triton's interpreter when
@@ -46,7 +47,6 @@ MAX_LANES: int = _rans.MAX_LANES
 STATE_LOW = 1 << 24
 CHUNK_ROWS = 16  # rows per [CH, 32] input tile
 COUNT_BLOCK = 4096  # symbols per program of the count/compact kernels
-BUCKET_SHIFT = 8  # lut1 buckets of 256 slots
 _INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index
 # Lane prefix sums by warp ballot + popc on the GPU (the interpreter has no inline PTX);
 # UI2C_TRITON_BALLOT=0 falls back to tl.cumsum, which gives the same sums.
@@ -308,8 +308,8 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
 
 
 @triton.jit
-def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut1_ptr, dec2_ptr, len_ptr, off_ptr,
-                   out_ptr, err_ptr, n, P, W, G, width,
+def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut_ptr, sub_ptr, len_ptr, off_ptr,
+                   out_ptr, err_ptr, n, P, W, G,
                    CH: tl.constexpr, LANES: tl.constexpr, BALLOT: tl.constexpr):
     """Decodes group g into out[position of each coded symbol]; err[g] != 0 on any inconsistency.
 
@@ -338,23 +338,25 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
         ok = active[None, :] & (i < n)
         t_t = tl.load(cidx_ptr + i, mask=ok, other=0)
         dst_t = tl.load(cpos_ptr + i, mask=ok, other=0)
+        lutbase_t = t_t.to(tl.int64) * 256
         esc_slot_t = tl.load(len_ptr + t_t) - 2
         off_t = tl.load(off_ptr + t_t)
         ok_t = ok.to(tl.int32)
         for cc in tl.static_range(CH):
             sel = (ch == cc)[:, None]
             valid = _row(ok_t, sel) != 0
-            t = _row(t_t, sel).to(tl.int64)
             slot = x & 0xFFFF
-            e1 = tl.load(lut1_ptr + t * 256 + (slot >> 8), mask=valid, other=0)
-            low = (slot & 0xFF).to(tl.int32)
-            o1 = (e1 >> 8) & 0xFF
-            k0 = (e1 & 0xFF) + ((o1 != 0) & (low >= o1)).to(tl.int32)
-            addr = tl.where(e1 < 0, (e1 & 0x7FFFFFFF).to(tl.int64) + low, t * width + k0)
-            e2 = tl.load(dec2_ptr + addr, mask=valid, other=0)
-            sym = (e2 & 0xFF).to(tl.int32)
-            start = (e2 >> 8) & 0xFFFF
-            freq = (e2 >> 24) & 0xFFFF
+            e = tl.load(lut_ptr + _row(lutbase_t, sel) + (slot >> 8), mask=valid, other=0)
+            low = slot & 0xFF
+            o = (e >> 8) & 0xFF
+            hi = (o != 0) & (low >= o)
+            f0 = (e >> 32) & 0xFFFF
+            f1 = (e >> 48) & 0xFFFF
+            sub = valid & (f0 == 0)
+            e2 = tl.load(sub_ptr + f1 * 256 + low, mask=sub, other=0)
+            sym = tl.where(sub, e2 & 0xFF, (e & 0xFF) + hi.to(tl.int64)).to(tl.int32)
+            start = tl.where(sub, (e2 >> 8) & 0xFFFF, tl.where(hi, slot - low + o, (e >> 16) & 0xFFFF))
+            freq = tl.where(sub, (e2 >> 24) & 0xFFFF, tl.where(hi, f1, f0))
             xn = freq * (x >> 16) + slot - start
             nb = tl.where(valid, (xn < 16777216).to(tl.int32) + (xn < 65536).to(tl.int32), 0)
             esc_slot = _row(esc_slot_t, sel)
@@ -383,39 +385,40 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
 
 
 def _decode_tables(tables: CdfTables) -> tuple[np.ndarray, np.ndarray]:
-    """lut1 [T * 256] int32 and dec2 [T * width + 256 * subtables] int64 (see the module docstring).
+    """lut [T * 256] and sub [256 * subtables], int64 (see the module docstring).
 
-    lut1 entry: k0 | o << 8 when the bucket holds at most one boundary (o its offset,
-    0 = none; the symbol is k0 + (low byte >= o)), else bit 31 | index of a 256-entry
-    sub-table in dec2.  dec2 entry: symbol | start << 8 | frequency << 24.
+    lut entry of bucket b (slots [256 b, 256 b + 256)) with at most one slot boundary
+    inside: k0 | o << 8 | start(k0) << 16 | freq(k0) << 32 | freq(k0 + 1) << 48, where k0
+    is the slot containing 256 b and o the boundary's offset (0 = none); the symbol is
+    k0 + (o != 0 and low byte >= o), and slot k0 + 1 starts at 256 b + o.  Otherwise
+    freq(k0) reads 0 and bits 48.. hold the number of the bucket's sub-table, whose
+    entry per slot is symbol | start << 8 | freq << 24.
     """
-    num, width = tables.cdf.shape
-    lut1 = np.zeros(num * 256, np.int64)
-    entries = np.zeros(num * width, np.int64)
+    num = tables.cdf.shape[0]
+    lut = np.zeros(num * 256, np.int64)
     subtables = []
-    base = num * width
     slots = np.arange(1 << 16)
+    lo = np.arange(256) << 8
     for t in range(num):
         length = int(tables.cdf_length[t])
         cdf = tables.cdf[t, :length].astype(np.int64)
-        k = np.arange(length - 1)
-        entries[t * width + k] = k | (cdf[:-1] << 8) | ((cdf[1:] - cdf[:-1]) << 24)
         sym_of = np.searchsorted(cdf, slots, side="right") - 1
         inner = cdf[1:-1]
-        lo = np.arange(256) << 8
         counts = np.searchsorted(inner, lo + 256, side="left") - np.searchsorted(inner, lo, side="right")
         k0 = sym_of[lo]
-        nxt = cdf[np.minimum(k0 + 1, length - 1)] - lo
-        single = np.where(counts == 1, k0 | (nxt << 8), k0)
+        k1 = np.minimum(k0 + 1, length - 2)
+        o = np.where(counts == 1, cdf[k0 + 1] - lo, 0)
+        f1 = np.where(counts == 1, cdf[k1 + 1] - cdf[k1], 0)
+        entry = k0 | (o << 8) | (cdf[k0] << 16) | ((cdf[k0 + 1] - cdf[k0]) << 32) | (f1 << 48)
         for b in np.flatnonzero(counts > 1):
             s = sym_of[lo[b]: lo[b] + 256]
             subtables.append(s | (cdf[s] << 8) | ((cdf[s + 1] - cdf[s]) << 24))
-            single[b] = (1 << 31) | (base + 256 * (len(subtables) - 1))
-        lut1[t * 256: (t + 1) * 256] = single
-    dec2 = np.concatenate([entries, *subtables]) if subtables else entries
-    if dec2.size >= 1 << 31:
-        raise ValueError("table set too large for the GPU decoder's lookup tables")
-    return lut1.astype(np.uint32).view(np.int32), dec2
+            entry[b] = (len(subtables) - 1) << 48
+        lut[t * 256: (t + 1) * 256] = entry
+    if len(subtables) >= 1 << 15:
+        raise ValueError("table set has too many multi-boundary buckets for the GPU decoder's lookup")
+    sub = np.concatenate(subtables) if subtables else np.zeros(256, np.int64)
+    return lut, sub
 
 
 class TritonTables:
@@ -442,9 +445,9 @@ class TritonTables:
         self.cost = put(costs[freq].astype(np.int32).reshape(-1))
         self.length = put(tables.cdf_length.astype(np.int64))
         self.offset = put(tables.offset.astype(np.int64))
-        lut1, dec2 = _decode_tables(tables)
-        self.lut1 = put(lut1)
-        self.dec2 = put(dec2)
+        lut, sub = _decode_tables(tables)
+        self.lut = put(lut)
+        self.sub = put(sub)
 
 
 def _pow2(v: int) -> int:
@@ -599,8 +602,8 @@ class TritonRans:
             width = lanes // groups
             err = torch.empty(groups, dtype=torch.int32, device=self.device)
             _decode_kernel[(groups,)](dev[4 * aux_words:], dev[: 4 * aux_words].view(torch.int32),
-                                      dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut1, tb.dec2,
-                                      tb.length, tb.offset, out, err, n_h, lanes, width, groups, tb.width,
+                                      dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut, tb.sub,
+                                      tb.length, tb.offset, out, err, n_h, lanes, width, groups,
                                       CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)
         err = err.sum() + bad.sum()
         self.last_error = err

@@ -37,8 +37,8 @@ def kernel_specs():
                 "forced": i32, "scratch_ptr": pu8, "escbuf_ptr": pi32, "meta_ptr": pi64, "out_ptr": pu8,
                 "CBLOCK": "constexpr", "GB": "constexpr", "MAXL": "constexpr", "COPY": "constexpr"}
     decode_sig = {"data_ptr": pu8, "aux_ptr": pi32, "esc_ptr": pi32, "cidx_ptr": pi32, "cpos_ptr": pi32,
-                  "ncoded_ptr": pi32, "lut1_ptr": pi32, "dec2_ptr": pi64, "len_ptr": pi64, "off_ptr": pi64,
-                  "out_ptr": pi32, "err_ptr": pi32, "n": i32, "P": i32, "W": i32, "G": i32, "width": i32,
+                  "ncoded_ptr": pi32, "lut_ptr": pi64, "sub_ptr": pi64, "len_ptr": pi64, "off_ptr": pi64,
+                  "out_ptr": pi32, "err_ptr": pi32, "n": i32, "P": i32, "W": i32, "G": i32,
                   "CH": "constexpr", "LANES": "constexpr", "BALLOT": "constexpr"}
     # shapes of one 1080p step (261,120 symbols: 64 count chunks, up to 16 groups)
     return [

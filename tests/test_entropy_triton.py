@@ -85,22 +85,25 @@ def test_every_table_index(coder):
 
 
 def test_decode_lookup_tables_are_exact():
-    """lut1 + dec2 give (symbol, start, frequency) of every slot of every row."""
+    """lut (+ sub) give (symbol, start, frequency) of every slot of every row."""
     t = gaussian()
-    lut1, dec2 = triton_rans._decode_tables(t)
+    lut, sub = triton_rans._decode_tables(t)
     slot = np.arange(1 << 16)
+    low = slot & 0xFF
     for row in range(t.num_tables):
         cdf = t.cdf[row, : t.cdf_length[row]]
         want = np.searchsorted(cdf, slot, side="right") - 1
-        e1 = lut1[row * 256 + (slot >> 8)].astype(np.int64)
-        low = slot & 0xFF
-        o1 = (e1 >> 8) & 0xFF
-        k0 = (e1 & 0xFF) + ((o1 != 0) & (low >= o1))
-        addr = np.where(e1 < 0, (e1 & 0x7FFFFFFF) + low, row * t.cdf.shape[1] + k0)
-        e2 = dec2[addr]
-        np.testing.assert_array_equal(e2 & 0xFF, want)
-        np.testing.assert_array_equal((e2 >> 8) & 0xFFFF, cdf[want])
-        np.testing.assert_array_equal((e2 >> 24) & 0xFFFF, cdf[want + 1] - cdf[want])
+        e = lut[row * 256 + (slot >> 8)]
+        o = (e >> 8) & 0xFF
+        hi = (o != 0) & (low >= o)
+        f0, f1 = (e >> 32) & 0xFFFF, (e >> 48) & 0xFFFF
+        e2 = sub[np.where(f0 == 0, f1 * 256 + low, 0)]
+        sym = np.where(f0 == 0, e2 & 0xFF, (e & 0xFF) + hi)
+        start = np.where(f0 == 0, (e2 >> 8) & 0xFFFF, np.where(hi, slot - low + o, (e >> 16) & 0xFFFF))
+        freq = np.where(f0 == 0, (e2 >> 24) & 0xFFFF, np.where(hi, f1, f0))
+        np.testing.assert_array_equal(sym, want)
+        np.testing.assert_array_equal(start, cdf[want])
+        np.testing.assert_array_equal(freq, cdf[want + 1] - cdf[want])
 
 
 def test_skipped_symbols_and_positions(coder):
