@@ -142,9 +142,15 @@ class Encoder(_Session):
     def __init__(self, codec: CodecModel, height: int, width: int, qp: int, *, reconstruct: bool = False,
                  reset_interval: int = 0, reset_frames: set[int] | None = None,
                  scene_cut_threshold: float | None = SCENE_CUT_THRESHOLD, threads: int = 1,
-                 skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None):
+                 skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None,
+                 drift_guard_db: float | None = None):
         super().__init__(codec, height, width, threads, skip_threshold, entropy)
         frame_qps(qp, 0, 1)  # validates the range
+        if drift_guard_db is not None and not drift_guard_db >= 0:
+            raise ValueError(f"drift_guard_db must be a non-negative number of dB, got {drift_guard_db}")
+        self.drift_guard_db = drift_guard_db
+        self._reset_psnr: torch.Tensor | None = None  # PSNR of the last reset unit (device scalar)
+        self._drifted: torch.Tensor | None = None  # device bool: the next unit must be a reset point
         self.qp, self.reconstruct = qp, reconstruct
         self.reset_interval, self.reset_frames = reset_interval, set(reset_frames or ())
         self.scene_cut_threshold = scene_cut_threshold
@@ -185,12 +191,27 @@ class Encoder(_Session):
         return bool(self.reset_interval) and first // self.reset_interval != (first - 1) // self.reset_interval
 
     def _scene_cut(self, frames: list[torch.Tensor]) -> torch.Tensor | None:
-        """Device bool: does any consecutive pair of frames differ by a scene cut?"""
+        """Device bool: does any consecutive pair of frames differ by a scene cut, or
+        did the drift guard ask for a reset after the previous unit?"""
+        cut = self._drifted
         if self.scene_cut_threshold is None or self.previous_luma is None:
-            return None
+            return cut
         lumas = [self.previous_luma] + [f[0] for f in frames]
         diffs = torch.stack([(a - b).abs().mean() for a, b in zip(lumas, lumas[1:])])
-        return (diffs > self.scene_cut_threshold).any()
+        scene = (diffs > self.scene_cut_threshold).any()
+        return scene if cut is None else scene | cut
+
+    def _guard(self, frames: list[torch.Tensor], recon: list[torch.Tensor], reset: torch.Tensor) -> None:
+        """The encoder-side drift guard (an encoder decision; the format is unchanged).
+
+        Inter coding that has drifted codes worse than a reset point would: when a
+        unit's PSNR falls more than ``drift_guard_db`` under that of the last reset
+        unit, the next unit becomes a reset point.  Computed on the device, so the
+        guard costs the recon stage but never a synchronisation."""
+        mse = torch.stack([(r.float() - f).pow(2).mean() for r, f in zip(recon, frames)]).mean()
+        psnr = -10 * torch.log10(mse.clamp_min(1e-10))
+        self._reset_psnr = psnr if self._reset_psnr is None else torch.where(reset, psnr, self._reset_psnr)
+        self._drifted = psnr < self._reset_psnr - self.drift_guard_db
 
     def _code_unit(self) -> None:
         frames, self.pending = self.pending, []
@@ -224,9 +245,12 @@ class Encoder(_Session):
         idx1 = step_indexes(step1["scales"], mask1, self.skip_threshold)
         sym1, y_hat1 = quantize_step(ys, step1["means"], mask1, idx1)
         streams = self.worker.encode(reset, [(z_symbols, self.z_indexes(qps[0])), (sym0, idx0), (sym1, idx1)])
-        recon = self._finish((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp, count, self.reconstruct)
+        guard = self.drift_guard_db is not None
+        recon = self._finish((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp, count, self.reconstruct or guard)
+        if guard:
+            self._guard(frames, recon, reset)
         self.frame_index += count
-        self.in_flight.append(_Pending(first, tuple(qps[:count]), streams, recon))
+        self.in_flight.append(_Pending(first, tuple(qps[:count]), streams, recon if self.reconstruct else []))
 
 
 class Decoder(_Session):

@@ -9,6 +9,7 @@ producer string a stream header records.
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Callable, Mapping
 
@@ -51,7 +52,8 @@ class TorchBackend(Backend):
                              "and differ from the CUDA ones)")
         torch.backends.cudnn.benchmark = False  # timing-based kernel choice would differ between processes
         self.precision = precision
-        self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        # A copy: the caller's fp32 CPU network still derives the entropy tables.
+        self.model = copy.deepcopy(model).eval().to(device=self.device, dtype=self.dtype)
         self.mode = "inductor" if compile else "eager"
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         if compile:

@@ -1,0 +1,63 @@
+"""Codec sessions on the shipped clip (no ../shared needed): the one-unit pipeline of
+the encoder and the encoder-side drift guard, judged by a host-side recomputation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ui2c.export.feeds import clip_frames
+from ui2c.runtime.model import load_codec
+from ui2c.runtime.session import Decoder, Encoder
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return load_codec("ui2c-s", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return clip_frames(12)
+
+
+def test_units_come_back_one_push_later_and_flush_returns_the_rest(codec, frames):
+    enc = Encoder(codec, 192, 320, qp=30, scene_cut_threshold=None)
+    returned = [len(enc.push(f)) for f in frames[:5]]
+    assert returned == [0, 0, 0, 1, 0]  # unit 0 comes back when unit 1 has been queued
+    rest = enc.flush()
+    assert [u.packet.first_frame for u in rest] == [2, 4] and rest[-1].packet.num_frames == 1
+    assert enc.flush() == []
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return -10 * math.log10(max(float(np.mean((a.astype(np.float64) - b) ** 2)), 1e-10))
+
+
+@pytest.mark.parametrize("guard_db", [0.0, 0.3])
+def test_drift_guard_resets_when_quality_falls_under_the_last_reset(codec, frames, guard_db):
+    enc = Encoder(codec, 192, 320, qp=8, scene_cut_threshold=None, reconstruct=True, drift_guard_db=guard_db)
+    units = [u for f in frames for u in enc.push(f)] + enc.flush()
+    resets = [u.packet.reset for u in units]
+    if guard_db == 0.0:  # the shipped demo weights drift within 12 frames: the guard must act
+        assert sum(resets) > 1
+    reset_psnr = None
+    for k, unit in enumerate(units):
+        psnr = np.mean([_psnr(r.numpy(), frames[unit.packet.first_frame + s])
+                        for s, r in enumerate(unit.recon)])
+        if unit.packet.reset:
+            reset_psnr = psnr
+        if k + 1 < len(units):
+            assert resets[k + 1] == (psnr < reset_psnr - guard_db - 1e-3) or abs(psnr - reset_psnr + guard_db) < 1e-3
+    decoder = Decoder(codec, 192, 320)
+    for unit in units:  # guarded streams are ordinary streams
+        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(decoder.decode(unit.packet), unit.recon))
+
+
+def test_drift_guard_off_keeps_the_only_reset_at_the_start(codec, frames):
+    enc = Encoder(codec, 192, 320, qp=8, scene_cut_threshold=None)
+    units = [u for f in frames for u in enc.push(f)] + enc.flush()
+    assert [u.packet.reset for u in units] == [True] + [False] * (len(units) - 1)
+    with pytest.raises(ValueError, match="drift_guard_db"):
+        Encoder(codec, 192, 320, qp=8, drift_guard_db=-1.0)
