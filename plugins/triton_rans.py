@@ -397,21 +397,20 @@ def _decode_tables(tables: CdfTables) -> tuple[np.ndarray, np.ndarray]:
     num = tables.cdf.shape[0]
     lut = np.zeros(num * 256, np.int64)
     subtables = []
-    slots = np.arange(1 << 16)
     lo = np.arange(256) << 8
+    within = np.arange(256)
     for t in range(num):
         length = int(tables.cdf_length[t])
         cdf = tables.cdf[t, :length].astype(np.int64)
-        sym_of = np.searchsorted(cdf, slots, side="right") - 1
         inner = cdf[1:-1]
         counts = np.searchsorted(inner, lo + 256, side="left") - np.searchsorted(inner, lo, side="right")
-        k0 = sym_of[lo]
+        k0 = np.searchsorted(cdf, lo, side="right") - 1
         k1 = np.minimum(k0 + 1, length - 2)
         o = np.where(counts == 1, cdf[k0 + 1] - lo, 0)
         f1 = np.where(counts == 1, cdf[k1 + 1] - cdf[k1], 0)
         entry = k0 | (o << 8) | (cdf[k0] << 16) | ((cdf[k0 + 1] - cdf[k0]) << 32) | (f1 << 48)
         for b in np.flatnonzero(counts > 1):
-            s = sym_of[lo[b]: lo[b] + 256]
+            s = np.searchsorted(cdf, lo[b] + within, side="right") - 1
             subtables.append(s | (cdf[s] << 8) | ((cdf[s + 1] - cdf[s]) << 24))
             entry[b] = (len(subtables) - 1) << 48
         lut[t * 256: (t + 1) * 256] = entry

@@ -11,7 +11,10 @@ from test_entropy_helpers import gaussian, random_symbols  # noqa: E402
 from ui2c.entropy import rans  # noqa: E402
 from ui2c.entropy.coder import EntropyCoder, make_coder  # noqa: E402
 
-KINDS = ["cpu"] + (["triton"] if os.environ.get("TRITON_INTERPRET") == "1" else [])
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+CUDA = torch.cuda.is_available() and not INTERPRET
+DEVICE = "cuda" if CUDA else "cpu"
+KINDS = ["cpu"] + (["triton"] if INTERPRET or CUDA else [])
 
 
 def masked_inputs(n: int, seed: int, skip_rate: float = 0.3):
@@ -26,15 +29,25 @@ def masked_inputs(n: int, seed: int, skip_rate: float = 0.3):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("n", [0, 1, 500])
 def test_roundtrip_with_skips(kind, n):
-    coder = make_coder(gaussian(), "cpu", kind)
+    coder = make_coder(gaussian(), DEVICE, kind)
     assert isinstance(coder, EntropyCoder) and coder.name == kind
-    sym, idx = masked_inputs(n, n)
+    sym, idx = (t.to(DEVICE) for t in masked_inputs(n, n))
     data = coder.encode(sym, idx)
-    keep = idx.numpy() >= 0
-    assert data == rans.encode(sym.numpy()[keep], idx.numpy()[keep], gaussian())
+    s, i = sym.cpu().numpy(), idx.cpu().numpy()
+    assert data == rans.encode(s[i >= 0], i[i >= 0], gaussian())
     out = coder.decode(data, idx)
     assert out.dtype == torch.int32 and out.device == idx.device
     assert torch.equal(out, sym)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_default_kind_on_cuda_is_triton_and_portable():
+    gpu, cpu = make_coder(gaussian(), "cuda"), make_coder(gaussian(), "cuda", "cpu")
+    assert gpu.name == "triton" and cpu.name == "cpu"
+    sym, idx = (t.cuda() for t in masked_inputs(5000, 3))
+    data = gpu.encode(sym, idx)
+    assert cpu.encode(sym, idx) == data
+    assert torch.equal(cpu.decode(data, idx), sym) and torch.equal(gpu.decode(data, idx), sym)
 
 
 def test_default_kind_on_cpu_is_cpu():

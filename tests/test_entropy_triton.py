@@ -150,3 +150,24 @@ def test_corrupt_truncated_and_old_streams(coder):
         broken[where] ^= 0x5A
         with pytest.raises(CorruptStreamError):
             coder.decode(bytes(broken), tidx)
+
+
+def test_mutated_streams_give_typed_errors_or_symbols(coder):
+    """Random byte changes in the payload: the device decoder flags or decodes, never faults."""
+    rng = np.random.default_rng(21)
+    sym, idx = random_symbols(rng, 400, escape_rate=0.05)
+    data = rans.encode(sym, idx, gaussian(), lanes=64)
+    tidx = torch.from_numpy(idx).to(DEVICE)
+    header = rans._rans.parse_header(data, len(sym))[2]
+    outcomes = set()
+    for _ in range(12):
+        broken = bytearray(data)
+        for where in rng.integers(header, len(data), 3):
+            broken[where] = rng.integers(256)
+        try:
+            out = coder.decode(bytes(broken), tidx)
+            assert out.shape == (len(sym),)
+            outcomes.add("ok")
+        except CorruptStreamError:
+            outcomes.add("corrupt")
+    assert "corrupt" in outcomes
