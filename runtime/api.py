@@ -75,7 +75,7 @@ def _frames(path: PathLike, width: int | None, height: int | None, limit: int | 
 def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, width: int | None = None,
                 height: int | None = None, max_frames: int | None = None, reset_interval: int = 0,
                 scene_cut_threshold: float | None = SCENE_CUT_THRESHOLD, keep_recon: bool = False,
-                threads: int = 1, progress: bool = True) -> EncodeResult:
+                threads: int = 1, drift_guard_db: float | None = None, progress: bool = True) -> EncodeResult:
     """Encode ``src`` into the container ``dst``; ``keep_recon`` also returns the
     encoder's reconstructions (identical to what the decoder will produce)."""
     reader, frames = _frames(src, width, height, max_frames)
@@ -95,6 +95,7 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
         except ValueError as e:  # e.g. a frame rate that does not fit the container's 32-bit fields
             raise InputFormatError(f"{src}: {e}") from None
         encoder = Encoder(codec, ph, pw, qp, reconstruct=keep_recon, reset_interval=reset_interval,
+                          drift_guard_db=drift_guard_db,
                           scene_cut_threshold=scene_cut_threshold, threads=threads)
         result = EncodeResult(0, w, h, 0)
         total = reader.frame_count if max_frames is None else min(max_frames, reader.frame_count or max_frames)

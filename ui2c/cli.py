@@ -31,16 +31,24 @@ def _codec_args(p: argparse.ArgumentParser, encode: bool) -> None:
     if encode:
         p.add_argument("--model", default="ui2c-s", choices=PAIR_PRESETS, help=PAIR_PRESET_HELP + " (default: %(default)s)")
         p.add_argument("--backend", default="onnxruntime", choices=BACKENDS, help="network backend (default: %(default)s)")
+        p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where the networks, the latent codec and "
+                                                       "the buffers live (default: %(default)s)")
+        p.add_argument("--precision", choices=["fp32", "fp16"],
+                       help="network precision (default: fp16 for tensorrt and CUDA, else fp32)")
+        p.add_argument("--compile", action="store_true",
+                       help="torch backend: compile each stage with inductor (+ CUDA graphs on CUDA)")
     p.add_argument("--weights", type=Path, help="weights file (default: the preset's shipped weights)")
     p.add_argument("--engines", type=Path, help="engine directory for the tensorrt and aoti backends (ui2c build-engines)")
     p.add_argument("--threads", type=opt.positive_int, default=1, help="entropy-coder threads (default: %(default)s)")
     opt.add_overwrite(p)
 
 
-def _load(args: argparse.Namespace, preset: str, backend: str, precision: str):
+def _load(args: argparse.Namespace, preset: str, backend: str, precision: str, device: str = "cpu",
+          compile: bool = False):
     from .runtime.model import load_codec
 
-    return load_codec(preset, weights=args.weights, backend=backend, precision=precision, engine_dir=args.engines)
+    return load_codec(preset, weights=args.weights, backend=backend, precision=precision, engine_dir=args.engines,
+                      device=device, compile=compile)
 
 
 def _prepare_output(path: Path, overwrite: bool, protect: list[Path] = ()) -> None:
@@ -60,27 +68,29 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .runtime.api import encode_file
 
     _prepare_output(args.output, args.overwrite, protect=[args.input])
-    codec = _load(args, args.model, args.backend, "fp16" if args.backend == "tensorrt" else "fp32")
+    precision = args.precision or ("fp16" if args.backend == "tensorrt" or args.device != "cpu" else "fp32")
+    codec = _load(args, args.model, args.backend, precision, args.device, args.compile)
     width, height = args.size if args.size else (None, None)
     res = encode_file(codec, args.input, args.output, args.qp, width=width, height=height, max_frames=args.frames,
                       reset_interval=args.reset_interval,
                       scene_cut_threshold=None if args.scene_cut == 0 else args.scene_cut, threads=args.threads,
-                      progress=_progress())
+                      drift_guard_db=args.drift_guard, progress=_progress())
     print(f"{args.output}: {res.frames} frames {res.width}x{res.height}, {res.file_bytes} bytes, "
           f"{res.bpp:.4f} bpp, reset points at frames {res.resets}")
     return 0
 
 
-def producer_setup(producer: str) -> tuple[str, str]:
-    """(backend, precision) that can decode a stream, from its opaque producer string
-    ``backend/device/precision/mode``; only split on "/", compared whole elsewhere."""
+def producer_setup(producer: str) -> tuple[str, str, str, bool]:
+    """(backend, precision, device, compile) that can decode a stream, from its opaque
+    producer string ``backend/device/precision/mode``; only split on "/", compared
+    whole elsewhere."""
     from .runtime.model import BACKENDS
 
     parts = producer.split("/")
-    if parts[0] not in BACKENDS or len(parts) < 3:
+    if parts[0] not in BACKENDS or len(parts) != 4:
         raise ModelMismatchError(f"stream was produced by {producer!r}, which this build cannot run "
                                  f"(backends: {', '.join(BACKENDS)})")
-    return parts[0], parts[2]
+    return parts[0], parts[2], parts[1], parts[3] == "inductor"
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -92,9 +102,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
         header = reader.header
     if header.preset not in PAIR_PRESETS:
         raise ModelMismatchError(f"stream names model preset {header.preset!r}, which this build does not have")
-    backend, precision = producer_setup(header.backend)
+    backend, precision, device, compile = producer_setup(header.backend)
     _prepare_output(args.output, args.overwrite, protect=[args.input])
-    codec = _load(args, header.preset, backend, precision)
+    codec = _load(args, header.preset, backend, precision, device, compile)
     n = decode_file(codec, args.input, args.output, from_reset=args.from_reset, threads=args.threads,
                     progress=_progress())
     print(f"{args.output}: {n} frames {header.width}x{header.height}")
@@ -149,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="insert a reset point every N frames (0 = never)")
     p.add_argument("--scene-cut", type=opt.unit_interval, default=0.1,
                    help="mean |ΔY| (0..1) that starts a reset point; 0 disables (default: %(default)s)")
+    p.add_argument("--drift-guard", type=opt.non_negative_float, metavar="DB",
+                   help="insert a reset point when a unit's PSNR falls DB under the last reset unit's "
+                        "(costs the recon stage in the encoder; default: off)")
     _codec_args(p, encode=True)
     p.set_defaults(func=cmd_encode)
 

@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from ...errors import EngineError
 from .base import Backend, PRECISIONS, Runner
 from .cuda_graph import CudaGraphRunner
 
@@ -43,13 +44,18 @@ class TorchBackend(Backend):
     def __init__(self, model: nn.Module, precision: str = "fp32", device: str | torch.device = "cpu",
                  compile: bool = False, cuda_graphs: bool | None = None):
         if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        self.device = torch.device(device)
+            raise EngineError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise EngineError(f"unknown device {device!r}; expected cpu or cuda[:N]") from None
+        if self.device.type not in ("cpu", "cuda"):
+            raise EngineError(f"the torch backend runs on cpu or cuda, not {device!r}")
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("the torch backend was asked for CUDA, but torch sees no CUDA device")
+            raise EngineError("the torch backend was asked for CUDA, but torch sees no CUDA device")
         if precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("the torch backend runs fp16 on CUDA only (CPU kernels for fp16 convolutions are slow "
-                             "and differ from the CUDA ones)")
+            raise EngineError("the torch backend runs fp16 on CUDA only (CPU kernels for fp16 convolutions are slow "
+                              "and differ from the CUDA ones)")
         torch.backends.cudnn.benchmark = False  # timing-based kernel choice would differ between processes
         self.precision = precision
         # A copy: the caller's fp32 CPU network still derives the entropy tables.
