@@ -297,5 +297,5 @@ def test_producer_is_split_on_slashes_only():
     """A TensorRT stream's producer used to be split on '-' and crash the decoder."""
     from ui2c.cli import producer_setup
 
-    assert producer_setup("tensorrt/cuda/fp16/engine") == ("tensorrt", "fp16")
-    assert producer_setup("onnxruntime/cpu/fp32/eager") == ("onnxruntime", "fp32")
+    assert producer_setup("tensorrt/cuda/fp16/engine") == ("tensorrt", "fp16", "cuda", False)
+    assert producer_setup("torch/cuda:1/fp16/inductor") == ("torch", "fp16", "cuda:1", True)
