@@ -8,7 +8,12 @@ stack, not a dead probe), with and without CUDA initialised first, and through t
 ``AOTIModelPackageLoader`` in a tiny program when a compiler is there.  It also lists
 unresolved libraries of the package's shared object.  The last lines are a summary.
 
-    python scripts/aoti_gpu_probe.py [--out /tmp/aoti_probe] [--timeout 60]
+With ``--bench`` and a CUDA load that works, it then builds the ui2c-s stage packages
+for CUDA fp16 (shipped weights, ``--jobs 8``) and times every stage at 1920x1088
+against ``torch.compile`` of the same module (network only, CUDA events), in a
+subprocess with its own time limit.
+
+    python scripts/aoti_gpu_probe.py [--out /tmp/aoti_probe] [--timeout 60] [--bench 150]
 """
 from __future__ import annotations
 
@@ -50,6 +55,46 @@ LOAD = textwrap.dedent("""
     print(f"max abs diff vs eager {float((y.cpu() - ref['y']).abs().max()):.2e}")
 """)
 
+BENCH = textwrap.dedent("""
+    import sys, time, torch
+    from ui2c.engines import aoti
+    out, height, width = sys.argv[1], 1088, 1920
+    stages = ("adaptor", "context", "encoder", "prior", "spatial_prior", "decoder", "recon")
+    start = time.perf_counter()
+    aoti.build_aoti("ui2c-s", out, "cuda", "fp16", only=stages, jobs=8)
+    print(f"built the CUDA fp16 stage packages in {time.perf_counter() - start:.0f}s", flush=True)
+    network, _ = aoti._network("ui2c-s", None, False)
+    network = network.to("cuda", torch.float16)
+    from ui2c.models.stages import resolve_shape
+
+    def timed(fn, iters=30):
+        for _ in range(3):
+            fn()
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(); begin.record()
+        for _ in range(iters):
+            fn()
+        end.record(); torch.cuda.synchronize()
+        return begin.elapsed_time(end) / iters
+
+    totals = {"aoti": [0.0, 0.0], "torch.compile": [0.0, 0.0]}
+    print(f"{'stage':14s} {'aoti ms':>8s} {'compile ms':>10s}  (1920x1088 fp16, {torch.cuda.get_device_name()})")
+    for name, stage in network.stages().items():
+        feed = [torch.randint(0, 64, resolve_shape(s, height, width), dtype=torch.int32, device="cuda")
+                if s.dtype == "int32" else torch.rand(resolve_shape(s, height, width), device="cuda").half()
+                for s in stage.inputs]
+        package = torch._inductor.aoti_load_package(str(aoti.package_path(out, name, "cuda")))
+        compiled = torch.compile(stage.module)
+        with torch.inference_mode():
+            ms = {"aoti": timed(lambda: package(*feed)), "torch.compile": timed(lambda: compiled(*feed))}
+        for kind, value in ms.items():
+            totals[kind][0] += value * stage.encode_calls
+            totals[kind][1] += value * stage.decode_calls
+        print(f"{name:14s} {ms['aoti']:8.3f} {ms['torch.compile']:10.3f}", flush=True)
+    for kind, (enc, dec) in totals.items():
+        print(f"{kind}: network-only fps (pair = 2 frames) encode {2000 / enc:.0f}, decode {2000 / dec:.0f}")
+""")
+
 CPP = textwrap.dedent("""
     #include <ATen/ATen.h>
     #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
@@ -69,10 +114,12 @@ def run(cmd: list[str], timeout: float) -> dict:
     start = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        rc, out = p.returncode, (p.stdout + p.stderr).strip()
-    except subprocess.TimeoutExpired:
-        rc, out = "timeout", ""
-    tail = "\n".join(out.splitlines()[-12:])
+        rc, stdout, stderr = p.returncode, p.stdout.strip(), p.stderr.strip()
+    except subprocess.TimeoutExpired as exc:
+        rc = "timeout"
+        stdout = (exc.stdout or b"").decode(errors="replace").strip() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        stderr = ""
+    tail = "\n".join((stdout.splitlines() + stderr.splitlines()[-20:])[-40:])
     status = "ok" if rc == 0 else ("SEGFAULT" if rc == -11 else f"failed rc={rc}")
     return {"status": status, "seconds": round(time.perf_counter() - start, 1), "tail": tail}
 
@@ -139,6 +186,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--timeout", type=float, default=90, help="seconds per step")
+    parser.add_argument("--bench", type=float, default=0, metavar="SECONDS",
+                        help="then time the ui2c-s CUDA packages vs torch.compile, within SECONDS")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="aoti_probe_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -166,6 +215,12 @@ def main() -> int:
             result = run([str(exe), str(package), device], args.timeout)
             report(f"{device}: C++ AOTIModelPackageLoader", result)
             summary[f"{device} C++ load"] = result["status"]
+    if args.bench and summary.get("cuda python load (plain)") == "ok":
+        result = run([sys.executable, "-X", "faulthandler", "-c", BENCH, str(work / "ui2c-s-cuda")], args.bench)
+        report("ui2c-s CUDA fp16 packages vs torch.compile", result)
+        summary["ui2c-s bench"] = result["status"]
+    elif args.bench:
+        summary["ui2c-s bench"] = "skipped (no working CUDA load)"
     print("summary:")
     for name, status in summary.items():
         print(f"  {name:40s} {status}")
