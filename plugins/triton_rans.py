@@ -182,11 +182,13 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
         rows_max = (n + P - 1) // P
         rows = (n - l0 + P - 1) // P
         cap = 2 * rows_max * W + 4 * W
-        region_end = (g + 1) * cap
-        wp = tl.zeros([LANES], tl.int64) + region_end  # vectors: the ballot scan's totals are per lane
-        esc_end = (g + 1) * rows_max * W
-        ep = tl.zeros([LANES], tl.int64) + esc_end
-        x = tl.full([LANES], 16777216, tl.int64)
+        region_end = ((g + 1) * cap).to(tl.int32)
+        # positions are vectors (the ballot scan's totals are per lane) and, like the
+        # state, 32-bit: int64 would double the instructions on the serial path
+        wp = tl.zeros([LANES], tl.int32) + region_end
+        esc_end = ((g + 1) * rows_max * W).to(tl.int32)
+        ep = tl.zeros([LANES], tl.int32) + esc_end
+        x = tl.full([LANES], 16777216, tl.uint32)
         ch = tl.arange(0, CH)
         nchunks = (rows + CH - 1) // CH
         for kk in range(0, nchunks):
@@ -199,8 +201,8 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
             v = s.to(tl.int64) - tl.load(off_ptr + t)
             is_esc = (v < 0) | (v >= esc_slot)
             slot = tl.where(is_esc, esc_slot, v)
-            start_t = tl.load(start_ptr + t * width + slot).to(tl.int64)
-            freq_t = tl.load(freq_ptr + t * width + slot).to(tl.int64)
+            start_t = tl.load(start_ptr + t * width + slot).to(tl.uint32)
+            freq_t = tl.load(freq_ptr + t * width + slot).to(tl.uint32)
             rcp_t = tl.load(rcp_ptr + t * width + slot)
             flags_t = ok.to(tl.int32) + 2 * (ok & is_esc).to(tl.int32)
             for cc in tl.static_range(CH):
@@ -224,11 +226,12 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
                 ep = ep - nesc
                 tl.store(escbuf_ptr + ep + (excl >> 8), _row(s, sel), mask=esc)
                 x2 = tl.where(e2, x1 >> 8, x1)
-                q = (x2.to(tl.float32) * _row(rcp_t, sel)).to(tl.int64)
-                rem = x2 - q * f
-                q = tl.where(rem < 0, q - 1, tl.where(rem >= f, q + 1, q))
-                rem = tl.where(rem < 0, rem + f, tl.where(rem >= f, rem - f, rem))
-                x = tl.where(valid, (q << 16) + rem + _row(start_t, sel), x)
+                q = (x2.to(tl.float32) * _row(rcp_t, sel)).to(tl.uint32)
+                rem = (x2 - q * f).to(tl.int32, bitcast=True)  # |rem| < 2 f: the estimate is within 1
+                fi = f.to(tl.int32)
+                q = tl.where(rem < 0, q - 1, tl.where(rem >= fi, q + 1, q))
+                rem = tl.where(rem < 0, rem + fi, tl.where(rem >= fi, rem - fi, rem))
+                x = tl.where(valid, (q << 16) + rem.to(tl.uint32) + _row(start_t, sel), x)
         first = tl.max(wp, axis=0) - 4 * W
         for k in tl.static_range(4):
             tl.store(scratch_ptr + first + 4 * lane + k, ((x >> (8 * k)) & 0xFF).to(tl.uint8), mask=active)
@@ -321,15 +324,17 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
     active = lane < W
     l0 = g * W
     rows = (n - l0 + P - 1) // P
-    bb = tl.load(aux_ptr + g).to(tl.int64)
-    be = tl.load(aux_ptr + g + 1).to(tl.int64)
-    eb = tl.load(aux_ptr + G + 1 + g).to(tl.int64)
-    ee = tl.load(aux_ptr + G + 2 + g).to(tl.int64)
-    x = tl.zeros([LANES], tl.int64)
+    bb = tl.load(aux_ptr + g)
+    be = tl.load(aux_ptr + g + 1)
+    eb = tl.load(aux_ptr + G + 1 + g)
+    ee = tl.load(aux_ptr + G + 2 + g)
+    x = tl.zeros([LANES], tl.uint32)
     for k in tl.static_range(4):
-        x = x | (tl.load(data_ptr + bb + 4 * lane + k, mask=active, other=0).to(tl.int64) << (8 * k))
-    rp = tl.zeros([LANES], tl.int64) + bb + 4 * W  # vectors: the ballot scan's totals are per lane
-    ep = tl.zeros([LANES], tl.int64) + eb
+        x = x | (tl.load(data_ptr + bb + 4 * lane + k, mask=active, other=0).to(tl.uint32) << (8 * k))
+    # positions are vectors (the ballot scan's totals are per lane) and, like the state,
+    # 32-bit: int64 would double the instructions on the serial path
+    rp = tl.zeros([LANES], tl.int32) + bb + 4 * W
+    ep = tl.zeros([LANES], tl.int32) + eb
     bad = tl.zeros([LANES], tl.int32)
     ch = tl.arange(0, CH)
     for c0 in range(0, rows, CH):
@@ -338,33 +343,36 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
         ok = active[None, :] & (i < n)
         t_t = tl.load(cidx_ptr + i, mask=ok, other=0)
         dst_t = tl.load(cpos_ptr + i, mask=ok, other=0)
-        lutbase_t = t_t.to(tl.int64) * 256
-        esc_slot_t = tl.load(len_ptr + t_t) - 2
-        off_t = tl.load(off_ptr + t_t)
+        lutbase_t = t_t * 256
+        esc_slot_t = (tl.load(len_ptr + t_t) - 2).to(tl.int32)
+        off_t = tl.load(off_ptr + t_t).to(tl.int32)
         ok_t = ok.to(tl.int32)
         for cc in tl.static_range(CH):
             sel = (ch == cc)[:, None]
             valid = _row(ok_t, sel) != 0
-            slot = x & 0xFFFF
+            slot = (x & 0xFFFF).to(tl.int32)
             e = tl.load(lut_ptr + _row(lutbase_t, sel) + (slot >> 8), mask=valid, other=0)
+            e_lo = e.to(tl.int32)
+            e_hi = (e >> 32).to(tl.int32)
             low = slot & 0xFF
-            o = (e >> 8) & 0xFF
+            o = (e_lo >> 8) & 0xFF
             hi = (o != 0) & (low >= o)
-            f0 = (e >> 32) & 0xFFFF
-            f1 = (e >> 48) & 0xFFFF
+            f0 = e_hi & 0xFFFF
+            f1 = (e_hi >> 16) & 0xFFFF
             sub = valid & (f0 == 0)
             e2 = tl.load(sub_ptr + f1 * 256 + low, mask=sub, other=0)
-            sym = tl.where(sub, e2 & 0xFF, (e & 0xFF) + hi.to(tl.int64)).to(tl.int32)
-            start = tl.where(sub, (e2 >> 8) & 0xFFFF, tl.where(hi, slot - low + o, (e >> 16) & 0xFFFF))
-            freq = tl.where(sub, (e2 >> 24) & 0xFFFF, tl.where(hi, f1, f0))
-            xn = freq * (x >> 16) + slot - start
+            e2_lo = e2.to(tl.int32)
+            sym = tl.where(sub, e2_lo & 0xFF, (e_lo & 0xFF) + hi.to(tl.int32))
+            start = tl.where(sub, (e2_lo >> 8) & 0xFFFF, tl.where(hi, slot - low + o, (e_lo >> 16) & 0xFFFF))
+            freq = tl.where(sub, (e2 >> 24).to(tl.int32) & 0xFFFF, tl.where(hi, f1, f0))
+            xn = freq.to(tl.uint32) * (x >> 16) + (slot - start).to(tl.uint32)
             nb = tl.where(valid, (xn < 16777216).to(tl.int32) + (xn < 65536).to(tl.int32), 0)
             esc_slot = _row(esc_slot_t, sel)
             is_esc = valid & (sym == esc_slot)
             excl, total = _lane_prefix(nb, is_esc, BALLOT)
             p = rp + (excl & 0xFF)
-            b1 = tl.load(data_ptr + p, mask=(nb >= 1) & (p < be), other=0).to(tl.int64)
-            b2 = tl.load(data_ptr + p + 1, mask=(nb == 2) & (p + 1 < be), other=0).to(tl.int64)
+            b1 = tl.load(data_ptr + p, mask=(nb >= 1) & (p < be), other=0).to(tl.uint32)
+            b2 = tl.load(data_ptr + p + 1, mask=(nb == 2) & (p + 1 < be), other=0).to(tl.uint32)
             bad = bad | ((nb >= 1) & (p + nb > be)).to(tl.int32)
             xn = tl.where(nb == 2, (xn << 16) | (b1 << 8) | b2, tl.where(nb == 1, (xn << 8) | b1, xn))
             x = tl.where(valid, xn, x)
@@ -372,7 +380,7 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
             pe = ep + (excl >> 8)
             value = tl.load(esc_ptr + pe, mask=is_esc & (pe < ee), other=0)
             off = _row(off_t, sel)
-            inside = value.to(tl.int64) - off
+            inside = value.to(tl.int64) - off.to(tl.int64)  # int64: escapes span the whole int32 range
             bad = bad | (is_esc & ((pe >= ee) | ((inside >= 0) & (inside < esc_slot)))).to(tl.int32)
             tl.store(out_ptr + _row(dst_t, sel), tl.where(is_esc, value, sym + off), mask=valid)
             ep = ep + (total >> 8)
