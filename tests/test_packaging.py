@@ -32,6 +32,24 @@ def test_every_python_folder_is_a_discovered_package():
                 assert rel in dirs, f"{rel}/ holds Python files but is not a package (no __init__.py?)"
 
 
+# Files under package folders that deliberately stay out of the wheel: measured results
+# and the C++ runtime's sources (built with CMake, scripts/build_cpp.sh).
+NOT_SHIPPED = ("benchmarks/RESULTS.md", "benchmarks/results/**/*", "runtime/cpp/**/*")
+
+
+def test_every_data_file_is_shipped_or_deliberately_not():
+    """A new asset or kernel source must be added to PACKAGE_DATA (or NOT_SHIPPED)."""
+    setup = _setup_module()
+    dirs = setup.package_dirs()
+    shipped = {p for name, patterns in setup.PACKAGE_DATA.items() for pattern in patterns
+               for p in (ROOT / dirs[name]).glob(pattern)}
+    excluded = {p for pattern in NOT_SHIPPED for p in ROOT.glob(pattern)}
+    for folder in setup.FOLDERS.values():
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix not in (".py", ".pyc", ".so") and "__pycache__" not in path.parts:
+                assert path in shipped | excluded, f"{path.relative_to(ROOT)} is neither package data nor NOT_SHIPPED"
+
+
 def test_backends_are_packaged():
     assert _setup_module().package_dirs()["ui2c.runtime.backends"] == "runtime/backends"
 
