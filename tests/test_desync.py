@@ -14,6 +14,6 @@ def test_same_backend_is_in_sync_and_perturbed_decoder_is_not():
     same = measure(codec, codec, frames, qp=30)
     assert same["index_mismatch_fraction"] == 0 and same["frame_mismatch_fraction"] == 0 and not same["failed_units"]
     other = load_codec("ui2c-s", backend="torch")
-    other.network.y_prior_fusion.conv[-1].bias.data += 0.05  # the decoder's scales and means drift
+    other.backend.model.y_prior_fusion.conv[-1].bias.data += 0.05  # the decoder's scales and means drift
     drifted = measure(codec, other, frames, qp=30)
     assert drifted["index_mismatch_fraction"] > 0 and drifted["frame_mismatch_fraction"] == 1.0
