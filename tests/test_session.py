@@ -61,3 +61,26 @@ def test_drift_guard_off_keeps_the_only_reset_at_the_start(codec, frames):
     assert [u.packet.reset for u in units] == [True] + [False] * (len(units) - 1)
     with pytest.raises(ValueError, match="drift_guard_db"):
         Encoder(codec, 192, 320, qp=8, drift_guard_db=-1.0)
+
+
+FRESH_DECODE = """
+import sys, numpy as np
+from ui2c.runtime.api import decode_frames
+from ui2c.runtime.model import load_codec
+np.save(sys.argv[2], np.stack([f for _, _, f in decode_frames(load_codec("ui2c-s", backend="torch"), sys.argv[1])]))
+"""
+
+
+def test_a_fresh_process_decodes_the_stream_bit_exactly(codec, tmp_path):
+    """No kernel choice may depend on timing or process state: the stream decodes to
+    the encoder's reconstruction in a process that never saw the encoder."""
+    import subprocess
+    import sys
+
+    from ui2c.runtime.api import encode_file
+    from ui2c.shipped import DEMO_CLIP
+
+    stream, out = tmp_path / "s.ui2c", tmp_path / "fresh.npy"
+    res = encode_file(codec, DEMO_CLIP, stream, qp=20, max_frames=4, keep_recon=True, progress=False)
+    subprocess.run([sys.executable, "-c", FRESH_DECODE, str(stream), str(out)], check=True, timeout=600)
+    assert np.array_equal(np.load(out), np.stack(res.recon))
