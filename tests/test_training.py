@@ -44,7 +44,7 @@ def test_anchor_tables_interpolate_geometrically_between_anchors():
     assert torch.allclose(ratios, ratios[0], rtol=1e-4)  # evenly spaced doubling anchors: one constant ratio
 
 
-def test_attach_materialise_keeps_the_model_layout_and_recovers_interpolated_tables():
+def test_anchor_model_exports_the_plain_layout_and_recovers_interpolated_tables():
     model = build_model("ui2c-s")
     plain_shapes = {k: v.shape for k, v in model.state_dict().items()}
     with torch.no_grad():  # a table that is exactly an interpolation of anchors is fitted exactly
@@ -53,8 +53,10 @@ def test_attach_materialise_keeps_the_model_layout_and_recovers_interpolated_tab
     qp_anchors.attach(model)
     assert model.parametrizations.q_encoder.original.shape[0] == qp_anchors.ANCHORS
     assert torch.allclose(model.q_encoder, target, rtol=1e-4)
-    qp_anchors.materialise(model)
-    assert {k: v.shape for k, v in model.state_dict().items()} == plain_shapes
+    plain = qp_anchors.plain_state_dict(model)
+    assert {k: v.shape for k, v in plain.items()} == plain_shapes
+    assert torch.allclose(plain["q_encoder"], target, rtol=1e-4)
+    assert model.q_feature.shape == plain_shapes["q_feature"]  # the training model still works afterwards
 
 
 def test_one_batch_of_spread_qps_trains_every_anchor():
@@ -131,7 +133,7 @@ def test_state_shards_round_trip(tmp_path, monkeypatch):
 
 def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, data_file):
     cfg = TrainConfig(data=str(data_file), out_dir=str(tmp_path), minutes=0.15, batch=2, crop=64, pairs=(2, 4),
-                      warmup=1, checkpoint_minutes=100)
+                      warmup=1, checkpoint_minutes=0.02)  # also checkpoints mid-run
     train(cfg)
     info = json.loads((tmp_path / "state" / "state.json").read_text())
     first = info["iteration"]

@@ -8,8 +8,8 @@ re-parametrised (``torch.nn.utils.parametrize``) as a piecewise-linear interpola
 over the rows from ``ANCHORS`` anchor rows: the positive scale tables in the log
 domain (so neighbouring qps differ by a constant ratio), the z prior's signed
 parameters linearly.  Any drawn qp then trains its two neighbouring anchors, and a
-batch of a few qps trains them all.  ``materialise`` removes the parametrisation and
-leaves plain 72-row tables, so exported weights keep the model's own layout.
+batch of a few qps trains them all.  ``plain_state_dict`` evaluates the anchors into
+plain 72-row tables, so exported weights keep the model's own layout.
 """
 from __future__ import annotations
 
@@ -84,9 +84,13 @@ def spread_rate(model: nn.Module, span: float) -> None:
         log_anchors.copy_(log_anchors.mean(0, keepdim=True) + ramp.view(-1, 1, 1, 1))
 
 
-def materialise(model: nn.Module) -> nn.Module:
-    """Replace each anchor parametrisation by its plain 72-row table (in place)."""
-    for module, name, _, _ in _targets(model):
-        if parametrize.is_parametrized(module, name):
-            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return model
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of the plain model: each anchor parametrisation evaluated to its
+    72-row table under the table's own key.  (``remove_parametrizations`` is not used:
+    it edits the class that parametrize shares between a module and its copies.)"""
+    state = {k: v.detach() for k, v in model.state_dict().items() if "parametrizations." not in k}
+    for prefix, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            for name in module.parametrizations:
+                state[f"{prefix}.{name}" if prefix else name] = getattr(module, name).detach()
+    return state

@@ -21,7 +21,6 @@ branch), so ``--compile`` can turn it into one compiled graph or, on CUDA, a CUD
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -41,6 +40,7 @@ from .unit import code_pair
 
 LAMBDA_MIN, LAMBDA_MAX = 16.0, 4096.0
 COMPILE_MODES = ("none", "default", "reduce-overhead")
+QP_TABLES = "anchor-interpolated"  # marks weights whose tables already carry a qp ramp
 
 
 def lambda_for_qp(qp: torch.Tensor | int) -> torch.Tensor:
@@ -72,7 +72,7 @@ class TrainConfig:
     device: str = "cpu"
     compile: str = "none"
     checkpoint_minutes: float = 5.0
-    log_every: int = 10
+    log_every: int = 25
     seed: int = 0
     sources: dict = field(default_factory=dict)
 
@@ -145,10 +145,9 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
     """Model (with anchor tables) and Adam, resumed from ``out/state`` or started from ``cfg.init``."""
     model = build_model(cfg.preset)
     state_dir = readable_state(out / "state")
-    if state_dir is None and cfg.init:
-        load_weights(model, cfg.init)
+    init_meta = load_weights(model, cfg.init) if state_dir is None and cfg.init else {}
     qp_anchors.attach(model)
-    if state_dir is None and cfg.init:
+    if state_dir is None and init_meta.get("qp_tables") != QP_TABLES:
         qp_anchors.spread_rate(model, cfg.rate_span)
     model.to(cfg.device)
     fused = {"fused": True} if model.q_encoder.is_cuda else {}
@@ -161,8 +160,8 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
 
 def export_weights(model: torch.nn.Module, path: Path, meta: dict) -> None:
     """Plain 72-row tables, float16: the layout ``load_weights`` and the exporter expect."""
-    plain = qp_anchors.materialise(copy.deepcopy(model).cpu())
-    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in plain.state_dict().items()}
+    plain = qp_anchors.plain_state_dict(model)
+    state = {k: v.cpu().to(torch.float16) if v.is_floating_point() else v.cpu() for k, v in plain.items()}
     tmp = path.with_suffix(".tmp")
     torch.save({"preset": meta["preset"], "state_dict": state, "meta": meta}, tmp)
     tmp.replace(path)
@@ -198,49 +197,65 @@ def train(cfg: TrainConfig) -> Path:
     sampler = WindowSampler(data, cfg.crop, cfg.device, seed=cfg.seed + info["iteration"])
     streams = Streams(sampler, cfg, rng)
     step_fn = _step_function(cfg)
-    fresh_steps = 0 if info.get("adam_resumed") else None
+    fresh_steps = None if info.get("adam_resumed") else 0
     prev_ref = torch.zeros(cfg.batch, model.cfg.ch_d, cfg.crop // 8, cfg.crop // 8, device=cfg.device)
     run = {"device": cfg.device, "compile": cfg.compile, "from_iteration": info["iteration"], "batch": cfg.batch,
            "crop": cfg.crop, "bptt": cfg.bptt, "pairs": list(cfg.pairs)}
     info["runs"].append(run)
     pending: list[tuple] = []
-    last_save = time.monotonic()
-    meta = {"preset": cfg.preset, "data": cfg.data, "sources": data.manifest, "lambda": [LAMBDA_MIN, LAMBDA_MAX]}
+    last_save = loop_began = time.monotonic()
+    run["setup_s"] = round(loop_began - began, 1)
+    meta = {"preset": cfg.preset, "data": cfg.data, "sources": data.manifest, "lambda": [LAMBDA_MIN, LAMBDA_MAX],
+            "qp_tables": QP_TABLES}
     with (out / "log.jsonl").open("a") as log:
-        while time.monotonic() - began < cfg.minutes * 60:
+        while info["iteration"] == run["from_iteration"] or time.monotonic() - began < cfg.minutes * 60:
             step_began = time.monotonic()
             frames, qps = streams.next_chunk()
             weight = lambda_for_qp(32).to(cfg.device).div(lambda_for_qp(qps[:, 0, 0]).to(cfg.device)).sqrt()
             scale = 1.0 if fresh_steps is None or fresh_steps >= cfg.warmup else (fresh_steps + 1) / cfg.warmup
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * scale
-            if cfg.compile == "reduce-overhead":
-                torch.compiler.cudagraph_mark_step_begin()
-            loss, ref, bpp, mse = step_fn(model, frames, streams.ref_frames, prev_ref, streams.start, qps, weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            inputs = (model, frames, streams.ref_frames, prev_ref, streams.start, qps, weight)
+            try:
+                loss, ref, bpp, mse = _optimise(step_fn, opt, inputs, cfg.compile)
+            except Exception as exc:  # noqa: BLE001 - a compiler failure must not cost a GPU lease
+                if step_fn is chunk_loss or info["iteration"] > run["from_iteration"]:
+                    raise
+                print(f"torch.compile failed ({type(exc).__name__}: {exc}); training eagerly", flush=True)
+                step_fn, run["compile"] = chunk_loss, f"failed, eager ({type(exc).__name__})"
+                loss, ref, bpp, mse = _optimise(step_fn, opt, inputs, "none")
             prev_ref = ref.detach().clone()
             info["iteration"] += 1
             fresh_steps = None if fresh_steps is None else fresh_steps + 1
-            pending.append((info["iteration"], loss.detach(), bpp.detach().mean(), mse.detach().mean(),
+            pending.append((info["iteration"], loss.detach().clone(), bpp.detach().mean(), mse.detach().mean(),
                             qps[:, 0, 0].float().mean(), time.monotonic() - step_began))
             if len(pending) >= cfg.log_every:
-                _write_log(log, pending, info["iteration"])
+                _write_log(log, pending)
                 pending = []
             if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
                 info["elapsed_s"] += time.monotonic() - last_save
                 last_save = time.monotonic()
-                _checkpoint(out, model, opt, info, cfg, meta, run)
+                _checkpoint(out, model, opt, info, cfg, meta, run, loop_began)
         if pending:
-            _write_log(log, pending, info["iteration"])
+            _write_log(log, pending)
     info["elapsed_s"] += time.monotonic() - last_save
-    _checkpoint(out, model, opt, info, cfg, meta, run)
+    _checkpoint(out, model, opt, info, cfg, meta, run, loop_began)
     return out
 
 
-def _write_log(log, pending: list, iteration: int) -> None:
+def _optimise(step_fn, opt: torch.optim.Optimizer, inputs: tuple, compile_mode: str) -> tuple:
+    """One forward/backward/Adam step; returns ``step_fn``'s outputs."""
+    if compile_mode == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()
+    loss, ref, bpp, mse = step_fn(*inputs)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(inputs[0].parameters(), 1.0)
+    opt.step()
+    return loss, ref, bpp, mse
+
+
+def _write_log(log, pending: list) -> None:
     """One line per logged step; a non-finite loss stops training before it is saved."""
     for it, loss, bpp, mse, mean_qp, seconds in pending:
         record = {"it": it, "loss": float(loss), "bpp": float(bpp), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
@@ -251,8 +266,10 @@ def _write_log(log, pending: list, iteration: int) -> None:
     log.flush()
 
 
-def _checkpoint(out: Path, model, opt, info: dict, cfg: TrainConfig, meta: dict, run: dict) -> None:
+def _checkpoint(out: Path, model, opt, info: dict, cfg: TrainConfig, meta: dict, run: dict, loop_began: float) -> None:
+    """Save the state and export the weights; ``run`` records this run's reach and speed (compilation included)."""
     run["to_iteration"] = info["iteration"]
+    run["it_per_s"] = round((info["iteration"] - run["from_iteration"]) / (time.monotonic() - loop_began), 3)
     save_state(out / "state", model, opt, {**info, "config": asdict(cfg)})
     iterations = info["iteration"]
     meta = {**meta, "iterations": iterations, "training_minutes": round(info["elapsed_s"] / 60, 1), "runs": info["runs"]}

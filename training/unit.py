@@ -34,7 +34,9 @@ def code_pair(codec: ConditionalCodec, frames: torch.Tensor, ref: torch.Tensor, 
     ctx = codec.feature_extractor.conv2(x1)
     temporal = codec.temporal_prior_encoder(x1 * sample_scale(codec.q_feature, qps))
     y = codec.encoder(frames, ctx, sample_scale(codec.q_encoder, qps))
-    z = codec.hyper_encoder.conv(replicate_pad_to(y, 4))
+    # Training crops are multiples of 64, so the pad is empty; skipping it also avoids an
+    # inductor stride bug in the backward of an empty replication pad (torch 2.13).
+    z = codec.hyper_encoder.conv(y if y.shape[-2] % 4 == 0 and y.shape[-1] % 4 == 0 else replicate_pad_to(y, 4))
     bits_z = _bits(codec.bit_estimator_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5), qps[:, 0]))
     params = codec.prior(_ste_round(z), temporal)
     q_dec, scales, means = params.chunk(3, 1)
