@@ -55,12 +55,14 @@ def codec(engines):
 
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
-    """5 frames of 72x40 4:2:0 (padded to 80x48; odd count: a 1-frame last packet), a cut at frame 3."""
+    """5 frames of 72x40 4:2:0 (padded to 80x48; odd count: a 1-frame last packet): smooth,
+    then noise from frame 3 (a scene cut, and a PSNR drop the drift guard sees)."""
     h, w = 40, 72
     yy, xx = np.mgrid[0:h, 0:w]
+    rng = np.random.default_rng(5)
     frames = []
     for t in range(5):
-        luma = (60 + 2 * xx + yy + 3 * t) % 256 if t < 3 else (200 - xx - 2 * yy) % 256
+        luma = (60 + 2 * xx + yy + 3 * t) % 256 if t < 3 else rng.integers(0, 256, (h, w))
         u = np.full((h // 2, w // 2), 110 + 5 * t)
         v = (np.arange(w // 2)[None, :] * 3 + np.arange(h // 2)[:, None]) % 256
         frames.append(b"FRAME\n" + b"".join(p.astype(np.uint8).tobytes() for p in (luma, u, v)))
@@ -130,19 +132,24 @@ def test_cpp_decoder_output_equals_the_python_decoder(cpp_bin, engines, codec, c
     assert (tmp_path / "cpp.y4m").read_bytes() == (tmp_path / "py.y4m").read_bytes()
 
 
-def test_cpp_encoder_stream_decodes_in_python_to_its_reconstruction(cpp_bin, engines, codec, clip, tmp_path):
+@pytest.mark.parametrize(("drift_guard", "resets"), [(None, [True, True, True]), (0.0, [True, False, True])])
+def test_cpp_encoder_stream_decodes_in_python_to_its_reconstruction(cpp_bin, engines, codec, clip, tmp_path,
+                                                                    drift_guard, resets):
+    """Scene cuts on by default; the drift-guard case turns them off so the guard makes the reset."""
     from ui2c.runtime.api import decode_file, encode_file
 
     stream, recon = tmp_path / "cpp.ui2c", tmp_path / "recon.y4m"
-    out = _run(cpp_bin / "ui2c-encode", "--engines", engines, "--qp", 30, "--recon", recon, clip, "-o", stream)
+    guard = [] if drift_guard is None else ["--scene-cut", 0, "--drift-guard", drift_guard]
+    out = _run(cpp_bin / "ui2c-encode", "--engines", engines, "--qp", 30, *guard, "--recon", recon, clip, "-o", stream)
     assert out.returncode == 0, out.stderr
     decode_file(codec, stream, tmp_path / "py.y4m", progress=False)
     assert (tmp_path / "py.y4m").read_bytes() == recon.read_bytes()
     with ContainerReader(stream) as reader:
         packets = list(reader)
-    assert [p.num_frames for p in packets] == [2, 2, 1] and packets[0].reset
+    assert [p.num_frames for p in packets] == [2, 2, 1] and [p.reset for p in packets] == resets
     # Same engines, same input: the C++ encoder writes the Python encoder's bytes.
-    encode_file(codec, clip, tmp_path / "py.ui2c", qp=30, progress=False)
+    encode_file(codec, clip, tmp_path / "py.ui2c", qp=30, drift_guard_db=drift_guard,
+                scene_cut_threshold=None if drift_guard is not None else 0.1, progress=False)
     assert stream.read_bytes() == (tmp_path / "py.ui2c").read_bytes()
 
 

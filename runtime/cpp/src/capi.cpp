@@ -95,7 +95,7 @@ const char* ui2c_status_name(ui2c_status s) {
 }
 
 void ui2c_default_encoder_options(ui2c_encoder_options* o) {
-  if (o) *o = ui2c_encoder_options{32, 0, 0.1f, 0, 1};
+  if (o) *o = ui2c_encoder_options{32, 0, 0.1f, 0, 1, -1.0f};
 }
 
 size_t ui2c_frame_bytes(uint32_t width, uint32_t height, ui2c_chroma chroma) {
@@ -132,7 +132,7 @@ ui2c_status ui2c_encoder_open(ui2c_engine* engine, const ui2c_video_info* info, 
     auto e = std::make_unique<ui2c_encoder>();
     e->engine = engine, e->info = *info;
     ui2c::EncoderOptions o{options->qp, options->reset_interval, options->scene_cut_threshold,
-                           options->reconstruct != 0, options->threads};
+                           options->reconstruct != 0, options->threads, options->drift_guard_db};
     e->session = std::make_unique<ui2c::EncoderSession>(*engine->engine, ui2c::video::padded(info->height),
                                                         ui2c::video::padded(info->width), o);
     *out = e.release();

@@ -95,7 +95,7 @@ container::Packet EncoderSession::code_unit() {
   for (size_t s = 0; s < slots; ++s) slot_frames.push_back(frames[std::min(s, count - 1)]);
   const at::Tensor pair = at::cat(slot_frames, 0).unsqueeze(0).to(engine_.dtype);
 
-  bool reset = host_reset(first, count) || !current_;
+  bool reset = host_reset(first, count) || !current_ || drifted_;
   if (!reset && options_.scene_cut_threshold > 0 && previous_luma_) {
     std::vector<at::Tensor> lumas{*previous_luma_};
     for (const auto& f : frames) lumas.push_back(f[0]);
@@ -119,7 +119,10 @@ container::Packet EncoderSession::code_unit() {
   std::vector<std::vector<uint8_t>> streams{encode_symbols(z_symbols, z_indexes, *engine_.z_tables),
                                             encode_symbols(step0[1], step0[0], *engine_.y_tables),
                                             encode_symbols(step1[1], step1[0], *engine_.y_tables)};
-  recon_ = finish(step0[2], step1[2], q_dec, ctx, qp, count, options_.reconstruct);
+  const bool guarded = options_.drift_guard_db >= 0;
+  recon_ = finish(step0[2], step1[2], q_dec, ctx, qp, count, options_.reconstruct || guarded);
+  if (guarded) guard(frames, recon_, reset);
+  if (!options_.reconstruct) recon_.clear();
   frame_index_ += static_cast<uint32_t>(count);
   container::Packet packet;
   packet.first_frame = first;
@@ -127,6 +130,16 @@ container::Packet EncoderSession::code_unit() {
   packet.reset = reset;
   packet.payload = container::pack_substreams(streams);
   return packet;
+}
+
+// runtime/session.py Encoder._guard: a unit whose PSNR falls more than drift_guard_db
+// under the last reset unit's makes the next unit a reset point (same ATen arithmetic).
+void EncoderSession::guard(const std::vector<at::Tensor>& frames, const std::vector<at::Tensor>& recon, bool reset) {
+  std::vector<at::Tensor> mse;
+  for (size_t s = 0; s < recon.size(); ++s) mse.push_back((recon[s].to(at::kFloat) - frames[s]).pow(2).mean());
+  const at::Tensor psnr = -10 * at::log10(at::stack(mse).mean().clamp_min(1e-10));
+  if (!reset_psnr_ || reset) reset_psnr_ = psnr;
+  drifted_ = (psnr < *reset_psnr_ - options_.drift_guard_db).item<bool>();
 }
 
 DecoderSession::DecoderSession(Engine& engine, uint32_t height, uint32_t width, int threads)

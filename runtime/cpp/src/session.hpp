@@ -19,6 +19,7 @@ struct EncoderOptions {
   float scene_cut_threshold = 0.1f;  // <= 0: off
   bool reconstruct = false;
   int threads = 1;
+  float drift_guard_db = -1.0f;  // < 0: off (runtime/session.py's drift_guard_db=None)
 };
 
 class Session {
@@ -49,10 +50,12 @@ class EncoderSession : public Session {
  private:
   container::Packet code_unit();
   bool host_reset(uint32_t first, size_t count) const;
+  void guard(const std::vector<at::Tensor>& frames, const std::vector<at::Tensor>& recon, bool reset);
 
   EncoderOptions options_;
   std::vector<at::Tensor> pending_, recon_;
-  std::optional<at::Tensor> previous_luma_;
+  std::optional<at::Tensor> previous_luma_, reset_psnr_;
+  bool drifted_ = false;
   uint32_t frame_index_ = 0;
 };
 

@@ -10,13 +10,14 @@
 namespace t = ui2c::tools;
 
 static const char* kUsage =
-    "--engines DIR [--qp N] [--reset-interval N] [--scene-cut T] [--frames N] [--threads N] [--recon R.y4m] "
+    "--engines DIR [--qp N] [--reset-interval N] [--scene-cut T] [--drift-guard DB] [--frames N] [--threads N] "
+    "[--recon R.y4m] "
     "INPUT.y4m -o OUTPUT.ui2c";
 
 int main(int argc, char** argv) {
   const char* prog = "ui2c-encode";
   const t::Args args = t::parse(argc, argv, kUsage,
-                                {"--engines", "--qp", "--reset-interval", "--scene-cut", "--frames", "--threads",
+                                {"--engines", "--qp", "--reset-interval", "--scene-cut", "--drift-guard", "--frames", "--threads",
                                  "--recon", "-o"});
   if (args.positional.size() != 1 || !args.options.count("-o") || !args.options.count("--engines"))
     t::usage(prog, kUsage, "need --engines, one input and -o");
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   if (!opt("--reset-interval").empty())
     options.reset_interval = static_cast<uint32_t>(t::number(prog, kUsage, opt("--reset-interval"), "--reset-interval"));
   if (!opt("--scene-cut").empty()) options.scene_cut_threshold = std::strtof(opt("--scene-cut").c_str(), nullptr);
+  if (!opt("--drift-guard").empty()) options.drift_guard_db = std::strtof(opt("--drift-guard").c_str(), nullptr);
   if (!opt("--threads").empty()) options.threads = static_cast<int>(t::number(prog, kUsage, opt("--threads"), "--threads"));
   const long max_frames = opt("--frames").empty() ? -1 : t::number(prog, kUsage, opt("--frames"), "--frames");
   options.reconstruct = !opt("--recon").empty();

@@ -44,6 +44,7 @@ typedef struct ui2c_encoder_options {
   float scene_cut_threshold;   /* mean |dY| in [0,1]; <= 0 disables scene-cut detection */
   int reconstruct;             /* nonzero: keep the encoder's reconstruction (ui2c_encoder_recon) */
   int threads;                 /* entropy-coder threads, >= 1 */
+  float drift_guard_db;        /* < 0: off; else reset after a unit this many dB under the last reset unit */
 } ui2c_encoder_options;
 
 typedef struct ui2c_engine ui2c_engine;
