@@ -335,12 +335,13 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
     # 32-bit: int64 would double the instructions on the serial path
     rp = tl.zeros([LANES], tl.int32) + bb + 4 * W
     ep = tl.zeros([LANES], tl.int32) + eb
+    ncoded = tl.load(ncoded_ptr)  # < n when the skip masks differ: never read past it
     bad = tl.zeros([LANES], tl.int32)
     ch = tl.arange(0, CH)
     for c0 in range(0, rows, CH):
         r = c0 + ch
         i = r[:, None] * P + l0 + lane[None, :]
-        ok = active[None, :] & (i < n)
+        ok = active[None, :] & (i < n) & (i < ncoded)
         t_t = tl.load(cidx_ptr + i, mask=ok, other=0)
         dst_t = tl.load(cpos_ptr + i, mask=ok, other=0)
         lutbase_t = t_t * 256
@@ -388,7 +389,7 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
     bad = bad | (rp != be).to(tl.int32) | (ep != ee).to(tl.int32)
     err = tl.sum(bad, axis=0)
     if g == 0:
-        err += (tl.load(ncoded_ptr).to(tl.int64) != n).to(tl.int32)
+        err += (ncoded != n).to(tl.int32)
     tl.store(err_ptr + g, err)
 
 
@@ -589,6 +590,9 @@ class TritonRans:
         tb = self.tables
         n_h, lanes, header_bytes, byte_begin, esc_begin = _rans.parse_header(data, -1)
         n_all = idx.numel()
+        if n_h > n_all:  # checked here so that the kernel's row count stays bounded
+            raise CorruptStreamError(f"rANS stream holds {n_h} symbols but only {n_all} indexes were given "
+                                     "(do the skip masks differ?)")
         out = torch.zeros(n_all, dtype=torch.int32, device=self.device)
         groups = len(byte_begin) - 1
         chunks, _, bad, _, cidx, cpos, ncoded = _counts(idx, idx, tb, False)

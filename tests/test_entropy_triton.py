@@ -144,6 +144,8 @@ def test_corrupt_truncated_and_old_streams(coder):
         coder.decode(data[:-1], tidx)
     with pytest.raises(UnsupportedVersionError):
         coder.decode(b"\xb5" + data[1:], tidx)
+    with pytest.raises(CorruptStreamError, match="skip masks"):
+        coder.decode(data, tidx[:10])  # fewer indexes than the header's symbols
     header = rans._rans.parse_header(data, len(sym))[2]
     for where in (header, header + 2, header + 70):  # state and renormalisation bytes
         broken = bytearray(data)
