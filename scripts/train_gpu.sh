@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU training chunk, for a lent machine without network (torch, numpy, Pillow there).
-#   scripts/train_gpu.sh MINUTES            (run from the repository root; writes to $OUT)
+#   scripts/train_gpu.sh MINUTES [TRAINER ARGS...]   (from the repository root; writes to $OUT)
 # Installs the package into /tmp/site, runs from outside the checkout, and trains for
 # MINUTES of wall time (compilation included) with a compiled, CUDA-graphed step.
 # Resumes from work_dirs/gpu/state if it was carried, else starts from
@@ -22,7 +22,7 @@ fi
 cd /tmp
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
 python3 -m ui2c.training.cli --device cuda --data "$repo/work_dirs/gpu/train.zip" --init "$init" -o "$out" \
-    --minutes "$minutes" --batch 16 --crop 256 --pairs 8-16 --bptt 2 --checkpoint-minutes 2
+    --minutes "$minutes" --batch 16 --crop 256 --pairs 8-16 --bptt 2 --checkpoint-minutes 2 "${@:2}"
 python3 - "$out" <<'PY'
 import json, sys
 info = json.load(open(f"{sys.argv[1]}/state/state.json"))

@@ -219,7 +219,7 @@ def train(cfg: TrainConfig) -> Path:
             try:
                 loss, ref, bpp, mse = _optimise(step_fn, opt, inputs, cfg.compile)
             except Exception as exc:  # noqa: BLE001 - a compiler failure must not cost a GPU lease
-                if step_fn is chunk_loss or info["iteration"] > run["from_iteration"]:
+                if step_fn is chunk_loss:
                     raise
                 print(f"torch.compile failed ({type(exc).__name__}: {exc}); training eagerly", flush=True)
                 step_fn, run["compile"] = chunk_loss, f"failed, eager ({type(exc).__name__})"
