@@ -175,7 +175,7 @@ def cpp_loader(work: Path, timeout: float) -> tuple[Path | None, dict]:
     src.write_text(CPP)
     libs = ["-ltorch", "-ltorch_cpu", "-lc10"] + (["-ltorch_cuda", "-lc10_cuda"] if torch.cuda.is_available() else [])
     lib_dir = cpp_extension.library_paths()[0]
-    cmd = [cxx, "-std=c++17", "-O1", str(src), "-o", str(exe),
+    cmd = [cxx, "-std=c++17", "-O1", "-w", str(src), "-o", str(exe),
            *[f"-I{p}" for p in cpp_extension.include_paths()], f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}",
            "-Wl,--no-as-needed", *libs, f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"]
     result = run(cmd, timeout * 3)
