@@ -16,7 +16,7 @@ git -C "$repo" worktree add -q --detach "$old" "$rev"
 pkg=$old/_pkg/ui2c; mkdir -p "$pkg"
 for f in "$old"/ui2c/*; do ln -s "$f" "$pkg/"; done
 for sub in models entropy plugins runtime export engines benchmarks training; do ln -s "$old/$sub" "$pkg/$sub"; done
-flags=(bench fps --model ui2c-s --backend onnxruntime --size "$size" --frames 6)
+flags=(bench fps --model ui2c-s --backend onnxruntime --size "$size" --frames 10)
 cd "$out"
 for i in $(seq "$rounds"); do
   PYTHONPATH=$old/_pkg python -c "from ui2c.cli import main; main()" "${flags[@]}" --json "old$i.json" >/dev/null 2>&1
