@@ -59,24 +59,28 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def unit_interval(text: str) -> float:
-    """A finite number in [0, 1] (``nan`` would silently disable every comparison)."""
+def _finite(text: str) -> float:
+    """A finite number (``nan`` would silently disable every comparison it enters)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= 1):
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    value = _finite(text)
+    if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be a number in 0..1, got {text!r}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
     return value
 
 
