@@ -191,12 +191,22 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
         x = tl.full([LANES], 16777216, tl.uint32)
         ch = tl.arange(0, CH)
         nchunks = (rows + CH - 1) // CH
+        # the next chunk's inputs are loaded one chunk ahead, so their latency overlaps a chunk of rows
+        r = (nchunks - 1) * CH + ch
+        i = r[:, None] * P + l0 + lane[None, :]
+        ok = active[None, :] & (i < n)
+        t_next = tl.load(cidx_ptr + i, mask=ok, other=0)
+        s_next = tl.load(csym_ptr + i, mask=ok, other=0)
         for kk in range(0, nchunks):
             r = (nchunks - 1 - kk) * CH + ch
             i = r[:, None] * P + l0 + lane[None, :]
             ok = active[None, :] & (i < n)
-            t = tl.load(cidx_ptr + i, mask=ok, other=0)
-            s = tl.load(csym_ptr + i, mask=ok, other=0)
+            t = t_next
+            s = s_next
+            i_next = i - CH * P
+            ok_next = active[None, :] & (r[:, None] >= CH) & (i_next < n)
+            t_next = tl.load(cidx_ptr + i_next, mask=ok_next, other=0)
+            s_next = tl.load(csym_ptr + i_next, mask=ok_next, other=0)
             esc_slot = tl.load(len_ptr + t) - 2
             v = s.to(tl.int64) - tl.load(off_ptr + t)
             is_esc = (v < 0) | (v >= esc_slot)
@@ -338,12 +348,21 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
     ncoded = tl.load(ncoded_ptr)  # < n when the skip masks differ: never read past it
     bad = tl.zeros([LANES], tl.int32)
     ch = tl.arange(0, CH)
+    # the next chunk's indexes are loaded one chunk ahead, so their latency overlaps a chunk of rows
+    i = ch[:, None] * P + l0 + lane[None, :]
+    ok = active[None, :] & (i < n) & (i < ncoded)
+    t_next = tl.load(cidx_ptr + i, mask=ok, other=0)
+    dst_next = tl.load(cpos_ptr + i, mask=ok, other=0)
     for c0 in range(0, rows, CH):
         r = c0 + ch
         i = r[:, None] * P + l0 + lane[None, :]
         ok = active[None, :] & (i < n) & (i < ncoded)
-        t_t = tl.load(cidx_ptr + i, mask=ok, other=0)
-        dst_t = tl.load(cpos_ptr + i, mask=ok, other=0)
+        t_t = t_next
+        dst_t = dst_next
+        i_next = i + CH * P
+        ok_next = active[None, :] & (i_next < n) & (i_next < ncoded)
+        t_next = tl.load(cidx_ptr + i_next, mask=ok_next, other=0)
+        dst_next = tl.load(cpos_ptr + i_next, mask=ok_next, other=0)
         lutbase_t = t_t * 256
         esc_slot_t = (tl.load(len_ptr + t_t) - 2).to(tl.int32)
         off_t = tl.load(off_ptr + t_t).to(tl.int32)
