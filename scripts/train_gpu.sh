@@ -12,7 +12,11 @@ set -euo pipefail
 minutes=${1:?usage: scripts/train_gpu.sh MINUTES}
 repo=$(pwd)
 out=${OUT:?set OUT to the folder that receives the results}
-python3 -m pip install -q --no-deps --no-build-isolation --no-compile --target /tmp/site "$repo"
+if ! python3 -m pip install -q --no-deps --no-build-isolation --no-compile --target /tmp/site "$repo"; then
+    echo "pip install failed: linking the pure-Python packages training needs instead" >&2
+    mkdir -p /tmp/site/ui2c && cp "$repo"/ui2c/*.py /tmp/site/ui2c/
+    for pkg in models training; do ln -sfn "$repo/$pkg" "/tmp/site/ui2c/$pkg"; done
+fi
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 init="$repo/work_dirs/gpu/init.pt"
 [ -f "$init" ] || init="$repo/ui2c/assets/ui2c-s.pt"
