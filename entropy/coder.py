@@ -59,17 +59,12 @@ class CpuCoder(EntropyCoder):
 
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
         _check_pair(symbols, indexes)
-        sym, idx = _to_host(symbols), _to_host(indexes)
-        keep = idx >= 0
-        return rans.encode(sym[keep], idx[keep], self.tables, self.threads)
+        return rans.encode(_to_host(symbols), _to_host(indexes), self.tables, self.threads, skip_negative=True)
 
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
         if indexes.dim() != 1:
             raise ValueError("indexes must be a 1-D tensor")
-        idx = _to_host(indexes)
-        keep = idx >= 0
-        out = np.zeros(idx.shape, dtype=np.int32)
-        out[keep] = rans.decode(data, idx[keep], self.tables, self.threads)
+        out = rans.decode(data, _to_host(indexes), self.tables, self.threads, skip_negative=True)
         host = torch.from_numpy(out)
         if indexes.device.type == "cpu":
             return host

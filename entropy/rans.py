@@ -42,27 +42,32 @@ def encode(
     *,
     bits_per_lane: int = DEFAULT_BITS_PER_LANE,
     lanes: int | None = None,
+    skip_negative: bool = False,
 ) -> bytes:
     """Encode int32 ``symbols`` with CDF rows ``cdf_indexes`` into one stream.
 
     ``bits_per_lane`` tunes the layout policy (format §6); ``lanes`` forces the lane
     count P (1..32 or a multiple of 32, at most the symbol count), for tests and
-    tuning.  Either way the decoder reads P from the header.  Raises ``ValueError`` on
-    bad indexes or arguments.
+    tuning.  Either way the decoder reads P from the header.  With ``skip_negative`` a
+    negative index marks a skipped symbol, dropped here (saves the caller a compaction
+    pass).  Raises ``ValueError`` on bad indexes or arguments.
     """
     sym = _int32_vector("symbols", symbols)
     idx = _int32_vector("cdf_indexes", cdf_indexes)
     if lanes is not None and lanes < 1:
         raise ValueError("lanes must be >= 1")
-    return _rans.encode(sym, idx, native_tables(tables), int(num_threads), int(bits_per_lane), int(lanes or 0))
+    return _rans.encode(sym, idx, native_tables(tables), int(num_threads), int(bits_per_lane), int(lanes or 0),
+                        bool(skip_negative))
 
 
-def decode(data: bytes, cdf_indexes: np.ndarray, tables: CdfTables, num_threads: int = 1) -> np.ndarray:
-    """Decode a stream made by :func:`encode` into int32 symbols.
+def decode(data: bytes, cdf_indexes: np.ndarray, tables: CdfTables, num_threads: int = 1, *,
+           skip_negative: bool = False) -> np.ndarray:
+    """Decode a stream made by :func:`encode` into int32 symbols (0 at negative indexes
+    with ``skip_negative``).
 
     Raises ``TruncatedStreamError`` / ``CorruptStreamError`` (ui2c.errors) on bad data
     and ``UnsupportedVersionError`` on a format-1 stream; never reads outside ``data``
     and always finishes in time linear in its size.
     """
     idx = _int32_vector("cdf_indexes", cdf_indexes)
-    return _rans.decode(bytes(data), idx, native_tables(tables), int(num_threads))
+    return _rans.decode(bytes(data), idx, native_tables(tables), int(num_threads), bool(skip_negative))

@@ -168,3 +168,15 @@ def test_bad_arguments_raise_value_error():
     bad = CdfTables(np.array([[0, 5, 5, 65536]]), np.array([4]), np.array([0]))
     with pytest.raises(ValueError):
         rans.encode(np.array([0]), np.array([0]), bad)
+
+
+def test_skip_negative_drops_and_restores_skipped_symbols():
+    rng = np.random.default_rng(13)
+    sym, idx = random_symbols(rng, 2000, escape_rate=0.02)
+    skip = rng.random(2000) < 0.5
+    sym[skip], idx[skip] = 0, -1
+    data = rans.encode(sym, idx, gaussian(), skip_negative=True)
+    assert data == rans.encode(sym[~skip], idx[~skip], gaussian())
+    np.testing.assert_array_equal(rans.decode(data, idx, gaussian(), 2, skip_negative=True), sym)
+    with pytest.raises(ValueError):
+        rans.encode(sym, idx, gaussian())  # without the flag a negative index is an error

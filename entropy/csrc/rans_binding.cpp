@@ -21,29 +21,58 @@ std::shared_ptr<rans::Tables> make_tables(const IntArray& cdf, const IntArray& l
   return std::make_shared<rans::Tables>(cdf.data(), cdf.shape(0), cdf.shape(1), lengths.data(), offsets.data());
 }
 
+// Coded (symbols, indexes) pairs of a call where index < 0 marks a skipped symbol.
+void compact(const int32_t* symbols, const int32_t* indexes, size_t n, std::vector<int32_t>& sym,
+             std::vector<int32_t>& idx) {
+  sym.reserve(n);
+  idx.reserve(n);
+  for (size_t k = 0; k < n; ++k)
+    if (indexes[k] >= 0) {
+      if (symbols) sym.push_back(symbols[k]);
+      idx.push_back(indexes[k]);
+    }
+}
+
 py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::Tables& tables, int num_threads,
-                 uint32_t bits_per_lane, uint32_t lanes) {
+                 uint32_t bits_per_lane, uint32_t lanes, bool skip_negative) {
   if (symbols.ndim() != 1 || indexes.ndim() != 1 || symbols.shape(0) != indexes.shape(0))
     throw std::invalid_argument("symbols and cdf_indexes must be 1-D arrays of the same length");
   std::vector<uint8_t> out;
   {
     py::gil_scoped_release release;
-    out = rans::encode(symbols.data(), indexes.data(), symbols.shape(0), tables, num_threads, bits_per_lane,
-                       {lanes});
+    if (skip_negative) {
+      std::vector<int32_t> sym, idx;
+      compact(symbols.data(), indexes.data(), indexes.shape(0), sym, idx);
+      out = rans::encode(sym.data(), idx.data(), idx.size(), tables, num_threads, bits_per_lane, {lanes});
+    } else {
+      out = rans::encode(symbols.data(), indexes.data(), symbols.shape(0), tables, num_threads, bits_per_lane,
+                         {lanes});
+    }
   }
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
 
 py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, const rans::Tables& tables,
-                            int num_threads) {
+                            int num_threads, bool skip_negative) {
   if (indexes.ndim() != 1) throw std::invalid_argument("cdf_indexes must be a 1-D array");
   const py::buffer_info info = data.request();
-  py::array_t<int32_t> out(indexes.shape(0));
+  const size_t n = indexes.shape(0);
+  py::array_t<int32_t> out(n);
   int32_t* dst = out.mutable_data();
   {
     py::gil_scoped_release release;
-    rans::decode(static_cast<const uint8_t*>(info.ptr), info.size * info.itemsize, indexes.data(), indexes.shape(0),
-                 tables, num_threads, dst);
+    const auto* bytes = static_cast<const uint8_t*>(info.ptr);
+    const size_t size = info.size * info.itemsize;
+    if (skip_negative) {
+      std::vector<int32_t> unused, idx;
+      compact(nullptr, indexes.data(), n, unused, idx);
+      std::vector<int32_t> coded(idx.size());
+      rans::decode(bytes, size, idx.data(), idx.size(), tables, num_threads, coded.data());
+      const int32_t* in = indexes.data();
+      for (size_t k = 0, c = 0; k < n; ++k) dst[k] = in[k] >= 0 ? coded[c++] : 0;
+    } else {
+      rans::decode(bytes, size, indexes.data(), n, tables, num_threads, dst);
+    }
   }
   return out;
 }
@@ -68,8 +97,9 @@ PYBIND11_MODULE(_rans, m) {
       .def("__len__", &rans::Tables::size);
 
   m.def("encode", &encode, py::arg("symbols"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
-        py::arg("bits_per_lane"), py::arg("lanes") = 0);
-  m.def("decode", &decode, py::arg("data"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"));
+        py::arg("bits_per_lane"), py::arg("lanes") = 0, py::arg("skip_negative") = false);
+  m.def("decode", &decode, py::arg("data"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
+        py::arg("skip_negative") = false);
   m.def("parse_header", &parse_header, py::arg("data"), py::arg("n") = -1,
         "(n, lanes, header_bytes, byte_begin[groups+1], esc_begin[groups+1]) of a checked stream; "
         "n = -1 skips the symbol-count check.");
