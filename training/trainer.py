@@ -16,8 +16,8 @@ its frames + bits per pixel, scaled by √(λ_mid/λ) so low- and high-rate stre
 on the shared weights alike (a per-stream constant does not move that stream's
 rate-distortion trade-off).
 
-The step is one function of fixed-shape tensors (a stream's reset is a mask, not a
-branch), so ``--compile`` can turn it into one compiled graph or, on CUDA, a CUDA graph.
+The step is made of fixed-shape tensors only (a stream's reset is a mask, not a
+branch); ``--compile`` compiles the per-pair loss once (on CUDA, into CUDA graphs).
 """
 from __future__ import annotations
 
@@ -77,8 +77,20 @@ class TrainConfig:
     sources: dict = field(default_factory=dict)
 
 
-def chunk_loss(model, frames, ref_frames, prev_ref, start, qps, weight):
-    """Loss of ``bptt`` pairs of every stream; a pure function of fixed-shape tensors.
+def pair_loss(model, frames, ref, qps, weight):
+    """One pair of every stream: frames (N, 2, 3, H, W), slot qps (N, 2), weight (N,).
+
+    Returns (weighted loss per stream, next reference, bpp (N,), mse (N, 2)).  This is
+    the compiled unit: the same graph serves every pair of a step, so compile time does
+    not grow with ``bptt``."""
+    out = code_pair(model, frames.flatten(1, 2), ref, qps)
+    bpp = out["bits"] / (2 * frames.shape[-1] * frames.shape[-2])
+    mse = torch.stack([yuv_mse(x, frames[:, s]) for s, x in enumerate(out["recon"])], dim=1)
+    return weight * ((lambda_for_qp(qps).to(mse.device) * mse).sum(1) + bpp), out["ref"], bpp, mse
+
+
+def chunk_loss(model, frames, ref_frames, prev_ref, start, qps, weight, pair_fn=pair_loss):
+    """Loss of ``bptt`` pairs of every stream, from fixed-shape tensors only.
 
     frames (N, 2P, 3, H, W); ref_frames (N, 3, H, W) used where ``start`` (N, 1, 1, 1) is
     1, the carried reference ``prev_ref`` elsewhere; qps (N, P, 2); weight (N,).
@@ -87,13 +99,10 @@ def chunk_loss(model, frames, ref_frames, prev_ref, start, qps, weight):
     pairs = qps.shape[1]
     loss, bpps, mses = 0.0, [], []
     for p in range(pairs):
-        out = code_pair(model, frames[:, 2 * p : 2 * p + 2].flatten(1, 2), ref, qps[:, p])
-        bpp = out["bits"] / (2 * frames.shape[-1] * frames.shape[-2])
-        mse = torch.stack([yuv_mse(x, frames[:, 2 * p + s]) for s, x in enumerate(out["recon"])], dim=1)
-        loss = loss + weight * ((lambda_for_qp(qps[:, p]).to(mse.device) * mse).sum(1) + bpp)
+        pair, ref, bpp, mse = pair_fn(model, frames[:, 2 * p : 2 * p + 2], ref, qps[:, p], weight)
+        loss = loss + pair
         bpps.append(bpp)
         mses.append(mse)
-        ref = out["ref"]
     return loss.mean() / pairs, ref, torch.stack(bpps, 1), torch.stack(mses, 1)
 
 
@@ -167,12 +176,12 @@ def export_weights(model: torch.nn.Module, path: Path, meta: dict) -> None:
     tmp.replace(path)
 
 
-def _step_function(cfg: TrainConfig):
+def _pair_function(cfg: TrainConfig):
     if cfg.compile not in COMPILE_MODES:
         raise ValueError(f"--compile must be one of {', '.join(COMPILE_MODES)}, not {cfg.compile!r}")
     if cfg.compile == "none":
-        return chunk_loss
-    return torch.compile(chunk_loss, mode=None if cfg.compile == "default" else cfg.compile, dynamic=False)
+        return pair_loss
+    return torch.compile(pair_loss, mode=None if cfg.compile == "default" else cfg.compile, dynamic=False)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -196,7 +205,7 @@ def train(cfg: TrainConfig) -> Path:
     data = load_dataset(cfg.data)
     sampler = WindowSampler(data, cfg.crop, cfg.device, seed=cfg.seed + info["iteration"])
     streams = Streams(sampler, cfg, rng)
-    step_fn = _step_function(cfg)
+    pair_fn = _pair_function(cfg)
     fresh_steps = None if info.get("adam_resumed") else 0
     prev_ref = torch.zeros(cfg.batch, model.cfg.ch_d, cfg.crop // 8, cfg.crop // 8, device=cfg.device)
     run = {"device": cfg.device, "compile": cfg.compile, "from_iteration": info["iteration"], "batch": cfg.batch,
@@ -217,13 +226,13 @@ def train(cfg: TrainConfig) -> Path:
                 group["lr"] = cfg.lr * scale
             inputs = (model, frames, streams.ref_frames, prev_ref, streams.start, qps, weight)
             try:
-                loss, ref, bpp, mse = _optimise(step_fn, opt, inputs, cfg.compile)
+                loss, ref, bpp, mse = _optimise(pair_fn, opt, inputs, cfg.compile)
             except Exception as exc:  # noqa: BLE001 - a compiler failure must not cost a GPU lease
-                if step_fn is chunk_loss:
+                if pair_fn is pair_loss:
                     raise
                 print(f"torch.compile failed ({type(exc).__name__}: {exc}); training eagerly", flush=True)
-                step_fn, run["compile"] = chunk_loss, f"failed, eager ({type(exc).__name__})"
-                loss, ref, bpp, mse = _optimise(step_fn, opt, inputs, "none")
+                pair_fn, run["compile"] = pair_loss, f"failed, eager ({type(exc).__name__})"
+                loss, ref, bpp, mse = _optimise(pair_fn, opt, inputs, "none")
             prev_ref = ref.detach().clone()
             info["iteration"] += 1
             fresh_steps = None if fresh_steps is None else fresh_steps + 1
@@ -243,11 +252,11 @@ def train(cfg: TrainConfig) -> Path:
     return out
 
 
-def _optimise(step_fn, opt: torch.optim.Optimizer, inputs: tuple, compile_mode: str) -> tuple:
-    """One forward/backward/Adam step; returns ``step_fn``'s outputs."""
+def _optimise(pair_fn, opt: torch.optim.Optimizer, inputs: tuple, compile_mode: str) -> tuple:
+    """One forward/backward/Adam step of ``chunk_loss``; returns its outputs."""
     if compile_mode == "reduce-overhead":
         torch.compiler.cudagraph_mark_step_begin()
-    loss, ref, bpp, mse = step_fn(*inputs)
+    loss, ref, bpp, mse = chunk_loss(*inputs, pair_fn=pair_fn)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(inputs[0].parameters(), 1.0)
