@@ -237,7 +237,7 @@ def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: 
         encode, stream = _encode(timed, source, size, qp, threads, entropy, clock)
         decode = _decode(timed, stream, threads, entropy, clock)
     ceiling = network_only(codec, padded(height), padded(width), max(1, frames // cfg.frames))
-    coder = codec.entropy_coder(torch.device(device), entropy, "y", threads).name
+    coder = codec.entropy_coder(torch.device(device), entropy, "y").name
     return {
         "model": model, "weights": "shipped" if default_weights(model) else "random", "backend": backend,
         "producer": codec.producer, "device": device_name(device), "entropy_coder": coder,

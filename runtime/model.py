@@ -5,7 +5,7 @@ what a stream header records and what a decoder checks before decoding.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,6 @@ class CodecModel:
     y_tables: CdfTables
     z_tables: CdfTables
     weights_fingerprint: str
-    _coders: dict = field(default_factory=dict, repr=False)
 
     @property
     def frames_per_unit(self) -> int:
@@ -67,14 +66,11 @@ class CodecModel:
         return self.backend.describe()
 
     def entropy_coder(self, device: torch.device, kind: str | None, latent: str, threads: int = 1) -> EntropyCoder:
-        """The coder of ``latent`` ("y" or "z") for ``device``, created once per codec
-        (the Triton coder uploads its tables to the device).  ``kind`` None picks by
-        device (``ui2c.entropy.coder.make_coder``); both kinds write the same bytes."""
-        key = (str(device), kind, latent, threads)
-        if key not in self._coders:
-            tables = self.y_tables if latent == "y" else self.z_tables
-            self._coders[key] = make_coder(tables, device, kind, threads)
-        return self._coders[key]
+        """A new coder of ``latent`` ("y" or "z") for ``device``; ``kind`` None picks by
+        device (``ui2c.entropy.coder.make_coder``), and both kinds write the same bytes.
+        Each session makes its own: a coder's staging buffers are not shared between
+        threads (an encoder's worker and a decoder may run at once)."""
+        return make_coder(self.y_tables if latent == "y" else self.z_tables, device, kind, threads)
 
 
 def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backend: str = "onnxruntime",
