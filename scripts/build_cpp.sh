@@ -8,9 +8,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build/cpp}"
 shift || true
 python="${PYTHON:-python}"
-prefix="$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-cmake -S "$root/runtime/cpp" -B "$build" -DCMAKE_PREFIX_PATH="$prefix" \
-  "$@" >&2
+read -r torch_dir abi < <("$python" -c 'import os, torch; print(os.path.dirname(torch.__file__), int(torch.compiled_with_cxx11_abi()))')
+cmake -S "$root/runtime/cpp" -B "$build" -DTORCH_DIR="$torch_dir" -DTORCH_CXX11_ABI="$abi" "$@" >&2
 cmake --build "$build" -j "$(nproc)" >&2
 test -x "$build/ui2c-encode" && test -x "$build/ui2c-decode"
 echo "$build"
