@@ -24,6 +24,7 @@ from ui2c.training.trainer import TrainConfig, lambda_for_qp, train, yuv_mse
 from ui2c.training.unit import code_pair, sample_scale
 
 DEMO = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
+SHIPPED = DEMO.with_name("ui2c-s.pt")
 
 
 def test_lambda_is_geometric_and_mse_weights_luma_six_to_one():
@@ -132,8 +133,8 @@ def test_state_shards_round_trip(tmp_path, monkeypatch):
 
 
 def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, data_file):
-    cfg = TrainConfig(data=str(data_file), out_dir=str(tmp_path), minutes=0.15, batch=2, crop=64, pairs=(2, 4),
-                      warmup=1, checkpoint_minutes=0.02)  # also checkpoints mid-run
+    cfg = TrainConfig(data=str(data_file), out_dir=str(tmp_path), init=str(SHIPPED), minutes=0.15, batch=2, crop=64,
+                      pairs=(2, 4), warmup=1, checkpoint_minutes=0.02)  # also checkpoints mid-run
     train(cfg)
     info = json.loads((tmp_path / "state" / "state.json").read_text())
     first = info["iteration"]
@@ -149,3 +150,6 @@ def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, dat
     plain = build_model("ui2c-s")
     meta = load_weights(plain, tmp_path / "weights.pt")
     assert meta["iterations"] == info["iteration"] and meta["preset"] == "ui2c-s"
+    assert meta["init"]["weights"] == SHIPPED.name and meta["init"]["iterations"] > 1000
+    rows = plain.q_encoder.mean(dim=(1, 2, 3))
+    assert rows[-1] > 3 * rows[0]  # flat shipped tables start as a 4x ramp: larger qp, finer quantisation

@@ -162,6 +162,8 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
     fused = {"fused": True} if model.q_encoder.is_cuda else {}
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **fused)
     info = {"iteration": 0, "elapsed_s": 0.0, "runs": []}
+    if init_meta:  # provenance of the starting weights travels with every later export
+        info["init"] = {"weights": Path(cfg.init).name, **{k: v for k, v in init_meta.items() if k not in ("sources", "runs")}}
     if state_dir is not None:
         info = load_state(state_dir, model, opt)
     return model, opt, info
@@ -281,5 +283,6 @@ def _checkpoint(out: Path, model, opt, info: dict, cfg: TrainConfig, meta: dict,
     run["it_per_s"] = round((info["iteration"] - run["from_iteration"]) / (time.monotonic() - loop_began), 3)
     save_state(out / "state", model, opt, {**info, "config": asdict(cfg)})
     iterations = info["iteration"]
-    meta = {**meta, "iterations": iterations, "training_minutes": round(info["elapsed_s"] / 60, 1), "runs": info["runs"]}
+    meta = {**meta, "iterations": iterations, "training_minutes": round(info["elapsed_s"] / 60, 1), "runs": info["runs"],
+            "init": info.get("init")}
     export_weights(model, out / "weights.pt", meta)
