@@ -30,7 +30,9 @@ class _Graph:
                 runner.infer(self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: the entropy worker keeps using CUDA (copies, syncs) on its own
+        # stream while a stage is being captured, which the default "global" mode forbids.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.outputs = runner.infer(self.inputs)
 
 
