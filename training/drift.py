@@ -1,0 +1,60 @@
+"""Summarise a whole-clip ``ui2c eval`` run: does quality drift, and does qp control it?
+
+    python -m ui2c.training.drift work_dirs/eval/cockatoo [more eval folders...]
+
+Reads only what ``ui2c eval`` writes (``results.json`` and ``frames/*.csv``) and prints,
+per qp, YUV-PSNR and bpp of the first and last ``--span`` frames, their difference (issue
+14 asks for ≤ 0.5 dB), the whole clip, and the PSNR span over the tested qps (≥ 8 dB).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def summarise(folder: Path, span: int) -> str:
+    results = json.loads((folder / "results.json").read_text())
+    width, height = results["width"], results["height"]
+    lines = [f"**{Path(results['input']).name}**, {results['frames']} frames {width}x{height}, "
+             f"weights `{results.get('weights') or 'shipped'}` ({results['weights_fingerprint']})", "",
+             f"| qp | PSNR first {span} | PSNR last {span} | last − first | PSNR all | bpp first {span} | bpp last {span} | bpp all | resets |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    psnr_all = {}
+    for point in sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"]):
+        with (folder / "frames" / f"{point['codec']}_qp{point['qp']}.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        psnr = np.array([float(r["psnr_yuv"]) for r in rows])
+        bpp = np.array([float(r["bits"]) for r in rows]) / (width * height)
+        resets = sum(int(r["reset"]) for r in rows)
+        psnr_all[point["qp"]] = point["psnr_yuv"]
+        lines.append(f"| {point['qp']} | {psnr[:span].mean():.2f} | {psnr[-span:].mean():.2f} | "
+                     f"{psnr[-span:].mean() - psnr[:span].mean():+.2f} | {point['psnr_yuv']:.2f} | {bpp[:span].mean():.4f} | "
+                     f"{bpp[-span:].mean():.4f} | {point['bpp']:.4f} | {resets} |")
+    if len(psnr_all) > 1:
+        values = [psnr_all[q] for q in sorted(psnr_all)]
+        lines += ["", f"PSNR span over qp {min(psnr_all)}–{max(psnr_all)}: {values[-1] - values[0]:.2f} dB, "
+                      f"monotone: {bool(np.all(np.diff(values) > 0))}", ""]
+    fmt = lambda v, unit: "n/a" if v is None else f"{v:+.2f}{unit}"  # noqa: E731
+    for codec, bd in results.get("bd", {}).items():
+        lines.append(f"- {codec} vs {results['bd_vs']}: BD-rate {fmt(bd.get('bd_rate_pct'), ' %')}, "
+                     f"BD-PSNR {fmt(bd.get('bd_psnr_db'), ' dB')}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="output folders of ui2c eval")
+    parser.add_argument("--span", type=int, default=50, help="frames at each end")
+    args = parser.parse_args(argv)
+    for folder in args.folders:
+        if not (folder / "results.json").exists():
+            parser.error(f"{folder} holds no results.json (not a ui2c eval output folder)")
+        print(summarise(folder, args.span) + "\n")
+
+
+if __name__ == "__main__":
+    main()
