@@ -25,7 +25,10 @@ def summarise(folder: Path, span: int) -> str:
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     psnr_all = {}
     for point in sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"]):
-        with (folder / "frames" / f"{point['codec']}_qp{point['qp']}.csv").open() as f:
+        frames_csv = folder / "frames" / f"{point['codec']}_qp{point['qp']}.csv"
+        if not frames_csv.exists():
+            raise FileNotFoundError(f"{frames_csv} is missing: the per-frame data of ui2c eval is needed")
+        with frames_csv.open() as f:
             rows = list(csv.DictReader(f))
         psnr = np.array([float(r["psnr_yuv"]) for r in rows])
         bpp = np.array([float(r["bits"]) for r in rows]) / (width * height)
@@ -53,7 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     for folder in args.folders:
         if not (folder / "results.json").exists():
             parser.error(f"{folder} holds no results.json (not a ui2c eval output folder)")
-        print(summarise(folder, args.span) + "\n")
+        try:
+            print(summarise(folder, args.span) + "\n")
+        except FileNotFoundError as exc:
+            parser.error(str(exc))
 
 
 if __name__ == "__main__":
