@@ -25,7 +25,7 @@ def summarise(folder: Path, span: int) -> str:
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     psnr_all = {}
     for point in sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"]):
-        frames_csv = folder / "frames" / f"{point['codec']}_qp{point['qp']}.csv"
+        frames_csv = folder / "frames" / f"{point['codec']}_qp{point['qp']:02d}.csv"
         if not frames_csv.exists():
             raise FileNotFoundError(f"{frames_csv} is missing: the per-frame data of ui2c eval is needed")
         with frames_csv.open() as f:
