@@ -5,6 +5,8 @@
  * on that thread).  Buffers a function hands out stay valid until the next call on
  * the same handle.  Frames are 8-bit planar YUV (Y, then U, then V) of the stream's
  * chroma format, unpadded.  Streams are the container of runtime/CONTAINER.md.
+ * An engine runs one graph call at a time: use an engine and the encoders/decoders
+ * opened on it from one thread at a time (open one engine per thread to go parallel).
  */
 #ifndef UI2C_UI2C_H
 #define UI2C_UI2C_H
