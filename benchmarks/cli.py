@@ -82,7 +82,7 @@ def cmd_fps(args: argparse.Namespace) -> int:
     sections = []
     for r in runs:
         sections.append(format_fps(r))
-        if args.device == "cpu":  # the roofline's peaks are this CPU's GEMM rates
+        if args.device == "cpu" and r["backend"] in PEAKS:  # the peaks are this CPU's GEMM rates per runtime
             data["roofline"][r["backend"]] = roofline(r, PEAKS[r["backend"]]())
             sections.append(format_roofline(data["roofline"][r["backend"]], r["backend"]))
     if args.compare:

@@ -170,7 +170,8 @@ def _decode(codec: CodecModel, stream: bytes, threads: int, entropy: str | None,
         for _ in range(units):
             with clock.measure(CONTAINER) if clock else nullcontext():
                 packet = next(packets)
-            frames += len([crop(f, header.height, header.width) for f in decoder.decode(packet)])
+            frames += sum(len([crop(f, header.height, header.width) for f in u.frames]) for u in decoder.decode(packet))
+        frames += sum(len([crop(f, header.height, header.width) for f in u.frames]) for u in decoder.flush())
         _synchronize(decoder.device)
         result.add_unit(frames, time.perf_counter() - start)
     decoder.close()

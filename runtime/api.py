@@ -23,7 +23,7 @@ from ..models.ops import QP_ROWS
 from ..models.stages import padded
 from .container import ContainerReader, ContainerWriter, SequenceHeader, check_compatible
 from .model import CodecModel
-from .session import Decoder, Encoder, SCENE_CUT_THRESHOLD
+from .session import DecodedUnit, Decoder, Encoder, SCENE_CUT_THRESHOLD
 from .video_io import array_to_frame, crop, frame_to_array, open_video, open_writer, pad
 
 PathLike = str | Path
@@ -144,8 +144,15 @@ def decode_frames(codec: CodecModel, src: PathLike, *, from_reset: int | None = 
             if max(packet.qps) >= QP_ROWS:  # would index past the qp tables of the networks
                 raise CorruptStreamError(f"packet {packet.index}: qp {max(packet.qps)} is beyond the "
                                          f"model's {QP_ROWS} qp rows")
-            for s, frame in enumerate(decoder.decode(packet)):
-                yield header, packet.first_frame + s, crop(_host(frame), header.height, header.width)
+            for unit in decoder.decode(packet):
+                yield from _frames_of(header, unit)
+        for unit in decoder.flush():
+            yield from _frames_of(header, unit)
+
+
+def _frames_of(header: SequenceHeader, unit: DecodedUnit) -> Iterator[tuple[SequenceHeader, int, np.ndarray]]:
+    for s, frame in enumerate(unit.frames):
+        yield header, unit.first_frame + s, crop(_host(frame), header.height, header.width)
 
 
 def decode_file(codec: CodecModel, src: PathLike, dst: PathLike, *, from_reset: int | None = None,

@@ -110,15 +110,17 @@ class _Session:
     def _run(self, stage: str, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.codec.backend.runner(stage).infer(feed, self.buffers.out(stage))
 
-    def _finish(self, y_hat: torch.Tensor, ctx: torch.Tensor, qp: torch.Tensor, frames: int,
-                reconstruct: bool) -> list[torch.Tensor]:
+    def _synthesize(self, y_hat: torch.Tensor, ctx: torch.Tensor, qp: torch.Tensor) -> None:
+        """The decoder stage: writes the feature buffer and the next reference."""
         self.buffers.y_hat.copy_(y_hat)
-        out = self._run("decoder", {"y_hat": self.buffers.y_hat, "ctx": ctx, "qp": qp})
+        self._run("decoder", {"y_hat": self.buffers.y_hat, "ctx": ctx, "qp": qp})
         self.buffers.advance()
-        if not reconstruct:
-            return []
-        recon = self._run("recon", {"feature": out["feature"], "qp": qp})
-        # Clones: the recon buffers are reused by the next unit, the caller keeps these.
+
+    def _reconstruct(self, qp: torch.Tensor, frames: int) -> list[torch.Tensor]:
+        """The recon stage on the feature buffer.  Clones: the recon buffers are reused
+        by the next unit, the caller keeps these."""
+        feature = self.buffers.outputs["decoder"]["feature"]
+        recon = self._run("recon", {"feature": feature, "qp": qp})
         return [recon[f"frame{s}"][0].clone() for s in range(frames)]
 
     def close(self) -> None:
@@ -245,23 +247,36 @@ class Encoder(_Session):
         idx1 = step_indexes(step1["scales"], mask1, self.skip_threshold)
         sym1, y_hat1 = quantize_step(ys, step1["means"], mask1, idx1)
         streams = self.worker.encode(reset, [(z_symbols, self.z_indexes(qps[0])), (sym0, idx0), (sym1, idx1)])
+        self._synthesize((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp)
         guard = self.drift_guard_db is not None
-        recon = self._finish((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp, count, self.reconstruct or guard)
+        recon = self._reconstruct(qp, count) if self.reconstruct or guard else []
         if guard:
             self._guard(frames, recon, reset)
         self.frame_index += count
         self.in_flight.append(_Pending(first, tuple(qps[:count]), streams, recon if self.reconstruct else []))
 
 
+@dataclass
+class DecodedUnit:
+    first_frame: int
+    frames: list[torch.Tensor]  # (3, H, W) on the device, padded size
+
+
 class Decoder(_Session):
-    """``decode(packet)`` → the unit's frames ((3, H, W) tensors on the device, padded)."""
+    """``decode(packet)`` → decoded units, each one call after its packet (``flush``
+    returns the last): the recon stage of a unit is queued only after the next unit's
+    first entropy step has started, so the device reconstructs one unit while the host
+    decodes the next one's symbols."""
 
     def __init__(self, codec: CodecModel, height: int, width: int, threads: int = 1,
                  skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None):
         super().__init__(codec, height, width, threads, skip_threshold, entropy)
         self.z_hat = torch.empty(self.z_shape, dtype=codec.backend.dtype, device=self.device)
+        self._held: tuple[int, int, torch.Tensor] | None = None  # (first frame, frames, qp) awaiting recon
+        self._ready: list[DecodedUnit] = []
+        self._host_staging = self.device.type == "cuda" and self.worker.y_coder.name == "cpu"
 
-    def decode(self, packet: Packet) -> list[torch.Tensor]:
+    def decode(self, packet: Packet) -> list[DecodedUnit]:
         slots = self.codec.frames_per_unit
         qps = list(packet.qps) if len(packet.qps) == slots else [packet.qps[0]] * slots
         qp = self.buffers.qp(qps)
@@ -281,10 +296,43 @@ class Decoder(_Session):
         self.z_hat.view(-1).copy_(self.worker.z_coder.decode(z_stream, self.z_indexes(qps[0])))
         prior = self._run("prior", {"z_hat": self.z_hat, "temporal": temporal})
         mask0, mask1 = self.masks
-        idx0 = step_indexes(prior["scales"], mask0, self.skip_threshold)
-        y_hat0 = dequantize_step(self.worker.y_coder.decode(s0, idx0), prior["means"], mask0)
+        staged = self._stage(step_indexes(prior["scales"], mask0, self.skip_threshold))
+        self._release()  # the previous unit's recon runs on the device while the host decodes step 0
+        y_hat0 = dequantize_step(self._symbols(s0, staged), prior["means"], mask0)
         buf.y_hat0.copy_(y_hat0)
         step1 = self._run("spatial_prior", {"y_hat0": buf.y_hat0, "params": prior["params"]})
-        idx1 = step_indexes(step1["scales"], mask1, self.skip_threshold)
-        y_hat1 = dequantize_step(self.worker.y_coder.decode(s1, idx1), step1["means"], mask1)
-        return self._finish((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp, packet.num_frames, True)
+        staged = self._stage(step_indexes(step1["scales"], mask1, self.skip_threshold))
+        y_hat1 = dequantize_step(self._symbols(s1, staged), step1["means"], mask1)
+        self._synthesize((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp)
+        self._held = (packet.first_frame, packet.num_frames, qp)
+        done, self._ready = self._ready, []
+        return done
+
+    def flush(self) -> list[DecodedUnit]:
+        self._release()
+        done, self._ready = self._ready, []
+        return done
+
+    def _release(self) -> None:
+        """Queue the held unit's recon stage; its frames are returned by this call."""
+        if self._held is not None:
+            first, count, qp = self._held
+            self._held = None
+            self._ready.append(DecodedUnit(first, self._reconstruct(qp, count)))
+
+    def _stage(self, indexes: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        """For the C++ coder on CUDA, start the indexes' copy to pinned host memory now,
+        so the host later waits for this copy alone, not for device work queued after it."""
+        if not self._host_staging:
+            return indexes, None
+        host = torch.empty(indexes.shape, dtype=torch.int32, pin_memory=True)
+        host.copy_(indexes, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        return host, copied
+
+    def _symbols(self, stream: bytes, staged: tuple[torch.Tensor, torch.cuda.Event | None]) -> torch.Tensor:
+        indexes, copied = staged
+        if copied is not None:
+            copied.synchronize()
+        return self.worker.y_coder.decode(stream, indexes).to(self.device, non_blocking=True)

@@ -152,7 +152,8 @@ def test_aoti_backend_codes_a_clip_through_load_codec(engines, tmp_path):
     units = [u for f in frames for u in encoder.push(f)] + encoder.flush()
     decoder = Decoder(codec, 48, 64)
     recon = [r for u in units for r in u.recon]
-    decoded = [f for u in units for f in decoder.decode(u.packet)]
+    decoded = [f for u in units for d in decoder.decode(u.packet) for f in d.frames]
+    decoded += [f for d in decoder.flush() for f in d.frames]
     assert len(decoded) == 3
     for a, b in zip(recon, decoded):
         assert torch.equal(a, b)

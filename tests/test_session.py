@@ -22,6 +22,15 @@ def frames():
     return clip_frames(12)
 
 
+def test_decoded_units_come_back_one_packet_later(codec, frames):
+    enc = Encoder(codec, 192, 320, qp=30, scene_cut_threshold=None, reconstruct=True)
+    units = [u for f in frames[:6] for u in enc.push(f)] + enc.flush()
+    decoder = Decoder(codec, 192, 320)
+    returned = [[d.first_frame for d in decoder.decode(u.packet)] for u in units]
+    assert returned == [[], [0], [2]] and [d.first_frame for d in decoder.flush()] == [4]
+    assert decoder.flush() == []
+
+
 def test_units_come_back_one_push_later_and_flush_returns_the_rest(codec, frames):
     enc = Encoder(codec, 192, 320, qp=30, scene_cut_threshold=None)
     returned = [len(enc.push(f)) for f in frames[:5]]
@@ -50,9 +59,11 @@ def test_drift_guard_resets_when_quality_falls_under_the_last_reset(codec, frame
             reset_psnr = psnr
         if k + 1 < len(units):
             assert resets[k + 1] == (psnr < reset_psnr - guard_db - 1e-3) or abs(psnr - reset_psnr + guard_db) < 1e-3
-    decoder = Decoder(codec, 192, 320)
-    for unit in units:  # guarded streams are ordinary streams
-        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(decoder.decode(unit.packet), unit.recon))
+    decoder = Decoder(codec, 192, 320)  # guarded streams are ordinary streams
+    decoded = [d for u in units for d in decoder.decode(u.packet)] + decoder.flush()
+    assert [d.first_frame for d in decoded] == [u.packet.first_frame for u in units]
+    for d, unit in zip(decoded, units):
+        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(d.frames, unit.recon))
 
 
 def test_drift_guard_off_keeps_the_only_reset_at_the_start(codec, frames):
