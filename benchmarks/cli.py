@@ -125,7 +125,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="torch backend: compile each stage with inductor (+ CUDA graphs on CUDA)")
     p.add_argument("--entropy", choices=["cpu", "triton"],
-                   help="entropy coder (default: triton on CUDA, the C++ coder on CPU)")
+                   help="entropy coder (default: cpu, the C++ coder; triton is opt-in until verified on a GPU)")
     p.add_argument("--compare", nargs="?", const="all", choices=["all", "dcvc-rt", "backends"],
                    help="ratios against a DCVC-RT estimate on this backend (dcvc-rt), against the other CPU "
                         "backend running the same model (backends), or both (all, the default)")

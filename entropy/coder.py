@@ -104,25 +104,18 @@ class TritonCoder(EntropyCoder):
         return self._impl.decode(data, indexes, check=self.check).to(indexes.device)
 
 
-def triton_available() -> bool:
-    """True when Triton imports (the kernels then compile for, or interpret on, the device)."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None = None,
                threads: int = 1) -> EntropyCoder:
-    """The coder for ``device``: ``kind=None`` picks "triton" on CUDA (if Triton imports), else "cpu".
+    """The coder for ``device``: ``kind=None`` picks "cpu", the C++ coder, everywhere.
 
-    "cpu" works for any device (host staging through pinned memory); "triton" needs a
-    CUDA device, or ``TRITON_INTERPRET=1`` for a CPU device (tests).
+    The Triton coder is byte-identical in the interpreter, but in the one GPU run so far
+    (H100, triton 3.6) its tests failed and a 1080p session did not finish in time, so it
+    is opt-in ("triton") until a GPU run passes ``tests/test_entropy_triton.py``.  "cpu"
+    works for any device (host staging through pinned memory); "triton" needs a CUDA
+    device, or ``TRITON_INTERPRET=1`` for a CPU device (tests).
     """
     dev = torch.device(device)
-    if kind is None:
-        kind = "triton" if dev.type == "cuda" and triton_available() else "cpu"
+    kind = kind or "cpu"
     if kind == "cpu":
         return CpuCoder(tables, threads)
     if kind == "triton":
