@@ -240,10 +240,11 @@ def train(cfg: TrainConfig) -> Path:
             fresh_steps = None if fresh_steps is None else fresh_steps + 1
             pending.append((info["iteration"], loss.detach().clone(), bpp.detach().mean(), mse.detach().mean(),
                             qps[:, 0, 0].float().mean(), time.monotonic() - step_began))
-            if len(pending) >= cfg.log_every:
+            save = time.monotonic() - last_save > cfg.checkpoint_minutes * 60
+            if len(pending) >= cfg.log_every or save:  # the log never lags the saved state
                 _write_log(log, pending)
                 pending = []
-            if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+            if save:
                 info["elapsed_s"] += time.monotonic() - last_save
                 last_save = time.monotonic()
                 _checkpoint(out, model, opt, info, cfg, meta, run, loop_began)
