@@ -258,8 +258,12 @@ def test_memory_limit_leaves_room_for_real_work(stream, tmp_path):
 # ---------------------------------------------------------------------------- signals, pipes
 def interrupt_midway(args: list[str | Path], cwd: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
     """Start a command, wait until its temporary output exists, then send ``sig``."""
+    def as_in_a_terminal() -> None:  # CI runners and nohup start jobs with some of these ignored
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(s, signal.SIG_DFL)
+
     proc = subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=as_in_a_terminal)
     deadline = time.monotonic() + 240
     while not any(p.name.endswith(".part") for p in cwd.iterdir()):
         assert proc.poll() is None, proc.communicate()
@@ -282,6 +286,20 @@ def test_signal_during_decode_removes_the_partial_output(stream, tmp_path):
     before = files(tmp_path)
     result = interrupt_midway(["decode", "in.ui2c", "-o", "out.y4m"], tmp_path, signal.SIGTERM)
     assert_refused(result, "interrupted (SIGTERM)", tmp_path, before)
+
+
+def test_ignored_hangup_stays_ignored(tmp_path):
+    """nohup ui2c encode ...: closing the terminal must not abort the encode."""
+    proc = subprocess.Popen([*CLI, "encode", DEMO_CLIP, "-o", "out.ui2c", "--qp", "8", "--frames", "2"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    while not any(p.name.endswith(".part") for p in tmp_path.iterdir()):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == ["out.ui2c"]
 
 
 def test_closed_stdout_pipe(tmp_path):

@@ -246,7 +246,7 @@ def test_shipped_clip_is_a_padding_exercising_420_y4m():
 
 @pytest.mark.skipif(not (DATA / "bigbuckbunny.mp4").is_file(), reason="shared clips not available")
 def test_shipped_clip_is_reproducible_by_its_script(tmp_path):
-    script = ASSET.parent.parent.parent / "scripts" / "make_demo_clip.py"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_clip.py"  # the checkout's, not installed
     env = {**os.environ, "PYTHONPATH": str(Path(ui2c.__file__).parent.parent)}
     out = tmp_path / "clip.y4m"
     subprocess.run([sys.executable, str(script), "--out", str(out)], check=True, env=env,

@@ -218,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     stderr and exit status 2, after every partial output has been removed.  The
     signal handlers are restored on return, so calling ``main`` in-process (tests)
     leaves the caller's handlers alone."""
-    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # An ignored signal stays ignored: under nohup, SIGHUP must not abort an encode.
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     command = "ui2c"
     try:
         args = build_parser().parse_args(argv)
