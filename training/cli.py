@@ -53,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
                       init=str(args.init) if args.init else None, minutes=args.minutes, batch=args.batch,
                       crop=args.crop, lr=args.lr, pairs=args.pairs, bptt=args.bptt, device=args.device,
                       compile=compile_mode, checkpoint_minutes=args.checkpoint_minutes, seed=args.seed)
-    print(f"trained into {train(cfg)}")
+    try:
+        print(f"trained into {train(cfg)}")
+    except (ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -66,12 +70,7 @@ def add_cli(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ui2c.training.cli", description="train a pair model")
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 2
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -192,6 +192,9 @@ def train(cfg: TrainConfig) -> Path:
     Writes ``state/`` (resumable), ``weights.pt`` (float16, exportable) and ``log.jsonl``."""
     if cfg.preset not in PAIR_PRESETS:
         raise ValueError(f"training supports the pair presets {PAIR_PRESETS}, not {cfg.preset!r}")
+    if cfg.crop <= 0 or cfg.crop % 64 or cfg.batch < 1 or cfg.bptt < 1:
+        raise ValueError(f"need --crop a positive multiple of 64 (the latent's 4x4 hyperprior grid), --batch and "
+                         f"--bptt >= 1; got crop {cfg.crop}, batch {cfg.batch}, bptt {cfg.bptt}")
     if cfg.device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError("--device cuda asked for, but torch sees no CUDA device")
