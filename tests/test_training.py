@@ -153,3 +153,11 @@ def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, dat
     assert meta["init"]["weights"] == SHIPPED.name and meta["init"]["iterations"] > 1000
     rows = plain.q_encoder.mean(dim=(1, 2, 3))
     assert rows[-1] > 3 * rows[0]  # flat shipped tables start as a 4x ramp: larger qp, finer quantisation
+
+
+@pytest.mark.parametrize("args, message", [(["--data", "missing.zip"], "training data not found"),
+                                           (["--crop", "100"], "multiple of 64")])
+def test_bad_input_is_a_one_line_error(tmp_path, args, message):
+    run = subprocess.run([sys.executable, "-m", "ui2c.training.cli", "-o", str(tmp_path), *args],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
