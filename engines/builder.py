@@ -14,6 +14,7 @@ FP32 graphs in FP32 and the sidecar says so.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -74,10 +75,28 @@ def _precision(target: Target, manifest: Manifest) -> tuple[str, bool]:
     return manifest.precision, True
 
 
+def _new_builder(trt: Any, logger: Any) -> Any:
+    """``trt.Builder(logger)`` without the collector running inside it.
+
+    TensorRT holds an internal lock while it creates a builder and logs through our
+    Python logger.  A garbage collection triggered inside that callback can destroy an
+    unreachable builder of an earlier build (kept alive by a traceback, say), whose
+    destructor takes the same lock: a deadlock, seen in CI.  So unreachable objects are
+    collected first, and the collector stays off while TensorRT holds the lock."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return trt.Builder(logger)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _parse(target: Target, graph: GraphSpec, strongly_typed: bool, logger: Any) -> tuple[Any, Any, Any]:
     """Builder, network and parser for ``graph``; every parser error is reported."""
     trt = target.trt
-    builder = trt.Builder(logger)
+    builder = _new_builder(trt, logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
