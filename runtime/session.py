@@ -24,7 +24,9 @@ encoder never synchronises with the device per unit.
 from __future__ import annotations
 
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -123,6 +125,23 @@ class _Session:
         recon = self._run("recon", {"feature": feature, "qp": qp})
         return [recon[f"frame{s}"][0].clone() for s in range(frames)]
 
+    @contextmanager
+    def _unit(self) -> Iterator[None]:
+        """Context of one unit's work.  Beside ONNX Runtime on the CPU, torch runs only
+        the latent codec's small tensors, and its OpenMP pool would fight ONNX Runtime's
+        threads for the same cores (each tiny op then costs milliseconds on a busy
+        machine): torch runs single-threaded for the unit and gets its thread count back.
+        Never for torch or AOTInductor stages, whose CPU results depend on the count."""
+        if self.device.type != "cpu" or self.codec.backend.name != "onnxruntime":
+            yield
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
     def close(self) -> None:
         self.worker.close()
 
@@ -168,12 +187,14 @@ class Encoder(_Session):
         self.pending.append(torch.as_tensor(frame, dtype=torch.float32).to(self.device, non_blocking=True))
         if len(self.pending) < self.codec.frames_per_unit:
             return []
-        self._code_unit()
+        with self._unit():
+            self._code_unit()
         return self._collect(keep=1)
 
     def flush(self) -> list[CodedUnit]:
         if self.pending:
-            self._code_unit()
+            with self._unit():
+                self._code_unit()
         return self._collect(keep=0)
 
     def _collect(self, keep: int) -> list[CodedUnit]:
@@ -277,6 +298,10 @@ class Decoder(_Session):
         self._host_staging = self.device.type == "cuda" and self.worker.y_coder.name == "cpu"
 
     def decode(self, packet: Packet) -> list[DecodedUnit]:
+        with self._unit():
+            return self._decode(packet)
+
+    def _decode(self, packet: Packet) -> list[DecodedUnit]:
         slots = self.codec.frames_per_unit
         qps = list(packet.qps) if len(packet.qps) == slots else [packet.qps[0]] * slots
         qp = self.buffers.qp(qps)
@@ -309,7 +334,8 @@ class Decoder(_Session):
         return done
 
     def flush(self) -> list[DecodedUnit]:
-        self._release()
+        with self._unit():
+            self._release()
         done, self._ready = self._ready, []
         return done
 

@@ -81,11 +81,6 @@ class OnnxRuntimeBackend(Backend):
             self.providers = ["CUDAExecutionProvider"]
         else:
             self.providers = ["CPUExecutionProvider"]
-        if self.device.type == "cpu":
-            # Around ONNX Runtime, torch only runs the latent codec's small tensors; its
-            # OpenMP pool would fight ONNX Runtime's threads for the same cores (each
-            # tiny op then costs milliseconds on a busy machine).
-            torch.set_num_threads(1)
         self.options = ort.SessionOptions()
         if threads is not None:
             self.options.intra_op_num_threads = threads
