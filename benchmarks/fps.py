@@ -42,19 +42,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import ui2c
-
 from ..errors import EngineError
 from ..runtime.container import ContainerReader, ContainerWriter, SequenceHeader
-from ..runtime.model import CodecModel, default_weights, load_codec
+from ..runtime.model import CodecModel, load_codec
+from ..shipped import DEMO_CLIP, default_weights
 from ..models.ops import frame_qps
+from ..models.stages import padded
 from ..runtime.session import Decoder, Encoder, UnitBuffers
 from ..runtime.video_io import Frame, crop, frame_to_array, open_video, pad
-from .complexity import padded
 from .timing import Clock, TimingBackend, instrument_entropy, peak_rss_mb, reset_peak_rss
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "aoti")
-SOURCE_CLIP = Path(ui2c.__file__).resolve().parent / "assets" / "bbb_320x180_16f.y4m"
 CONTAINER = "container"
 
 
@@ -69,7 +67,7 @@ def tile_frame(frame: Frame, width: int, height: int) -> Frame:
                  tile(frame.v, width // 2, height // 2), "420")
 
 
-def source_frames(width: int, height: int, count: int, video: Path = SOURCE_CLIP) -> list[Frame]:
+def source_frames(width: int, height: int, count: int, video: Path = DEMO_CLIP) -> list[Frame]:
     """``count`` 4:2:0 frames of ``width`` × ``height`` (cycling through ``video``)."""
     with open_video(video) as reader:
         clip = [tile_frame(f, width, height) for _, f in zip(range(count), reader)]
@@ -223,7 +221,7 @@ def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: 
         raise ValueError(f"{frames} frames make no timed pair")
     codec = open_codec(model, backend, device, precision, compile, engine_dir)
     cfg = codec.network.cfg
-    video = video or SOURCE_CLIP
+    video = video or DEMO_CLIP
     start = time.perf_counter()
     source = [torch.from_numpy(pad(frame_to_array(f))).to(device) for f in source_frames(width, height, frames, video)]
     convert_s = (time.perf_counter() - start) / frames

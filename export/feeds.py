@@ -19,18 +19,16 @@ from torch import nn
 from ..models.ops import frame_qps
 from ..runtime import latent
 from ..runtime.video_io import frame_to_array, open_video, pad
+from ..shipped import DEMO_CLIP
 from .exporter import INTRA_PREFIX
 
 Feed = dict[str, np.ndarray]
-CLIP_NAME = "bbb_320x180_16f.y4m"
 DEFAULT_QP = 32
 
 
 def demo_clip() -> Path:
     """The shipped 320x180 Big Buck Bunny clip (``ui2c/assets``)."""
-    import ui2c
-
-    return Path(ui2c.__file__).resolve().parent / "assets" / CLIP_NAME
+    return DEMO_CLIP
 
 
 def clip_frames(count: int, path: Path | None = None, crop: tuple[int, int] | None = None,

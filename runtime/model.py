@@ -18,19 +18,10 @@ from ..errors import CheckpointError, EngineError
 from ..models.checkpoint import load_weights, weights_fingerprint
 from ..models.ops import QP_ROWS
 from ..models.presets import PAIR_PRESETS, build_model
+from ..shipped import default_weights
 from .backends.base import Backend
 
-DEFAULT_WEIGHTS = {"ui2c-s": "ui2c-s.pt"}
 BACKENDS = ("onnxruntime", "torch", "tensorrt", "aoti")
-
-
-def default_weights(preset: str) -> Path | None:
-    """The shipped weights of a preset, if any."""
-    import ui2c
-
-    name = DEFAULT_WEIGHTS.get(preset)
-    path = Path(ui2c.__file__).resolve().parent / "assets" / name if name else None
-    return path if path is not None and path.is_file() else None
 
 
 def z_tables(model: nn.Module) -> CdfTables:
