@@ -111,10 +111,13 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
                     result.recon.extend(crop(_host(r), h, w) for r in unit.recon)
                     bar.update(unit.packet.num_frames)
 
-            for frame in frames:
-                emit(encoder.push(pad(frame_to_array(frame))))
-                result.frames += 1
-            emit(encoder.flush())
+            try:
+                for frame in frames:
+                    emit(encoder.push(pad(frame_to_array(frame))))
+                    result.frames += 1
+                emit(encoder.flush())
+            finally:
+                encoder.close()  # the entropy worker's thread
         bar.close()
     result.file_bytes = Path(dst).stat().st_size
     return result
