@@ -16,6 +16,16 @@ import torch
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 
 
+def into(outputs: dict[str, torch.Tensor], out: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """Copy ``outputs`` into the caller's ``out`` tensors (where given) and return the
+    outputs with those tensors in their place: the ``out`` half of the contract for
+    runners whose graphs cannot write into caller memory directly."""
+    for name, target in (out or {}).items():
+        target.copy_(outputs[name])
+        outputs[name] = target
+    return outputs
+
+
 class Runner(ABC):
     """Runs one stage: ``infer(feed, out) -> outputs``, all keyed by tensor name."""
 

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import torch
 
-from .base import Runner
+from .base import Runner, into
 
 WARMUP_CALLS = 2  # lazy initialisation (cuDNN handles, compilation) must happen before capture
 
@@ -54,8 +54,4 @@ class CudaGraphRunner(Runner):
             if t.data_ptr() != static.data_ptr():
                 static.copy_(t)
         graph.graph.replay()
-        outputs = dict(graph.outputs)
-        for name, target in (out or {}).items():
-            target.copy_(outputs[name])
-            outputs[name] = target
-        return outputs
+        return into(dict(graph.outputs), out)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ...errors import EngineError
-from .base import Backend, PRECISIONS, Runner
+from .base import Backend, PRECISIONS, Runner, into
 from .cuda_graph import CudaGraphRunner
 
 
@@ -31,11 +31,7 @@ class TorchRunner(Runner):
               out: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
             results = self.fn(*(feed[n] for n in self.input_names))
-        outputs = dict(zip(self.output_names, results))
-        for name, target in (out or {}).items():
-            target.copy_(outputs[name])
-            outputs[name] = target
-        return outputs
+        return into(dict(zip(self.output_names, results)), out)
 
 
 class TorchBackend(Backend):
