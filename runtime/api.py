@@ -90,6 +90,7 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
         ph, pw = padded(h), padded(w)
         try:
             header = SequenceHeader(width=w, height=h, fps=Fraction(reader.fps), chroma=reader.chroma,
+                                    siting=reader.siting,
                                     preset=codec.preset, weights_fingerprint=codec.weights_fingerprint,
                                     tables_fingerprint=codec.tables_fingerprint, backend=codec.producer)
         except ValueError as e:  # e.g. a frame rate that does not fit the container's 32-bit fields
@@ -165,7 +166,7 @@ def decode_file(codec: CodecModel, src: PathLike, dst: PathLike, *, from_reset: 
         header = reader.header
     count = 0
     bar = tqdm(total=header.frame_count or None, unit="frame", desc="decode", disable=not progress)
-    with _naming_full_disks(dst), open_writer(dst, fps=header.fps, protect=[src]) as writer:
+    with _naming_full_disks(dst), open_writer(dst, fps=header.fps, protect=[src], siting=header.siting) as writer:
         for _, _, frame in decode_frames(codec, src, from_reset=from_reset, threads=threads):
             writer.write(array_to_frame(frame, header.chroma))
             count += 1

@@ -19,7 +19,7 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 from ..errors import (CorruptStreamError, ModelMismatchError, TruncatedStreamError,
                       UnsupportedVersionError)
 from ..fileio import AtomicOutput
-from .video_io import MAX_DIMENSION, MAX_PIXELS, Chroma, PathLike
+from .video_io import MAX_DIMENSION, MAX_PIXELS, Chroma, PathLike, Siting
 
 MAGIC = b"UI2C"
 VERSION = 1
@@ -29,7 +29,8 @@ FLAG_RESET = 0x01
 _PREFIX = struct.Struct(">4sBH")        # magic, version, header body length
 _FIXED = struct.Struct(">IIIIIB")       # width, height, frame count, fps num, fps den, chroma
 _PACKET = struct.Struct(">4sIBBBBII")   # sync, first frame, frames, qp0, qp1, flags, length, crc
-_CHROMA_CODES: dict[Chroma, int] = {"420": 0, "444": 1}
+_CHROMA_CODES: dict[tuple[Chroma, Siting], int] = {
+    ("420", "center"): 0, ("444", "center"): 1, ("420", "left"): 2, ("420", "paldv"): 3}
 _READ_CHUNK = 1 << 20                   # payloads are read in chunks: a corrupt length costs no memory
 
 
@@ -46,6 +47,7 @@ class SequenceHeader:
     tables_fingerprint: str
     backend: str
     frame_count: int = 0  # 0 = unknown (streaming output that could not be patched)
+    siting: Siting = "center"  # 4:2:0 chroma siting of the source, given back to the decoded file
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fps", Fraction(self.fps))
@@ -57,8 +59,9 @@ class SequenceHeader:
             raise ValueError(f"frame count {self.frame_count} is out of range")
         if self.fps <= 0 or self.fps.numerator >= 2**32 or self.fps.denominator >= 2**32:
             raise ValueError(f"frame rate {self.fps} is not a positive 32-bit rational")
-        if self.chroma not in _CHROMA_CODES:
-            raise ValueError(f"chroma {self.chroma!r} is not '420' or '444'")
+        if (self.chroma, self.siting) not in _CHROMA_CODES:
+            raise ValueError(f"chroma {self.chroma!r} with siting {self.siting!r} is not one of "
+                             f"{sorted(_CHROMA_CODES)}")
         if self.chroma == "420" and (self.width % 2 or self.height % 2):
             raise ValueError(f"4:2:0 frame size {self.width}x{self.height} has an odd dimension")
         for name in ("preset", "weights_fingerprint", "tables_fingerprint", "backend"):
@@ -67,7 +70,7 @@ class SequenceHeader:
 
     def to_bytes(self) -> bytes:
         fields = _FIXED.pack(self.width, self.height, self.frame_count, self.fps.numerator,
-                             self.fps.denominator, _CHROMA_CODES[self.chroma])
+                             self.fps.denominator, _CHROMA_CODES[self.chroma, self.siting])
         for text in (self.preset, self.weights_fingerprint, self.tables_fingerprint, self.backend):
             raw = text.encode("utf-8")
             fields += bytes([len(raw)]) + raw
@@ -87,12 +90,14 @@ class SequenceHeader:
             pos = end
         if pos != len(rest):
             raise CorruptStreamError(f"sequence header: {len(rest) - pos} unexpected trailing bytes")
-        chroma = {v: k for k, v in _CHROMA_CODES.items()}.get(code)
+        chroma_siting = {v: k for k, v in _CHROMA_CODES.items()}.get(code)
+        if chroma_siting is None:
+            raise CorruptStreamError(f"sequence header: unknown chroma code {code}")
         if den == 0:
             raise CorruptStreamError(f"sequence header: frame rate {num}/0")
         try:
-            return cls(width, height, Fraction(num, den), chroma, *(t.decode("utf-8") for t in texts),
-                       frame_count=count)
+            return cls(width, height, Fraction(num, den), chroma_siting[0], *(t.decode("utf-8") for t in texts),
+                       frame_count=count, siting=chroma_siting[1])
         except ValueError as e:  # UnicodeDecodeError is a ValueError too
             raise CorruptStreamError(f"sequence header: {e}") from None
 

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     import av
 
 Chroma = Literal["420", "444"]
+# Where 4:2:0 chroma samples sit (Y4M's C420jpeg / C420mpeg2 / C420paldv).  The codec
+# codes the planes as they are; the siting is carried through the stream so a decoded
+# file is labelled like its source.  4:4:4 is always "center".
+Siting = Literal["center", "left", "paldv"]
 PathLike = str | os.PathLike
 DEFAULT_FPS = Fraction(25)
 
@@ -211,6 +215,7 @@ class VideoReader:
     chroma: Chroma
     fps: Fraction
     frame_count: int | None
+    siting: Siting = "center"  # only Y4M says otherwise; raw and PyAV input are taken as centred
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -265,8 +270,11 @@ class YuvReader(VideoReader):
 
 
 _Y4M_MAGIC = b"YUV4MPEG2"
-_Y4M_CHROMA: dict[str, Chroma] = {
-    "420": "420", "420jpeg": "420", "420paldv": "420", "420mpeg2": "420", "444": "444"}
+_Y4M_CHROMA: dict[str, tuple[Chroma, Siting]] = {
+    "420": ("420", "center"), "420jpeg": ("420", "center"), "420mpeg2": ("420", "left"),
+    "420paldv": ("420", "paldv"), "444": ("444", "center")}
+_Y4M_TAG: dict[tuple[Chroma, Siting], str] = {
+    ("420", "center"): "420jpeg", ("420", "left"): "420mpeg2", ("420", "paldv"): "420paldv", ("444", "center"): "444"}
 _Y4M_LINE_MAX = 4096
 
 
@@ -280,8 +288,8 @@ def _read_line(f: BinaryIO, what: str) -> bytes | None:
     return line[:-1]
 
 
-def parse_y4m_header(line: bytes) -> tuple[int, int, Chroma, Fraction]:
-    """(width, height, chroma, fps) from a Y4M stream header line without its newline.
+def parse_y4m_header(line: bytes) -> tuple[int, int, Chroma, Fraction, Siting]:
+    """(width, height, chroma, fps, siting) from a Y4M stream header line without its newline.
 
     Tags other than W, H, F and C (interlacing, aspect, X comments) are ignored; an
     absent F means 25 fps and an absent C means 4:2:0, as in the format's defaults.
@@ -314,9 +322,9 @@ def parse_y4m_header(line: bytes) -> tuple[int, int, Chroma, Fraction]:
             raise InputFormatError(f"Y4M header has a frame rate F{tags['F']} that is not a positive 32-bit ratio")
     if tags.get("I", "p") not in ("p", "?"):
         raise InputFormatError(f"Y4M interlacing I{tags['I']} is not supported: the codec codes progressive frames")
-    chroma = _Y4M_CHROMA[chroma_tag]
+    chroma, siting = _Y4M_CHROMA[chroma_tag]
     check_dimensions(width, height, chroma)
-    return width, height, chroma, fps
+    return width, height, chroma, fps, siting
 
 
 class Y4MReader(VideoReader):
@@ -328,7 +336,7 @@ class Y4MReader(VideoReader):
             line = _read_line(f, f"{path}: Y4M header")
             if line is None:
                 raise InputFormatError(f"{path}: empty file, no Y4M header")
-            self.width, self.height, self.chroma, self.fps = parse_y4m_header(line)
+            self.width, self.height, self.chroma, self.fps, self.siting = parse_y4m_header(line)
             self._data_start = f.tell()
         self._frame_size = frame_bytes(self.width, self.height, self.chroma)
         # Exact when every frame header is a bare "FRAME\n" (what all common muxers write).
@@ -458,15 +466,17 @@ class YuvWriter(VideoWriter):
 
 
 class Y4MWriter(VideoWriter):
-    """YUV4MPEG2 with W, H, F, progressive, square pixels and C420jpeg / C444."""
+    """YUV4MPEG2 with W, H, F, progressive, square pixels and the chroma tag of ``siting``."""
 
     def __init__(self, path: PathLike, fps: Fraction = DEFAULT_FPS,
-                 protect: Iterable[PathLike] = ()) -> None:
+                 protect: Iterable[PathLike] = (), siting: Siting = "center") -> None:
         super().__init__(path, protect)
-        self.fps = Fraction(fps)
+        self.fps, self.siting = Fraction(fps), siting
 
     def _start(self, frame: Frame) -> None:
-        tag = "420jpeg" if frame.chroma == "420" else "444"
+        tag = _Y4M_TAG.get((frame.chroma, self.siting))
+        if tag is None:
+            raise InputFormatError(f"chroma siting {self.siting!r} does not apply to {frame.chroma} frames")
         header = (f"YUV4MPEG2 W{frame.width} H{frame.height} "
                   f"F{self.fps.numerator}:{self.fps.denominator} Ip A1:1 C{tag}\n")
         self._out.file.write(header.encode("ascii"))
@@ -477,11 +487,11 @@ class Y4MWriter(VideoWriter):
 
 
 def open_writer(path: PathLike, fps: Fraction = DEFAULT_FPS,
-                protect: Iterable[PathLike] = ()) -> VideoWriter:
+                protect: Iterable[PathLike] = (), siting: Siting = "center") -> VideoWriter:
     """Writer chosen by extension: ``.y4m`` or ``.yuv`` (compressed output is not supported)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".y4m":
-        return Y4MWriter(path, fps, protect)
+        return Y4MWriter(path, fps, protect, siting)
     if suffix == ".yuv":
         return YuvWriter(path, protect)
     raise InputFormatError(f"cannot write {path}: only .y4m and .yuv outputs are supported")

@@ -179,7 +179,7 @@ def header_body(width=4, height=2, num=1, den=1, chroma=0, strings=b"\0\0\0\0") 
     (header_body(width=8192, height=16384), "67108864 pixels"),
     (header_body(width=3), "odd dimension"),
     (header_body(den=0), "frame rate 1/0"),
-    (header_body(chroma=5), "chroma"),
+    (header_body(chroma=4), "unknown chroma code 4"),
     (header_body(strings=b"\0\0\0\x09"), "past the header"),
     (header_body(strings=b"\0" * 5), "trailing"),
     (header_body(strings=b"\0\0\0\1\xff"), "utf-8"),
@@ -188,6 +188,21 @@ def test_impossible_header_values_with_valid_crc(body, problem):
     head = b"UI2C\x01" + len(body).to_bytes(2, "big") + body
     with pytest.raises(CorruptStreamError, match=problem):
         read_all(head + zlib.crc32(head).to_bytes(4, "big"))
+
+
+@pytest.mark.parametrize("code, chroma, siting", [(0, "420", "center"), (1, "444", "center"),
+                                                  (2, "420", "left"), (3, "420", "paldv")])
+def test_chroma_codes_carry_the_siting(code, chroma, siting):
+    """Codes 2 and 3 are 4:2:0 with the MPEG-2 / PAL-DV siting of the source (CONTAINER.md §1)."""
+    header = SequenceHeader(4, 2, Fraction(25), chroma, "p", "w", "t", "b", siting=siting)
+    data = header.to_bytes()
+    assert data[7 + 20] == code
+    assert SequenceHeader.from_bytes(data[7:-4]) == header
+
+
+def test_444_with_a_siting_is_refused():
+    with pytest.raises(ValueError, match="siting 'left'"):
+        SequenceHeader(4, 2, Fraction(25), "444", "p", "w", "t", "b", siting="left")
 
 
 def test_crc_mismatches_name_the_packet():

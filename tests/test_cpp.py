@@ -153,6 +153,19 @@ def test_cpp_encoder_stream_decodes_in_python_to_its_reconstruction(cpp_bin, eng
     assert stream.read_bytes() == (tmp_path / "py.ui2c").read_bytes()
 
 
+def test_cpp_tools_keep_the_chroma_siting(cpp_bin, engines, clip, tmp_path):
+    """C420mpeg2 in, C420mpeg2 out of both C++ tools (the container's chroma code 2)."""
+    src = tmp_path / "mpeg2.y4m"
+    src.write_bytes(clip.read_bytes().replace(b"C420jpeg", b"C420mpeg2", 1))
+    stream, recon, out = tmp_path / "s.ui2c", tmp_path / "recon.y4m", tmp_path / "out.y4m"
+    assert _run(cpp_bin / "ui2c-encode", "--engines", engines, "--recon", recon, src, "-o", stream).returncode == 0
+    assert _run(cpp_bin / "ui2c-decode", "--engines", engines, stream, "-o", out).returncode == 0
+    with ContainerReader(stream) as reader:
+        assert (reader.header.chroma, reader.header.siting) == ("420", "left")
+    for y4m in (recon, out):
+        assert y4m.read_bytes().partition(b"\n")[0].endswith(b" C420mpeg2")
+
+
 # --- error paths ---------------------------------------------------------------------
 
 

@@ -130,6 +130,19 @@ def test_odd_frame_count_and_cli_roundtrip(tmp_path):
     assert len(frames) == 7 and (reader.width, reader.height) == (320, 180)
 
 
+def test_chroma_siting_survives_encode_and_decode(tmp_path):
+    """A C420mpeg2 source decodes to a C420mpeg2 file, not a relabelled C420jpeg one."""
+    data = DEMO.read_bytes()
+    head, _, body = data.partition(b"\n")
+    src = tmp_path / "mpeg2.y4m"
+    src.write_bytes(head.replace(b"C420jpeg", b"C420mpeg2") + b"\n" + body)
+    assert b"C420mpeg2" in src.read_bytes()[:80]
+    stream, out = tmp_path / "s.ui2c", tmp_path / "out.y4m"
+    assert main(["encode", str(src), "-o", str(stream), "--qp", "30", "--frames", "2"]) == 0
+    assert main(["decode", str(stream), "-o", str(out)]) == 0
+    assert out.read_bytes().partition(b"\n")[0].split(b" ")[-1] == b"C420mpeg2"
+
+
 def test_reference_buffers_are_reused(codec):
     frames = [pad(frame_to_array(f)) for f in open_video(DEMO)][:12]
     enc = Encoder(codec, 192, 320, qp=30, scene_cut_threshold=None)

@@ -39,6 +39,29 @@ def test_y4m_hand_built_ignores_unknown_tags_and_frame_params(tmp_path):
     assert frames[1].y[1, 3] == 107 and frames[1].v.tolist() == [[0x40, 0x41]]
 
 
+@pytest.mark.parametrize("tag, chroma, siting", [
+    ("C420jpeg", "420", "center"), ("C420", "420", "center"), ("C420mpeg2", "420", "left"),
+    ("C420paldv", "420", "paldv"), ("C444", "444", "center")])
+def test_y4m_chroma_siting_is_read_and_written_back(tmp_path, tag, chroma, siting):
+    """A C420mpeg2 source must not come back labelled C420jpeg (issue 13)."""
+    planes = (Y0, U0, V0) if chroma == "420" else (Y0, Y0, Y0)
+    src = write(tmp_path / "in.y4m", f"YUV4MPEG2 W4 H2 F25:1 {tag}\n".encode() + b"FRAME\n" + b"".join(planes))
+    reader = vio.open_video(src)
+    assert (reader.chroma, reader.siting) == (chroma, siting)
+    out = tmp_path / "out.y4m"
+    with vio.open_writer(out, siting=reader.siting) as w:
+        w.write(next(iter(reader)))
+    expected_tag = {"C420": "C420jpeg"}.get(tag, tag)
+    assert out.read_bytes().split(b"\n")[0].split(b" ")[-1] == expected_tag.encode()
+
+
+def test_y4m_writer_refuses_a_siting_on_444(tmp_path):
+    with pytest.raises(InputFormatError, match="siting 'left' does not apply to 444"):
+        with vio.open_writer(tmp_path / "x.y4m", siting="left") as w:
+            w.write(vio.Frame(*(np.zeros((2, 2), np.uint8),) * 3, "444"))
+    assert not (tmp_path / "x.y4m").exists()
+
+
 def test_y4m_defaults_and_cheap_count(tmp_path):
     data = b"YUV4MPEG2 H2 W4\n" + (b"FRAME\n" + Y0 + U0 + V0) * 3
     reader = vio.Y4MReader(write(tmp_path / "b.y4m", data))

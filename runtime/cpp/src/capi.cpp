@@ -128,6 +128,7 @@ ui2c_status ui2c_encoder_open(ui2c_engine* engine, const ui2c_video_info* info, 
     *out = nullptr;
     ui2c::video::check_dimensions(info->width, info->height, info->chroma);
     require(info->fps_num > 0 && info->fps_den > 0, "frame rate must be a positive rational");
+    ui2c::container::chroma_code(info->chroma, info->siting);  // a siting the header can carry
     require(options->threads >= 1, "threads must be >= 1");
     auto e = std::make_unique<ui2c_encoder>();
     e->engine = engine, e->info = *info;
@@ -144,7 +145,7 @@ ui2c_status ui2c_encoder_header(ui2c_encoder* e, uint32_t frame_count, const uin
     require(e && data && size, "encoder, data and size must not be null");
     const ui2c::Engine& g = *e->engine->engine;
     ui2c::container::SequenceHeader h{e->info.width, e->info.height, frame_count, e->info.fps_num, e->info.fps_den,
-                                      static_cast<uint8_t>(e->info.chroma), g.preset, g.weights, g.tables, g.backend};
+                                      ui2c::container::chroma_code(e->info.chroma, e->info.siting), g.preset, g.weights, g.tables, g.backend};
     e->header = h.to_bytes();
     *data = e->header.data(), *size = e->header.size();
   });
@@ -206,7 +207,7 @@ ui2c_status ui2c_decoder_open(ui2c_engine* engine, const uint8_t* data, size_t s
     compare("backend", d->header.backend, g.backend);
     if (!diffs.empty())
       throw ui2c::Error(UI2C_ERR_MISMATCH, "stream was produced by a different model setup: " + diffs);
-    ui2c::video::check_dimensions(d->header.width, d->header.height, static_cast<ui2c_chroma>(d->header.chroma));
+    ui2c::video::check_dimensions(d->header.width, d->header.height, ui2c::container::chroma_of(d->header.chroma));
     d->sequence = std::make_unique<ui2c::container::PacketSequence>(d->header.frame_count);
     d->session = std::make_unique<ui2c::DecoderSession>(*engine->engine,
                                                         ui2c::video::padded(d->header.height),
@@ -219,7 +220,8 @@ ui2c_status ui2c_decoder_info(const ui2c_decoder* d, ui2c_video_info* info) {
   return guard([&] {
     require(d && info, "decoder and info must not be null");
     *info = ui2c_video_info{d->header.width,   d->header.height, d->header.fps_num, d->header.fps_den,
-                            static_cast<ui2c_chroma>(d->header.chroma), d->header.frame_count};
+                            ui2c::container::chroma_of(d->header.chroma), d->header.frame_count,
+                            ui2c::container::siting_of(d->header.chroma)};
   });
 }
 
@@ -240,7 +242,7 @@ ui2c_status ui2c_decoder_frame(ui2c_decoder* d, uint32_t i, const uint8_t** fram
     require(d && frame && size, "decoder, frame and size must not be null");
     if (i >= d->frames.size())
       throw ui2c::Error(UI2C_ERR_ARGUMENT, "no frame " + std::to_string(i) + " in the last decoded packet");
-    const auto chroma = static_cast<ui2c_chroma>(d->header.chroma);
+    const auto chroma = ui2c::container::chroma_of(d->header.chroma);
     d->frame.resize(ui2c::video::frame_bytes(d->header.width, d->header.height, chroma));
     ui2c::video::from_network(d->frames[i], d->header.width, d->header.height, chroma, d->frame.data());
     *frame = d->frame.data(), *size = d->frame.size();

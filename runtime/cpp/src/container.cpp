@@ -71,10 +71,29 @@ uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
   return ~crc;
 }
 
+uint8_t chroma_code(ui2c_chroma chroma, ui2c_siting siting) {
+  if (chroma == UI2C_CHROMA_444) {
+    if (siting != UI2C_SITING_CENTER) throw Error(UI2C_ERR_ARGUMENT, "4:4:4 frames have no chroma siting");
+    return 1;
+  }
+  switch (siting) {
+    case UI2C_SITING_CENTER: return 0;
+    case UI2C_SITING_LEFT: return 2;
+    case UI2C_SITING_PALDV: return 3;
+  }
+  throw Error(UI2C_ERR_ARGUMENT, "unknown chroma siting " + std::to_string(static_cast<int>(siting)));
+}
+
+ui2c_chroma chroma_of(uint8_t code) { return code == 1 ? UI2C_CHROMA_444 : UI2C_CHROMA_420; }
+
+ui2c_siting siting_of(uint8_t code) {
+  return code == 2 ? UI2C_SITING_LEFT : code == 3 ? UI2C_SITING_PALDV : UI2C_SITING_CENTER;
+}
+
 std::vector<uint8_t> SequenceHeader::to_bytes() const {
   if (width == 0 || height == 0) throw Error(UI2C_ERR_ARGUMENT, "width and height must be positive");
   if (fps_num == 0 || fps_den == 0) throw Error(UI2C_ERR_ARGUMENT, "frame rate must be a positive rational");
-  if (chroma > 1) throw Error(UI2C_ERR_ARGUMENT, "chroma must be 0 (4:2:0) or 1 (4:4:4)");
+  if (chroma > kMaxChromaCode) throw Error(UI2C_ERR_ARGUMENT, "chroma code must be 0..3 (runtime/CONTAINER.md)");
   std::vector<uint8_t> body;
   for (uint32_t v : {width, height, frame_count, fps_num, fps_den}) put32(body, v);
   body.push_back(chroma);
@@ -127,7 +146,7 @@ SequenceHeader parse_header(const uint8_t* data, size_t size, size_t* consumed) 
   if (h.fps_den == 0) corrupt("sequence header: frame rate " + std::to_string(h.fps_num) + "/0");
   if (h.width == 0 || h.height == 0) corrupt("sequence header: width or height is 0");
   if (h.fps_num == 0) corrupt("sequence header: frame rate is 0");
-  if (h.chroma > 1) corrupt("sequence header: chroma code " + std::to_string(h.chroma) + " is not 0 or 1");
+  if (h.chroma > kMaxChromaCode) corrupt("sequence header: unknown chroma code " + std::to_string(h.chroma));
   *consumed = total;
   return h;
 }

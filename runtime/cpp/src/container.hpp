@@ -18,9 +18,16 @@ constexpr uint8_t kFlagReset = 0x01;
 
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
 
+constexpr uint8_t kMaxChromaCode = 3;
+// The header's chroma code of a chroma format and siting; throws Error(kArgument) for
+// a siting other than centred on 4:4:4.
+uint8_t chroma_code(ui2c_chroma chroma, ui2c_siting siting);
+ui2c_chroma chroma_of(uint8_t code);
+ui2c_siting siting_of(uint8_t code);
+
 struct SequenceHeader {
   uint32_t width = 0, height = 0, frame_count = 0, fps_num = 0, fps_den = 1;
-  uint8_t chroma = 0;  // 0 = 4:2:0, 1 = 4:4:4
+  uint8_t chroma = 0;  // chroma code: 0 = 4:2:0 centred, 1 = 4:4:4, 2 = 4:2:0 left, 3 = 4:2:0 PAL-DV
   std::string preset, weights_fingerprint, tables_fingerprint, backend;
 
   // Throws Error(kArgument) on values the format cannot hold.

@@ -104,9 +104,11 @@ Y4mReader::Y4mReader(const std::string& path) : path_(path) {
     input_error(path + ": Y4M header has a bad size");
   }
   const std::string c = tags.count('C') ? tags['C'] : "420jpeg";
+  info.chroma = UI2C_CHROMA_420, info.siting = UI2C_SITING_CENTER;
   if (c == "444") info.chroma = UI2C_CHROMA_444;
-  else if (c == "420" || c == "420jpeg" || c == "420paldv" || c == "420mpeg2") info.chroma = UI2C_CHROMA_420;
-  else input_error(path + ": Y4M chroma C" + c + " is not supported (8-bit 4:2:0 or 4:4:4 only)");
+  else if (c == "420mpeg2") info.siting = UI2C_SITING_LEFT;
+  else if (c == "420paldv") info.siting = UI2C_SITING_PALDV;
+  else if (c != "420" && c != "420jpeg") input_error(path + ": Y4M chroma C" + c + " is not supported (8-bit 4:2:0 or 4:4:4 only)");
   info.fps_num = 25, info.fps_den = 1;
   if (tags.count('F')) {
     const std::string& f = tags['F'];
@@ -143,12 +145,17 @@ bool Y4mReader::read(std::vector<uint8_t>& frame) {
   return true;
 }
 
+static std::string y4m_chroma_tag(const ui2c_video_info& info) {
+  if (info.chroma == UI2C_CHROMA_444) return "444";
+  return info.siting == UI2C_SITING_LEFT ? "420mpeg2" : info.siting == UI2C_SITING_PALDV ? "420paldv" : "420jpeg";
+}
+
 Y4mWriter::Y4mWriter(const std::string& path, const ui2c_video_info& info) : path_(path) {
   f_ = std::fopen(path.c_str(), "wb");
   if (!f_) throw Error(UI2C_ERR_IO, "cannot write " + path);
   const std::string header = "YUV4MPEG2 W" + std::to_string(info.width) + " H" + std::to_string(info.height) + " F" +
                              std::to_string(info.fps_num) + ":" + std::to_string(info.fps_den) + " Ip A1:1 C" +
-                             (info.chroma == UI2C_CHROMA_420 ? "420jpeg" : "444") + "\n";
+                             y4m_chroma_tag(info) + "\n";
   std::fwrite(header.data(), 1, header.size(), f_);
 }
 

@@ -32,12 +32,17 @@ typedef enum ui2c_status {
 } ui2c_status;
 
 typedef enum ui2c_chroma { UI2C_CHROMA_420 = 0, UI2C_CHROMA_444 = 1 } ui2c_chroma;
+/* Where 4:2:0 chroma samples sit (Y4M C420jpeg / C420mpeg2 / C420paldv).  Only a label:
+ * the codec codes the planes as they are, and a decoder gives the source's siting back.
+ * 4:4:4 must use UI2C_SITING_CENTER. */
+typedef enum ui2c_siting { UI2C_SITING_CENTER = 0, UI2C_SITING_LEFT = 1, UI2C_SITING_PALDV = 2 } ui2c_siting;
 
 typedef struct ui2c_video_info {
   uint32_t width, height;   /* luma size in pixels, unpadded */
   uint32_t fps_num, fps_den;
   ui2c_chroma chroma;
   uint32_t frame_count;     /* decoder: from the stream header, 0 = unknown */
+  ui2c_siting siting;       /* zero-initialised: centred */
 } ui2c_video_info;
 
 typedef struct ui2c_encoder_options {
