@@ -121,8 +121,21 @@ def test_output_paths_are_refused_before_work(case, tmp_path):
     case(*encode, "taken.ui2c", mentions="-y/--overwrite")
     assert (tmp_path / "taken.ui2c").read_bytes() == b"keep me"
     case(*encode, DEMO_CLIP, "-y", mentions="input file")
-    unwritable = "/proc/out.ui2c" if os.geteuid() == 0 else "/out.ui2c"  # root ignores directory modes
-    case(*encode, unwritable, mentions="cannot write")
+    case(*encode, "/proc/out.ui2c", mentions="/proc is not writable")  # refused even for root
+
+
+def test_unwritable_decode_output_is_refused_before_the_model_loads(stream, tmp_path, monkeypatch):
+    """The output directory is probed by the file system (not by mode bits, which root
+    ignores) before any network is built."""
+    import ui2c.runtime.model
+    from ui2c.cli import main
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(ui2c.runtime.model, "load_codec", no_model)
+    (tmp_path / "in.ui2c").write_bytes(stream)
+    assert main(["decode", str(tmp_path / "in.ui2c"), "-o", "/proc/out.y4m"]) == 2
 
 
 def test_disk_full_while_encoding_and_decoding(case, stream, tmp_path):

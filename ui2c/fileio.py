@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import tempfile
 import weakref
 from pathlib import Path
 from typing import BinaryIO, Iterable
@@ -48,6 +49,10 @@ def check_output(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
         raise OutputError(f"{out} is a directory, not a file name")
     if not out.parent.is_dir():
         raise OutputError(f"cannot write {out}: directory {out.parent} does not exist")
+    try:  # an unnamed file (O_TMPFILE on Linux): asks the file system itself, root and read-only mounts included
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: directory {out.parent} is not writable ({e.strerror})") from None
     return out
 
 
