@@ -30,7 +30,7 @@ from ..errors import BitstreamError
 from ..runtime import session
 from ..runtime.model import load_codec
 from ..runtime.session import Decoder, Encoder
-from ..runtime.video_io import frame_to_array, open_video, pad
+from ..video_io import frame_to_array, open_video, pad
 from ..shipped import DEMO_CLIP
 from .report import provenance, update_results
 

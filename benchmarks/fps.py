@@ -49,7 +49,7 @@ from ..shipped import DEMO_CLIP, default_weights
 from ..models.ops import frame_qps
 from ..models.stages import padded
 from ..runtime.session import Decoder, Encoder, UnitBuffers
-from ..runtime.video_io import Frame, crop, frame_to_array, open_video, pad
+from ..video_io import Frame, crop, frame_to_array, open_video, pad
 from .timing import Clock, TimingBackend, instrument_entropy, peak_rss_mb, reset_peak_rss
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "aoti")

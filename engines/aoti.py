@@ -85,7 +85,7 @@ def code_fingerprint() -> str:
     network, latent or table code is stale even with the same weights."""
     from .. import models
     from ..entropy import tables
-    from ..runtime import latent
+    from ..entropy import latent
     from . import aoti_graphs
 
     h = hashlib.sha256()
@@ -221,7 +221,7 @@ def _network(preset: str, weights: str | Path | None, allow_random: bool) -> tup
     """The preset with its weights (the shipped ones by default) and their fingerprint."""
     from ..models.checkpoint import load_weights, weights_fingerprint
     from ..models.presets import PAIR_PRESETS, build_model
-    from ..runtime.model import default_weights
+    from ..shipped import default_weights
 
     if preset not in PAIR_PRESETS:
         raise EngineError(f"the aoti target builds pair presets {PAIR_PRESETS}; got {preset!r}")
@@ -254,9 +254,8 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
     Returns (graph, package, built) per graph.  ``only`` limits the graphs (tests);
     ``jobs`` > 1 compiles that many graphs at once in worker processes.
     """
-    from ..entropy.tables import gaussian_tables
+    from ..entropy.tables import gaussian_tables, z_tables
     from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
-    from ..runtime.model import z_tables
 
     if precision not in PRECISIONS:
         raise EngineError(f"unknown precision {precision!r}: use fp32 or fp16")

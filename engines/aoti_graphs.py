@@ -1,6 +1,6 @@
 """The latent graphs an AOTInductor engine directory holds beside the model's stages.
 
-The latent codec between the stages (``ui2c.runtime.latent``: checkerboard masks,
+The latent codec between the stages (``ui2c.entropy.latent``: checkerboard masks,
 rounding against the means, skip mask from the folded scales, scale -> CDF index,
 fold/unfold) is compiled into packages too, so the C++ runtime runs the very
 functions the Python sessions run instead of a second implementation of them.
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..models.ops import checkerboard_masks
 from ..models.stages import TensorSpec
-from ..runtime import latent
+from ..entropy import latent
 
 
 def _masks(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -212,3 +212,15 @@ def factorized_tables(cdf_fn: Callable[[np.ndarray], np.ndarray], num_rows: int)
     tail = (low + np.float32(1.0)) - high
     rows = [quantize_pmf(np.append(pmf[r, : lengths[r]], tail[r])) for r in range(num_rows)]
     return _stack_rows(rows, -minima)
+
+
+
+def z_tables(model: torch.nn.Module) -> CdfTables:
+    """Integer tables of a model's hyper-latent prior, one row per (qp row, channel)."""
+    estimator = model.bit_estimator_z
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return estimator.cdf_rows(torch.from_numpy(x)).numpy()
+
+    return factorized_tables(cdf, estimator.rows * estimator.channels)

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from ..models.ops import frame_qps
-from ..runtime import latent
-from ..runtime.video_io import frame_to_array, open_video, pad
+from ..entropy import latent
+from ..video_io import frame_to_array, open_video, pad
 from ..shipped import DEMO_CLIP
 from .exporter import INTRA_PREFIX
 

@@ -24,7 +24,7 @@ from ..models.stages import padded
 from .container import ContainerReader, ContainerWriter, SequenceHeader, check_compatible
 from .model import CodecModel
 from .session import DecodedUnit, Decoder, Encoder, SCENE_CUT_THRESHOLD
-from .video_io import array_to_frame, crop, frame_to_array, open_video, open_writer, pad
+from ..video_io import array_to_frame, crop, frame_to_array, open_video, open_writer, pad
 
 PathLike = str | Path
 

@@ -19,7 +19,7 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 from ..errors import (CorruptStreamError, ModelMismatchError, TruncatedStreamError,
                       UnsupportedVersionError)
 from ..fileio import AtomicOutput
-from .video_io import MAX_DIMENSION, MAX_PIXELS, Chroma, PathLike, Siting
+from ..video_io import MAX_DIMENSION, MAX_PIXELS, Chroma, PathLike, Siting
 
 MAGIC = b"UI2C"
 VERSION = 1

@@ -8,31 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..entropy.coder import EntropyCoder, make_coder
-from ..entropy.tables import CdfTables, factorized_tables, gaussian_tables
+from ..entropy.tables import CdfTables, gaussian_tables, z_tables
 from ..errors import CheckpointError, EngineError
 from ..models.checkpoint import load_weights, weights_fingerprint
-from ..models.ops import QP_ROWS
 from ..models.presets import PAIR_PRESETS, build_model
 from ..shipped import default_weights
 from .backends.base import Backend
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt", "aoti")
-
-
-def z_tables(model: nn.Module) -> CdfTables:
-    """Integer tables of the hyper-latent prior, one row per (qp row, channel)."""
-    estimator = model.bit_estimator_z
-
-    def cdf(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return estimator.cdf_rows(torch.from_numpy(x)).numpy()
-
-    return factorized_tables(cdf, QP_ROWS * estimator.channels)
 
 
 @dataclass
@@ -66,11 +53,13 @@ class CodecModel:
 
 def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backend: str = "onnxruntime",
                precision: str = "fp32", allow_random: bool = False, engine_dir: str | Path | None = None,
-               device: str = "cpu", compile: bool = False) -> CodecModel:
+               device: str = "cpu", compile: bool = False, threads: int | None = None) -> CodecModel:
     """Build ``preset``, load its weights (the shipped ones by default) and wrap the
     networks in ``backend`` on ``device``.  A preset without weights needs
     ``allow_random``.  ``compile`` (torch backend) compiles each stage with inductor
-    and, on CUDA, captures it in CUDA graphs.
+    and, on CUDA, captures it in CUDA graphs.  ``threads`` (torch backend on the CPU)
+    is the thread count its stages run with, recorded in the producer string, since
+    torch's CPU kernels round differently per count; default: torch's current count.
 
     ``tensorrt`` runs engines from ``engine_dir`` (``ui2c build-engines``), checked
     against the ONNX export of these weights so a stale engine is refused."""
@@ -94,7 +83,7 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
     if backend == "torch":
         from .backends.torch_backend import TorchBackend
 
-        runner_backend: Backend = TorchBackend(network, precision, device, compile=compile)
+        runner_backend: Backend = TorchBackend(network, precision, device, compile=compile, threads=threads)
     elif backend == "aoti":
         from .backends.aoti_backend import AotiBackend
 

@@ -13,7 +13,7 @@ reset point is needed to decode it, so decoding can start at any reset point.
 
 Everything stays on the backend's device: buffers are allocated once per resolution
 (two reference buffers used alternately, the cached blank-frame reference, every
-stage output), the latent codec runs there (``runtime.latent``), and only flat int32
+stage output), the latent codec runs there (``entropy.latent``), and only flat int32
 symbols and indexes reach the entropy coder.  The encoder never waits for rANS
 bytes before queueing the next unit's networks: a unit's entropy coding runs on the
 :class:`EntropyWorker` while the device computes the next unit, so ``push`` returns
@@ -35,7 +35,7 @@ from ..errors import CorruptStreamError, InputFormatError
 from ..models.ops import frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
-from .latent import SKIP_THRESHOLD, checkerboard_masks, dequantize_step, quantize_step, step_indexes, z_indexes
+from ..entropy.latent import SKIP_THRESHOLD, checkerboard_masks, dequantize_step, quantize_step, step_indexes, z_indexes
 from .model import CodecModel
 from .overlap import EntropyWorker
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ui2c.runtime.video_io import Frame, Y4MWriter, open_video
+from ui2c.video_io import Frame, Y4MWriter, open_video
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = Path("/work/shared/data/bigbuckbunny.mp4")

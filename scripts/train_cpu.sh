@@ -7,7 +7,7 @@ set -euo pipefail
 out=${1:-work_dirs/ui2c-s-long}
 minutes=${2:-600}
 mkdir -p "$out"
-nohup nice -n 10 python -m ui2c.training.cli --data work_dirs/data/train.zip --init ui2c/assets/ui2c-s.pt \
+nohup nice -n 19 python -m ui2c.training.cli --data work_dirs/data/train.zip --init ui2c/assets/ui2c-s.pt \
     -o "$out" --minutes "$minutes" --batch 4 --crop 128 --pairs 8-16 --bptt 2 --device cpu \
     >>"$out/train.out" 2>&1 &
 echo "training in the background (pid $!): $out/log.jsonl"

@@ -18,7 +18,7 @@ from ui2c.models.checkpoint import load_weights
 from ui2c.models.presets import build_model
 from ui2c.runtime.model import default_weights
 from ui2c.models.stages import resolve_shape
-from ui2c.runtime import latent
+from ui2c.entropy import latent
 
 ENGINES = Path(__file__).resolve().parents[1] / "build" / "test_aoti" / "ui2c-s"
 
@@ -65,7 +65,7 @@ def test_stage_packages_match_eager_at_any_size(engines, network, size):
 
 
 def test_latent_packages_equal_the_runtime_latent_codec(engines):
-    """The compiled latent graphs compute exactly what ui2c.runtime.latent computes."""
+    """The compiled latent graphs compute exactly what ui2c.entropy.latent computes."""
     ch = 64
     gen = torch.Generator().manual_seed(2)
     y = torch.randn(1, ch, 5, 7, generator=gen) * 4

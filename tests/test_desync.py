@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ui2c.benchmarks.desync import measure
 from ui2c.runtime.model import load_codec
-from ui2c.runtime.video_io import frame_to_array, open_video, pad
+from ui2c.video_io import frame_to_array, open_video, pad
 from ui2c.shipped import DEMO_CLIP
 
 

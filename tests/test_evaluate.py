@@ -17,7 +17,7 @@ from ui2c.benchmarks.evaluation.evaluate import (EvalConfig, RateProbe, anchor_g
                                    qp_for_bpp, scene_cut_trace)
 from ui2c.runtime.api import decode_file
 from ui2c.runtime.model import load_codec
-from ui2c.runtime.video_io import Frame, open_video
+from ui2c.video_io import Frame, open_video
 from ui2c.shipped import DEMO_CLIP
 
 CLIP = DEMO_CLIP

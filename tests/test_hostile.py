@@ -327,6 +327,8 @@ def test_closed_stdout_pipe(tmp_path):
 def test_producer_is_split_on_slashes_only():
     """A TensorRT stream's producer used to be split on '-' and crash the decoder."""
     from ui2c.cli import producer_setup
+    from ui2c.runtime.backends.base import Producer
 
-    assert producer_setup("tensorrt/cuda/fp16/engine") == ("tensorrt", "fp16", "cuda", False)
-    assert producer_setup("torch/cuda:1/fp16/inductor") == ("torch", "fp16", "cuda:1", True)
+    assert producer_setup("tensorrt/cuda/fp16/engine") == Producer("tensorrt", "cuda", "fp16", False, None)
+    assert producer_setup("torch/cuda:1/fp16/inductor") == Producer("torch", "cuda:1", "fp16", True, None)
+    assert producer_setup("torch/cpu/fp32/eager-t3") == Producer("torch", "cpu", "fp32", False, 3)

@@ -88,3 +88,33 @@ def test_matplotlib_is_only_needed_by_eval_plots():
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+LOWER_LAYERS = ("models", "entropy", "plugins", "export", "engines", "training")
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Absolute names of the ``ui2c`` modules a file imports (relative imports resolved)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            found.add(".".join(base + ([node.module] if node.module else [])))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "ui2c" or name.startswith("ui2c.")}
+
+
+@pytest.mark.parametrize("folder", LOWER_LAYERS)
+def test_lower_layers_never_import_the_runtime(folder):
+    """The runtime builds on networks, entropy coding, exports and engines, never the
+    other way round: an import of ``ui2c.runtime`` from below would be a cycle."""
+    offenders = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        package = ".".join(("ui2c", *parts[:-1]))
+        if any(m.startswith("ui2c.runtime") for m in _imported_modules(path, package)):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

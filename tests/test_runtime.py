@@ -16,7 +16,7 @@ from ui2c.runtime.api import decode_file, decode_frames, encode_file
 from ui2c.runtime.container import ContainerReader, unpack_substreams
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.session import Decoder, Encoder
-from ui2c.runtime.video_io import Frame, frame_to_array, open_video, open_writer, pad
+from ui2c.video_io import Frame, frame_to_array, open_video, open_writer, pad
 from ui2c.shipped import DEMO_CLIP
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -95,3 +95,29 @@ def test_a_fresh_process_decodes_the_stream_bit_exactly(codec, tmp_path):
     res = encode_file(codec, DEMO_CLIP, stream, qp=20, max_frames=4, keep_recon=True, progress=False)
     subprocess.run([sys.executable, "-c", FRESH_DECODE, str(stream), str(out)], check=True, timeout=600)
     assert np.array_equal(np.load(out), np.stack(res.recon))
+
+
+def test_torch_cpu_streams_decode_with_any_thread_count(tmp_path):
+    """torch's CPU kernels round differently per thread count (a stream encoded with 2
+    threads once failed its rANS checks when decoded with 1).  The count is part of the
+    producer, and the CLI's decoder runs the stages with it whatever its own count."""
+    import os
+    import subprocess
+    import sys
+
+    from ui2c.shipped import DEMO_CLIP
+
+    def cli(threads: int, *args) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        subprocess.run([sys.executable, "-m", "ui2c.cli", *map(str, args)], check=True, timeout=600, env=env,
+                       capture_output=True)
+
+    stream = tmp_path / "s.ui2c"
+    cli(2, "encode", DEMO_CLIP, "-o", stream, "--qp", "32", "--frames", "8", "--backend", "torch")
+    from ui2c.runtime.container import ContainerReader
+
+    with ContainerReader(stream) as reader:
+        assert reader.header.backend == "torch/cpu/fp32/eager-t2"
+    for threads in (1, 2):
+        cli(threads, "decode", stream, "-o", tmp_path / f"t{threads}.y4m")
+    assert (tmp_path / "t1.y4m").read_bytes() == (tmp_path / "t2.y4m").read_bytes()

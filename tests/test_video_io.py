@@ -10,7 +10,7 @@ import pytest
 
 import ui2c
 from ui2c.errors import InputFormatError
-from ui2c.runtime import video_io as vio
+from ui2c import video_io as vio
 from ui2c.shipped import DEMO_CLIP
 
 DATA = Path("/work/shared/data")

@@ -44,11 +44,11 @@ def _codec_args(p: argparse.ArgumentParser, encode: bool) -> None:
 
 
 def _load(args: argparse.Namespace, preset: str, backend: str, precision: str, device: str = "cpu",
-          compile: bool = False):
+          compile: bool = False, threads: int | None = None):
     from .runtime.model import load_codec
 
     return load_codec(preset, weights=args.weights, backend=backend, precision=precision, engine_dir=args.engines,
-                      device=device, compile=compile)
+                      device=device, compile=compile, threads=threads)
 
 
 def _prepare_output(path: Path, overwrite: bool, protect: list[Path] = ()) -> None:
@@ -80,17 +80,17 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def producer_setup(producer: str) -> tuple[str, str, str, bool]:
-    """(backend, precision, device, compile) that can decode a stream, from its opaque
-    producer string ``backend/device/precision/mode``; only split on "/", compared
-    whole elsewhere."""
+def producer_setup(producer: str):
+    """What can decode a stream (a ``runtime.backends.base.Producer``), from its producer
+    string; parsed only here, compared whole elsewhere."""
+    from .runtime.backends.base import parse_producer
     from .runtime.model import BACKENDS
 
-    parts = producer.split("/")
-    if parts[0] not in BACKENDS or len(parts) != 4:
+    setup = parse_producer(producer)
+    if setup is None or setup.backend not in BACKENDS:
         raise ModelMismatchError(f"stream was produced by {producer!r}, which this build cannot run "
                                  f"(backends: {', '.join(BACKENDS)})")
-    return parts[0], parts[2], parts[1], parts[3] == "inductor"
+    return setup
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -102,9 +102,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
         header = reader.header
     if header.preset not in PAIR_PRESETS:
         raise ModelMismatchError(f"stream names model preset {header.preset!r}, which this build does not have")
-    backend, precision, device, compile = producer_setup(header.backend)
+    setup = producer_setup(header.backend)
     _prepare_output(args.output, args.overwrite, protect=[args.input])
-    codec = _load(args, header.preset, backend, precision, device, compile)
+    codec = _load(args, header.preset, setup.backend, setup.precision, setup.device, setup.compile, setup.threads)
     n = decode_file(codec, args.input, args.output, from_reset=args.from_reset, threads=args.threads,
                     progress=_progress())
     print(f"{args.output}: {n} frames {header.width}x{header.height}")

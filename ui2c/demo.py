@@ -16,7 +16,7 @@ import numpy as np
 from .runtime.api import decode_frames, encode_file
 from .runtime.metrics import frame_psnr, mean_psnr
 from .runtime.model import load_codec
-from .runtime.video_io import array_to_planes, frame_to_array, open_video
+from .video_io import array_to_planes, frame_to_array, open_video
 from .shipped import DEMO_CLIP
 
 DEMO_QPS = (8, 24, 40, 56)

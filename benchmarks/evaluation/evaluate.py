@@ -26,7 +26,7 @@ from ...runtime.api import encode_file
 from .bdrate import bd_psnr, bd_rate
 from ...runtime.metrics import FramePSNR, bpp, frame_psnr, mean_psnr
 from ...runtime.model import CodecModel
-from ...runtime.video_io import Frame, Y4MWriter, array_to_planes, open_video
+from ...video_io import Frame, Y4MWriter, array_to_planes, open_video
 
 DEFAULT_QPS = (8, 24, 40, 56)
 DEFAULT_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "x265-veryslow")

@@ -9,6 +9,7 @@ buffers on the device and comparing backends is one line, whatever runs the grap
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -50,7 +51,9 @@ class Backend(ABC):
     name: str  # "torch", "onnxruntime", "tensorrt", "aoti"
     device: torch.device
     precision: str  # "fp32" | "fp16"
-    mode: str = "eager"  # how the graphs were compiled: "eager", "inductor", "engine", ...
+    # How the graphs were compiled: "eager", "inductor", "engine", ...; on the CPU the
+    # torch backend adds "-t<threads>" (its kernels round differently per thread count).
+    mode: str = "eager"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -66,5 +69,30 @@ class Backend(ABC):
         Written to the stream header: encoder and decoder must compute bit-identical
         entropy parameters, which only the same kernels on the same kind of device
         guarantee (compiled and eager kernels round differently), so a decoder
-        refuses a stream whose producer differs from its own."""
+        refuses a stream whose producer differs from its own.  ``parse_producer``
+        reads it back."""
         return f"{self.name}/{self.device.type}/{self.precision}/{self.mode}"
+
+
+@dataclass(frozen=True)
+class Producer:
+    """A stream header's producer string, split: what a decoder must load to compute
+    the encoder's entropy parameters bit for bit."""
+
+    backend: str
+    device: str
+    precision: str
+    compile: bool  # inductor-compiled stages
+    threads: int | None  # CPU thread count of the torch backend's stages; None elsewhere
+
+
+def parse_producer(producer: str) -> Producer | None:
+    """``backend/device/precision/mode`` → :class:`Producer`; None when it is malformed."""
+    parts = producer.split("/")
+    if len(parts) != 4:
+        return None
+    backend, device, precision, mode = parts
+    mode, _, threads = mode.partition("-t")
+    if threads and not (threads.isdigit() and 0 < int(threads) <= 1024):
+        return None
+    return Producer(backend, device, precision, mode == "inductor", int(threads) if threads else None)

@@ -5,13 +5,17 @@ autotuning, so an encoder and a decoder in different processes pick the same
 kernels); on CUDA every stage is then captured in a CUDA graph per resolution
 (:class:`CudaGraphRunner`), which removes the launch overhead that dominates eager
 mode.  Compiled and eager kernels round differently, so the mode is part of the
-producer string a stream header records.
+producer string a stream header records.  So is the CPU thread count: torch's CPU
+convolutions split their work, and round, differently per count (a stream encoded
+with 2 threads failed to decode with 1), so the stages run with a fixed count,
+recorded as ``-t<N>`` in the mode, that a decoder reproduces.
 """
 from __future__ import annotations
 
 import copy
 import os
-from typing import Callable, Mapping
+from contextlib import contextmanager
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -21,15 +25,29 @@ from .base import Backend, PRECISIONS, Runner, into
 from .cuda_graph import CudaGraphRunner
 
 
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads (None: as they are)."""
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class TorchRunner(Runner):
     def __init__(self, fn: Callable[..., tuple[torch.Tensor, ...]], stage: str, input_names: list[str],
-                 output_names: list[str]):
-        self.fn, self.stage = fn, stage
+                 output_names: list[str], threads: int | None = None):
+        self.fn, self.stage, self.threads = fn, stage, threads
         self.input_names, self.output_names = input_names, output_names
 
     def infer(self, feed: Mapping[str, torch.Tensor],
               out: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             results = self.fn(*(feed[n] for n in self.input_names))
         return into(dict(zip(self.output_names, results)), out)
 
@@ -38,7 +56,7 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, model: nn.Module, precision: str = "fp32", device: str | torch.device = "cpu",
-                 compile: bool = False, cuda_graphs: bool | None = None):
+                 compile: bool = False, cuda_graphs: bool | None = None, threads: int | None = None):
         if precision not in PRECISIONS:
             raise EngineError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         try:
@@ -57,6 +75,12 @@ class TorchBackend(Backend):
         # A copy: the caller's fp32 CPU network still derives the entropy tables.
         self.model = copy.deepcopy(model).eval().to(device=self.device, dtype=self.dtype)
         self.mode = "inductor" if compile else "eager"
+        self.threads = None
+        if self.device.type == "cpu":
+            self.threads = torch.get_num_threads() if threads is None else threads
+            if not 1 <= self.threads <= 1024:
+                raise EngineError(f"torch CPU threads must be in 1..1024, not {self.threads}")
+            self.mode += f"-t{self.threads}"
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         if compile:
             from ...export.cache import cache_dir
@@ -72,9 +96,10 @@ class TorchBackend(Backend):
             def fn(*inputs: torch.Tensor, _stage: str = stage) -> tuple[torch.Tensor, ...]:
                 return self.model.run_stage(_stage, *inputs)
 
-            if self.mode == "inductor":
+            if self.mode.startswith("inductor"):
                 fn = torch.compile(fn, dynamic=False)
-            runner: Runner = TorchRunner(fn, stage, [s.name for s in spec.inputs], [s.name for s in spec.outputs])
+            runner: Runner = TorchRunner(fn, stage, [s.name for s in spec.inputs], [s.name for s in spec.outputs],
+                                         self.threads)
             if self.cuda_graphs:
                 runner = CudaGraphRunner(runner)
             self._runners[stage] = runner

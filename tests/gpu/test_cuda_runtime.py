@@ -23,7 +23,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device visible to torch", allow_module_level=True)
 
 from ui2c.export.feeds import demo_clip  # noqa: E402
-from ui2c.runtime import latent  # noqa: E402
+from ui2c.entropy import latent  # noqa: E402
 from ui2c.runtime.api import decode_frames, encode_file  # noqa: E402
 from ui2c.runtime.model import load_codec  # noqa: E402
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Literal
 
 import numpy as np
 
-from ..errors import InputFormatError
-from ..fileio import AtomicOutput
-from ..models.stages import PAD_MULTIPLE
+from .errors import InputFormatError
+from .fileio import AtomicOutput
+from .models.stages import PAD_MULTIPLE
 
 if TYPE_CHECKING:
     import av

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import torch
 
-from ..entropy.tables import scale_index_torch
+from .tables import scale_index_torch
 from ..models import ops
 
 SKIP_THRESHOLD = 0.12  # DCVC-RT's README value for force_zero_thres
