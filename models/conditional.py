@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .bit_estimator import BitEstimator
 from .layers import DepthConvBlock, ResidualBlockUpsample, ResidualBlockWithStride2, SubpelConv2x, replicate_pad_to
-from .ops import QP_ROWS, checkerboard_masks, slot_scale
+from .ops import QP_ROWS, slot_scale
 from .stages import Stage, TensorSpec
 
 PIXELS_PER_FRAME_CH = 3 * 8 * 8  # 3 colour planes pixel-unshuffled by 8
@@ -268,66 +268,3 @@ class _StageModule(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.codec.run_stage(self.name, *inputs)
-
-
-class _LowerBound(torch.autograd.Function):
-    """``max(x, bound)`` whose gradient still flows where it would raise ``x``.
-
-    A plain clamp would freeze every value that starts below the bound: scales that
-    start under the table's 0.11 would never learn to grow, so the model would learn
-    to send nothing (CompressAI's ``LowerBound`` solves the same problem)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.bound = bound
-        return torch.clamp_min(x, bound)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad * ((x >= ctx.bound) | (grad < 0)).to(grad.dtype), None
-
-
-def _bits(p: torch.Tensor) -> torch.Tensor:
-    return -torch.log2(_LowerBound.apply(p, 1e-9))
-
-
-def _gaussian_bits(residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """-log2 P(residual) under a zero-mean Gaussian of ``scales`` (scale table range)."""
-    s = torch.clamp_max(_LowerBound.apply(scales, 0.11), 16.0)
-    normal = torch.distributions.Normal(0.0, 1.0)
-    return _bits(normal.cdf((0.5 - residual.abs()) / s) - normal.cdf((-0.5 - residual.abs()) / s))
-
-
-def _ste_round(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
-
-
-def train_unit(codec: ConditionalCodec, frames: torch.Tensor, ref: torch.Tensor, qp: torch.Tensor) -> dict:
-    """Differentiable coding of one unit for training (DCVC's recipe).
-
-    The rate uses additive uniform noise, the reconstruction path straight-through
-    rounding, so the networks see the same quantized values as at inference.
-    Returns reconstructions, the next reference and the estimated bits per item.
-    """
-    ctx, temporal = codec.context(ref, qp)
-    y, z = codec.analysis(frames, ctx, qp)
-    bits_z = _bits(codec.bit_estimator_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5), qp[:1]))
-    params = codec.prior(_ste_round(z), temporal)
-    q_dec, scales, means = params.chunk(3, 1)
-    q_dec = _LowerBound.apply(q_dec, 0.5)  # forward equals split_params' clamp
-    ys = y / q_dec
-    mask0, mask1 = checkerboard_masks(ys.shape[1], ys.shape[2], ys.shape[3], ys.device)
-    bits_y = 0.0
-    y_hat = torch.zeros_like(ys)
-    for step, mask in enumerate((mask0, mask1)):
-        if step == 1:
-            scales, means = codec.spatial_prior(y_hat, params)
-        residual = (ys - means) * mask
-        noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
-        bits_y = bits_y + (_gaussian_bits(noisy, scales) * mask).flatten(1).sum(1)
-        y_hat = y_hat + (_ste_round(residual) + means) * mask
-    feature, next_ref = codec.synthesis(y_hat * q_dec, ctx, qp)
-    recon = codec.reconstruct(feature, qp, clamp=False)
-    return {"recon": recon, "ref": next_ref, "bits": bits_y + bits_z.flatten(1).sum(1)}

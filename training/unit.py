@@ -3,17 +3,53 @@
 The model's own table lookups (``slot_scale``, ``reconstruct``) select one qp for the
 whole batch, which is what a codec session needs.  Training draws a qp per sample so a
 batch covers the whole rate range at every step; this module therefore looks the
-tables up per sample and otherwise runs the model's networks exactly as
-``models.conditional.train_unit`` does (noise for the rate, straight-through rounding
-for the reconstruction, the two-step checkerboard prior).
+tables up per sample and otherwise runs the networks as the codec's stages do, with
+DCVC's training quantisation: additive uniform noise for the rate, straight-through
+rounding for the reconstruction (so the networks see the values they will see at
+inference), the two-step checkerboard prior.  The loss pieces (bits under the priors,
+a lower bound that keeps gradients) are training-only and live here too.
 """
 from __future__ import annotations
 
 import torch
 
-from ..models.conditional import ConditionalCodec, _bits, _gaussian_bits, _LowerBound, _ste_round
+from ..models.conditional import ConditionalCodec
 from ..models.layers import replicate_pad_to
 from ..models.ops import checkerboard_masks
+
+
+class _LowerBound(torch.autograd.Function):
+    """``max(x, bound)`` whose gradient still flows where it would raise ``x``.
+
+    A plain clamp would freeze every value that starts below the bound: scales that
+    start under the table's 0.11 would never learn to grow, so the model would learn
+    to send nothing (CompressAI's ``LowerBound`` solves the same problem)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return torch.clamp_min(x, bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * ((x >= ctx.bound) | (grad < 0)).to(grad.dtype), None
+
+
+def _bits(p: torch.Tensor) -> torch.Tensor:
+    return -torch.log2(_LowerBound.apply(p, 1e-9))
+
+
+def _gaussian_bits(residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """-log2 P(residual) under a zero-mean Gaussian of ``scales`` (scale table range)."""
+    s = torch.clamp_max(_LowerBound.apply(scales, 0.11), 16.0)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    return _bits(normal.cdf((0.5 - residual.abs()) / s) - normal.cdf((-0.5 - residual.abs()) / s))
+
+
+def _ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
 
 
 def sample_scale(table: torch.Tensor, qps: torch.Tensor) -> torch.Tensor:
