@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import struct
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from ui2c.errors import EngineError
+from ui2c.fileio import write_atomic
 
 from ..entropy.tables import scale_index_torch
 from .aoti_graphs import latent_graphs
@@ -142,15 +144,16 @@ def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.d
     args = tuple(_example(s, dtype, device, gen) for s in graph.inputs)
     shapes = {"inputs": tuple(_dims(s, dims) for s in graph.inputs)}
     start = time.perf_counter()
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.pt2")  # private: two builds may share a folder
     try:
         with torch.no_grad():
             exported = torch.export.export(graph.module, args, dynamic_shapes=shapes, strict=False)
-            tmp = path.with_name(path.stem + ".tmp.pt2")
             torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
+            tmp.replace(path)
     except Exception as exc:  # export and inductor raise many types; report one line
+        tmp.unlink(missing_ok=True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EngineError(f"AOTInductor could not compile graph {graph.name!r} for {device.type}: {first}") from exc
-    tmp.replace(path)
     return time.perf_counter() - start
 
 
@@ -197,15 +200,13 @@ def _write_tables(path: Path, tables: list[Any]) -> None:
     for t in tables:
         parts.append(struct.pack("<II", *t.cdf.shape))
         parts += [a.astype("<i4").tobytes() for a in (t.cdf, t.cdf_length, t.offset)]
-    path.write_bytes(b"".join(parts))
+    write_atomic(path, b"".join(parts))
 
 
 def _write_manifest(out: Path, fields: dict[str, Any], packages: dict[str, Path]) -> None:
     lines = [f"{k} {v}" for k, v in fields.items()]
     lines += [f"package {name} {path.name}" for name, path in packages.items()]
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out / MANIFEST)
+    write_atomic(out / MANIFEST, ("\n".join(lines) + "\n").encode())
 
 
 def read_manifest(engine_dir: str | Path) -> dict[str, str]:
@@ -290,7 +291,7 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
                   "package_bytes": package.stat().st_size, "package_sha256": file_sha256(package),
                   "build_seconds": round(seconds[graph.name], 2),
                   "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        sidecar_path(package).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_atomic(sidecar_path(package), (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     _write_tables(out / TABLES, [y_tables, zt])
     cfg = network.cfg
     backend = f"{TARGET}/{dev.type}/{precision}/{TARGET}"

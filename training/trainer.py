@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..fileio import AtomicOutput
 from ..models.checkpoint import load_weights
 from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
 from ..models.presets import PAIR_PRESETS, build_model
@@ -173,9 +174,8 @@ def export_weights(model: torch.nn.Module, path: Path, meta: dict) -> None:
     """Plain 72-row tables, float16: the layout ``load_weights`` and the exporter expect."""
     plain = qp_anchors.plain_state_dict(model)
     state = {k: v.cpu().to(torch.float16) if v.is_floating_point() else v.cpu() for k, v in plain.items()}
-    tmp = path.with_suffix(".tmp")
-    torch.save({"preset": meta["preset"], "state_dict": state, "meta": meta}, tmp)
-    tmp.replace(path)
+    with AtomicOutput(path) as out:
+        torch.save({"preset": meta["preset"], "state_dict": state, "meta": meta}, out.file)
 
 
 def _pair_function(cfg: TrainConfig):
