@@ -23,6 +23,9 @@ work="$(mktemp -d -t ui2c-gpu.XXXXXX)"
 status=0
 
 step() { echo "== $1 ($(date +%T))"; }
+# logged NAME SECONDS CMD...: runs CMD under a time limit, its output also kept in
+# RESULTS_DIR/gpu_check_NAME.log (a lent machine returns files, but only the tail of stdout).
+logged() { timeout "$2" "${@:3}" 2>&1 | tee "$results/gpu_check_$1.log"; return "${PIPESTATUS[0]}"; }
 
 step "GPU"
 nvidia-smi -L || { echo "gpu_check: nvidia-smi failed: no NVIDIA driver or GPU visible" >&2; exit 2; }
@@ -32,18 +35,18 @@ step "install (non-editable, no dependencies)"
 export PYTHONPATH="$site" TRITON_INTERPRET=0
 cd "$work" || exit 2
 
-pytest=("$python" -m pytest -q -rs -p no:cacheprovider -c "$repo/pyproject.toml" --rootdir "$repo")
+pytest=("$python" -m pytest -q -rfEs --tb=short -p no:cacheprovider -c "$repo/pyproject.toml" --rootdir "$repo")
 step "gpu tests (runtime)"
-timeout 150 "${pytest[@]}" "$repo/tests/gpu" || status=1
+logged tests_runtime 150 "${pytest[@]}" --durations=10 "$repo/tests/gpu" || status=1
 step "gpu tests (Triton coder; opt-in until these pass on a GPU)"
-timeout 90 "${pytest[@]}" "$repo/tests/test_entropy_triton.py" "$repo/tests/test_entropy_coder.py" || status=1
+logged tests_triton 90 "${pytest[@]}" "$repo/tests/test_entropy_triton.py" "$repo/tests/test_entropy_coder.py" || status=1
 
 step "benchmark ui2c $size (C++ entropy coder, the default)"
-bench() { timeout "$1" "$python" -m ui2c.cli bench fps --model ui2c --backend torch --device cuda --precision fp16 \
-    --compile --size "$size" --frames "${FRAMES:-32}" --warmup 2 "${@:2}" --md "$results/gpu_check.md"; }
-bench 150 --json "$results/gpu_check_ui2c.json" || status=1
+bench() { logged "$1" "$2" "$python" -m ui2c.cli bench fps --model ui2c --backend torch --device cuda --precision fp16 \
+    --compile --size "$size" --frames "${FRAMES:-32}" --warmup 2 "${@:3}" --md "$results/gpu_check.md"; }
+bench bench_cpp 150 --json "$results/gpu_check_ui2c.json" || status=1
 step "benchmark ui2c $size (Triton entropy coder)"
-bench 90 --entropy triton --json "$results/gpu_check_ui2c_triton.json" || status=1
+bench bench_triton 90 --entropy triton --json "$results/gpu_check_ui2c_triton.json" || status=1
 
 step "done"
 [[ $status -eq 0 ]] && echo "gpu_check: OK" || echo "gpu_check: FAILED" >&2
