@@ -3,6 +3,7 @@ end-to-end evaluation whose CSV/JSON are checked against the files it wrote."""
 from __future__ import annotations
 
 import csv
+import argparse
 import json
 import math
 import shutil
@@ -241,3 +242,22 @@ def test_failed_eval_leaves_no_results_folder_and_existing_ones_need_y(tmp_path)
     (out / "old.json").write_text("{}")
     assert main(["eval", str(CLIP), "-o", str(out)]) == 2  # refused before any work
     assert (out / "old.json").read_text() == "{}"
+
+
+def test_eval_passes_the_reset_options_to_the_encoder(codec, tmp_path):
+    """``ui2c eval --reset-interval/--scene-cut/--drift-guard`` reach the encoder: a reset
+    every 2 frames shows in the per-frame records and in the stream's reset flags."""
+    from ui2c.args import reset_settings
+    from ui2c.benchmarks.evaluation.cli import add_cli
+
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers())
+    args = parser.parse_args(["eval", str(CLIP), "-o", "x", "--reset-interval", "2", "--scene-cut", "0"])
+    resets = reset_settings(args)
+    assert resets == {"reset_interval": 2, "scene_cut_threshold": None, "drift_guard_db": None}
+    results = evaluate(codec, CLIP, tmp_path / "ev", EvalConfig(qps=[32], anchors=[], frames=4, resets=resets),
+                       log=lambda _: None)
+    point = results["points"][0]
+    assert point["resets"] == [0, 2] and results["resets"] == resets
+    rows = _rows(tmp_path / "ev" / "frames" / f"{Path(point['stream']).stem}.csv")
+    assert [r["reset"] for r in rows] == ["1", "0", "1", "0"]

@@ -103,6 +103,24 @@ def output_path(text: str) -> Path:
     return Path(text)
 
 
+def add_reset_options(p: argparse.ArgumentParser) -> None:
+    """Where an encoder inserts reset points (``encode`` and ``eval`` share them)."""
+    p.add_argument("--reset-interval", type=non_negative_int, default=0,
+                   help="insert a reset point every N frames (0 = never)")
+    p.add_argument("--scene-cut", type=unit_interval, default=0.1,
+                   help="mean |ΔY| (0..1) that starts a reset point; 0 disables (default: %(default)s)")
+    p.add_argument("--drift-guard", type=non_negative_float, metavar="DB",
+                   help="insert a reset point when a unit's PSNR falls DB under the last reset unit's "
+                        "(costs the recon stage in the encoder; default: off)")
+
+
+def reset_settings(args: argparse.Namespace) -> dict:
+    """The parsed reset options as ``encode_file`` keywords."""
+    return {"reset_interval": args.reset_interval,
+            "scene_cut_threshold": None if args.scene_cut == 0 else args.scene_cut,
+            "drift_guard_db": args.drift_guard}
+
+
 def add_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
 

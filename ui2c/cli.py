@@ -72,9 +72,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     codec = _load(args, args.model, args.backend, precision, args.device, args.compile)
     width, height = args.size if args.size else (None, None)
     res = encode_file(codec, args.input, args.output, args.qp, width=width, height=height, max_frames=args.frames,
-                      reset_interval=args.reset_interval,
-                      scene_cut_threshold=None if args.scene_cut == 0 else args.scene_cut, threads=args.threads,
-                      drift_guard_db=args.drift_guard, progress=_progress())
+                      threads=args.threads, progress=_progress(), **opt.reset_settings(args))
     print(f"{args.output}: {res.frames} frames {res.width}x{res.height}, {res.file_bytes} bytes, "
           f"{res.bpp:.4f} bpp, reset points at frames {res.resets}")
     return 0
@@ -155,13 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qp", type=opt.qp, required=True, help=f"rate 0..{opt.QP_MAX}; larger = higher quality")
     p.add_argument("--size", type=opt.size, help="WxH for raw .yuv input without the size in its name")
     p.add_argument("--frames", type=opt.positive_int, help="code only the first N frames")
-    p.add_argument("--reset-interval", type=opt.non_negative_int, default=0,
-                   help="insert a reset point every N frames (0 = never)")
-    p.add_argument("--scene-cut", type=opt.unit_interval, default=0.1,
-                   help="mean |ΔY| (0..1) that starts a reset point; 0 disables (default: %(default)s)")
-    p.add_argument("--drift-guard", type=opt.non_negative_float, metavar="DB",
-                   help="insert a reset point when a unit's PSNR falls DB under the last reset unit's "
-                        "(costs the recon stage in the encoder; default: off)")
+    opt.add_reset_options(p)
     _codec_args(p, encode=True)
     p.set_defaults(func=cmd_encode)
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ...args import add_overwrite, output_path, positive_int, qp_list, refuse_existing
+from ...args import add_overwrite, add_reset_options, output_path, positive_int, qp_list, refuse_existing, reset_settings
 from ...models.presets import PAIR_PRESETS
 from .anchors import QP_MAX, QP_MIN, AnchorError, AnchorSpec
 from .evaluate import DEFAULT_ANCHORS, DEFAULT_QPS, REFERENCE_ANCHOR, EvalConfig, evaluate, format_bd_value, scene_cut_trace
@@ -48,7 +48,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         codec = load_codec(args.model, weights=args.weights, backend=args.backend)
         cfg = EvalConfig(qps=args.qps, anchors=args.anchors, anchor_qps=args.anchor_qps, frames=args.frames,
-                         downscale=args.downscale, threads=args.threads, progress=sys.stderr.isatty())
+                         downscale=args.downscale, threads=args.threads, progress=sys.stderr.isatty(),
+                         resets=reset_settings(args))
         run = scene_cut_trace if args.cut_plot else evaluate
         results = run(codec, args.input, args.output, cfg, weights=None if args.weights is None else str(args.weights))
     except BaseException:
@@ -79,6 +80,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--anchors", type=_anchors, default=",".join(DEFAULT_ANCHORS),
                    help="comma-separated CODEC-PRESET anchors, empty for none (default: %(default)s)")
     p.add_argument("--anchor-qps", type=_anchor_qps, help="anchor QPs (default: chosen so their rates overlap ours)")
+    add_reset_options(p)
     p.add_argument("--cut-plot", action="store_true",
                    help="instead of the RD sweep: per-frame bits/PSNR at the first qp vs x264-medium at "
                         "the closest rate, with reset points marked (scene_cuts.png)")

@@ -14,7 +14,7 @@ import json
 import math
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -117,10 +117,10 @@ def source_bpp(source: Path, total_bytes: int) -> float:
         return bpp(total_bytes, reader.frame_count, reader.height, reader.width)
 
 
-def ours_point(codec: CodecModel, source: Path, streams: Path, qp: int, threads: int = 1,
-               progress: bool = False) -> RatePoint:
+def ours_point(codec: CodecModel, source: Path, streams: Path, qp: int, cfg: EvalConfig) -> RatePoint:
     stream = streams / f"{codec.preset}_qp{qp:02d}.ui2c"
-    res = encode_file(codec, source, stream, qp, keep_recon=True, threads=threads, progress=progress)
+    res = encode_file(codec, source, stream, qp, keep_recon=True, threads=cfg.threads, progress=cfg.progress,
+                      **cfg.resets)
     with open_video(source) as reader:
         chroma = reader.chroma
     planes = (array_to_planes(r, chroma) for r in res.recon)
@@ -253,6 +253,7 @@ class EvalConfig:
     downscale: int = 1
     threads: int = 1
     progress: bool = False
+    resets: dict = field(default_factory=dict)  # encode_file's reset keywords (ui2c.args.reset_settings)
 
 
 def _info(src: Path, source: Path, cfg: EvalConfig, codec: CodecModel, weights: str | None) -> dict:
@@ -260,7 +261,7 @@ def _info(src: Path, source: Path, cfg: EvalConfig, codec: CodecModel, weights: 
         frames, width, height, chroma = r.frame_count, r.width, r.height, r.chroma
     return {"input": str(src), "frames": frames, "width": width, "height": height, "chroma": chroma,
             "downscale": cfg.downscale, "model": codec.preset, "weights": weights,
-            "weights_fingerprint": codec.weights_fingerprint, "backend": codec.producer}
+            "weights_fingerprint": codec.weights_fingerprint, "backend": codec.producer, "resets": cfg.resets}
 
 
 @contextmanager
@@ -287,7 +288,7 @@ def evaluate(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, weights: 
         log(f"source: {info['frames']} frames {info['width']}x{info['height']} {info['chroma']}")
         points = []
         for qp in cfg.qps:
-            points.append(ours_point(codec, source, streams, qp, cfg.threads, cfg.progress))
+            points.append(ours_point(codec, source, streams, qp, cfg))
             log(_line(points[-1]))
         qps = list(cfg.anchor_qps or [])
         if specs and not qps:
@@ -325,7 +326,7 @@ def scene_cut_trace(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, we
     spec = AnchorSpec.parse(REFERENCE_ANCHOR)
     with _prepared(src, out, cfg) as (source, scratch, streams):
         info = _info(src, source, cfg, codec, weights)
-        ours = ours_point(codec, source, streams, cfg.qps[0], cfg.threads, cfg.progress)
+        ours = ours_point(codec, source, streams, cfg.qps[0], cfg)
         log(_line(ours))
         anchor = anchor_point(spec, source, streams, scratch,
                               qp_for_bpp(RateProbe(spec, source, scratch), ours.bpp))
