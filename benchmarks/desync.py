@@ -86,11 +86,20 @@ def measure(enc_codec, dec_codec, frames: list[np.ndarray], qp: int) -> dict:
             "max_abs_recon_diff": max_diff}
 
 
+# Directions measured.  torch on the CPU twice, with 2 and 1 threads: its convolutions
+# round differently per thread count, which is why the count is part of its producer
+# string (a CLI decoder reproduces it); these rows show what happens without that.
+DIRECTIONS = (("torch-t2", "onnxruntime"), ("onnxruntime", "torch-t2"), ("onnxruntime", "onnxruntime"),
+              ("torch-t2", "torch-t1"), ("torch-t1", "torch-t2"), ("torch-t2", "torch-t2"))
+
+
 def run(frames: int, qps: list[int]) -> list[dict]:
     clip = [pad(frame_to_array(f)) for f in open_video(DEMO_CLIP)][:frames]
-    codecs = {name: load_codec("ui2c-s", backend=name) for name in ("torch", "onnxruntime")}
+    codecs = {"onnxruntime": load_codec("ui2c-s", backend="onnxruntime"),
+              "torch-t1": load_codec("ui2c-s", backend="torch", threads=1),
+              "torch-t2": load_codec("ui2c-s", backend="torch", threads=2)}
     rows = []
-    for enc_name, dec_name in (("torch", "onnxruntime"), ("onnxruntime", "torch"), ("onnxruntime", "onnxruntime")):
+    for enc_name, dec_name in DIRECTIONS:
         for qp in qps:
             rows.append({"encoder": enc_name, "decoder": dec_name,
                          **measure(codecs[enc_name], codecs[dec_name], clip, qp)})

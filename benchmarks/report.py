@@ -17,6 +17,13 @@ import onnxruntime
 import torch
 
 
+def _command() -> str:
+    """The command line as typed: ``ui2c ...`` or ``python -m ui2c.<module> ...``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = f"python -m {spec.name}" if spec is not None and spec.name != "ui2c.cli" else "ui2c"
+    return " ".join([program, *sys.argv[1:]])
+
+
 def provenance() -> str:
     """Command, date and machine, for the top of every block."""
     cpu = platform.processor() or platform.machine()
@@ -27,7 +34,7 @@ def provenance() -> str:
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"`ui2c {' '.join(sys.argv[1:])}` — {datetime.date.today().isoformat()}, {cpu}, {cores} cores "
+    return (f"`{_command()}` — {datetime.date.today().isoformat()}, {cpu}, {cores} cores "
             f"(shared), torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"onnxruntime {onnxruntime.__version__}")
 
