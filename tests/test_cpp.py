@@ -1,9 +1,10 @@
 """libui2c (runtime/cpp) against the Python runtime, on CPU with the aoti engines.
 
 The programs come from ``$UI2C_CPP_BIN`` (the folder scripts/build_cpp.sh prints; CI
-sets it) or are built here into build/cpp.  The container binding is checked byte for
-byte against the Python container; the C++ decoder against the Python decoder; a C++
-stream against the Python decoder; the C API's error paths, once under ASan.
+sets it) or are built here into build/cpp.  The container (one C++ implementation, which
+Python uses through its binding) against hand-built bytes; the C++ decoder against the
+Python decoder; a C++ stream against the Python decoder; the C API's error paths, once
+under ASan.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from ui2c.engines import aoti
-from ui2c.runtime.container import ContainerReader, ContainerWriter, Packet, SequenceHeader, pack_substreams
+from ui2c.runtime.container import ContainerReader, SequenceHeader
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ROOT / "build" / "test_aoti" / "ui2c-s"
@@ -78,31 +79,69 @@ def _run(*cmd, env=None) -> subprocess.CompletedProcess:
 # --- container: one implementation ---------------------------------------------------
 
 
-def test_cpp_container_is_byte_identical_to_the_python_container(tmp_path):
+def _hand_built_header(frame_count: int) -> bytes:
+    """72x40 4:2:0 (chroma code 0) at 30000/1001 fps, spelled out per CONTAINER.md §1."""
+    body = (b"\x00\x00\x00\x48" b"\x00\x00\x00\x28" + frame_count.to_bytes(4, "big") + b"\x00\x00\x75\x30"
+            b"\x00\x00\x03\xe9" b"\x00" b"\x06ui2c-s" b"\x03wfp" b"\x03tfp" b"\x12aoti/cpu/fp32/aoti")
+    head = b"UI2C\x01" + len(body).to_bytes(2, "big") + body
+    return head + zlib.crc32(head).to_bytes(4, "big")
+
+
+def _hand_built_packet(first: int, qps: bytes, flags: int, payload: bytes) -> bytes:
+    """CONTAINER.md §2: the CRC covers the fields after the sync word, then the payload."""
+    fields = first.to_bytes(4, "big") + bytes([len(qps)]) + qps.ljust(2, b"\0") + bytes([flags]) \
+        + len(payload).to_bytes(4, "big")
+    return b"U2PK" + fields + zlib.crc32(fields + payload).to_bytes(4, "big") + payload
+
+
+def test_cpp_container_writes_and_parses_the_documented_layout():
+    """The one implementation against bytes built by hand from CONTAINER.md and zlib's CRC."""
     from ui2c.entropy import _container
 
-    header = SequenceHeader(72, 40, Fraction(30000, 1001), "420", "ui2c-s", "wfp", "tfp", "aoti/cpu/fp32/aoti",
-                            frame_count=3)
-    assert _container.header_to_bytes(72, 40, 3, 30000, 1001, 0, "ui2c-s", "wfp", "tfp",
-                                      "aoti/cpu/fp32/aoti") == header.to_bytes()
-    payload = pack_substreams([b"z" * 5, b"", b"y" * 300, b"x" * 20000])
-    assert _container.pack_substreams([b"z" * 5, b"", b"y" * 300, b"x" * 20000]) == payload
-    assert _container.unpack_substreams(payload) == [b"z" * 5, b"", b"y" * 300, b"x" * 20000]
-    packets = [Packet(0, (3, 11), True, payload), Packet(2, (7,), False, b"\x01\x02")]
-    path = tmp_path / "s.ui2c"
-    with ContainerWriter(path, header) as writer:
-        for p in packets:
-            writer.write_packet(p)
-    data = path.read_bytes()
-    fields, pos = _container.parse_header(data)
-    assert fields["frame_count"] == 3 and fields["backend"] == "aoti/cpu/fp32/aoti" and data[:pos] == header.to_bytes()
-    for index, p in enumerate(packets):
-        first, qps, reset, body, used = _container.parse_packet(data[pos:], index)
-        assert (first, tuple(qps), reset, body) == (p.first_frame, p.qps, p.reset, p.payload)
-        assert _container.packet_to_bytes(first, qps, reset, body) == data[pos:pos + used] == p.to_bytes()
-        pos += used
-    assert pos == len(data)
-    assert _container.crc32(data) == zlib.crc32(data)
+    header = _hand_built_header(3)
+    assert _container.header_to_bytes(72, 40, 3, 30000, 1001, "420", "center", "ui2c-s", "wfp", "tfp",
+                                      "aoti/cpu/fp32/aoti") == header
+    fields, used = _container.parse_header(header + b"U2PK")
+    assert used == len(header) and fields == dict(
+        width=72, height=40, frame_count=3, fps_num=30000, fps_den=1001, chroma="420", siting="center",
+        preset="ui2c-s", weights_fingerprint="wfp", tables_fingerprint="tfp", backend="aoti/cpu/fp32/aoti")
+    assert _container.header_size(header[:_container.HEADER_PREFIX_BYTES]) == len(header)
+    # Sub-streams (§3): count, then uint_adaptive lengths of 1, 2 and 4 bytes, then the data.
+    streams = [b"z" * 5, b"", b"y" * 300, b"x" * 20000]
+    payload = b"\x04" b"\x05" b"\x00" b"\x81\x2c" b"\xc0\x00\x4e\x20" + b"".join(streams)
+    assert _container.pack_substreams(streams) == payload
+    assert _container.unpack_substreams(payload) == streams
+    packets = [(0, (3, 11), True, payload), (2, (7,), False, b"\x01\x02")]
+    data = _hand_built_packet(0, b"\x03\x0b", 1, payload) + _hand_built_packet(2, b"\x07", 0, b"\x01\x02")
+    pos = 0
+    for index, (first, qps, reset, body) in enumerate(packets):
+        assert _container.parse_packet_head(data[pos:pos + 20], index) == (first, len(qps), reset, 20 + len(body))
+        assert _container.parse_packet(data[pos:], index) == (first, qps, reset, body, 20 + len(body))
+        assert _container.packet_to_bytes(first, qps, reset, body) == data[pos:pos + 20 + len(body)]
+        pos += 20 + len(body)
+    assert _container.crc32(data) == zlib.crc32(data) and _container.crc32(b"ab", 7) == zlib.crc32(b"ab", 7)
+
+
+def test_cpp_container_sequence_rules():
+    from ui2c.entropy import _container
+    from ui2c.errors import CorruptStreamError, TruncatedStreamError
+
+    sequence = _container.PacketSequence(3)
+    sequence.add(0, 2, True)
+    sequence.add(2, 1, False)
+    sequence.finish()
+    assert (sequence.frames, sequence.next_index) == (3, 2)
+    with pytest.raises(CorruptStreamError, match="packet 2 follows a 1-frame packet"):
+        sequence.add(4, 2, False)
+    with pytest.raises(TruncatedStreamError, match="stream ends before packet 1: 2 of 3 announced frames"):
+        short = _container.PacketSequence(3)
+        short.add(0, 2, True)
+        short.finish()
+    with pytest.raises(CorruptStreamError, match="beyond the announced 1"):
+        _container.PacketSequence(1).add(0, 2, True)
+    with pytest.raises(ValueError, match="packet 0 is not a reset point"):  # a writer's mistake, not data
+        _container.PacketSequence(0, writer=True).add(0, 2, False)
+    _container.PacketSequence(0, 4).add(4, 2, False)  # from a reset point inside the stream
 
 
 @pytest.mark.parametrize(("cut", "error"), [(lambda d: d[:30], "TruncatedStreamError"),
@@ -113,7 +152,7 @@ def test_cpp_container_raises_the_python_errors(cut, error):
     from ui2c import errors
     from ui2c.entropy import _container
 
-    data = SequenceHeader(64, 48, Fraction(25), "444", "p", "w", "t", "b").to_bytes()
+    data = _hand_built_header(0)
     with pytest.raises(getattr(errors, error)):
         _container.parse_header(cut(data))
 

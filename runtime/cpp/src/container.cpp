@@ -1,6 +1,8 @@
-// Container format of runtime/CONTAINER.md; messages match the Python reader's.
+// Container format of runtime/CONTAINER.md.  Python raises these messages too (through
+// ui2c.entropy._container), and its tests match them: change both together.
 #include "container.hpp"
 
+#include <algorithm>
 #include <array>
 
 namespace ui2c::container {
@@ -8,7 +10,6 @@ namespace {
 
 constexpr uint8_t kMagic[4] = {'U', 'I', '2', 'C'};
 constexpr uint8_t kSync[4] = {'U', '2', 'P', 'K'};
-constexpr size_t kPrefixBytes = 7;   // magic, version, body length
 constexpr size_t kFixedBytes = 21;   // width, height, count, fps num, fps den, chroma
 
 std::array<uint32_t, 256> make_crc_table() {
@@ -27,6 +28,20 @@ void put32(std::vector<uint8_t>& out, uint32_t v) {
 
 uint32_t get32(const uint8_t* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
+
+// Bytes as text for a message: printable ASCII as is, the rest as \xNN.
+std::string quoted(const uint8_t* p, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s = "'";
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] >= 0x20 && p[i] < 0x7F && p[i] != '\\' && p[i] != '\'') {
+      s += static_cast<char>(p[i]);
+    } else {
+      s += std::string("\\x") + kHex[p[i] >> 4] + kHex[p[i] & 15];
+    }
+  }
+  return s + "'";
 }
 
 [[noreturn]] void corrupt(const std::string& m) { throw Error(UI2C_ERR_CORRUPT, m); }
@@ -72,10 +87,14 @@ uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
 }
 
 uint8_t chroma_code(ui2c_chroma chroma, ui2c_siting siting) {
+  static constexpr const char* kSitings[] = {"center", "left", "paldv"};
   if (chroma == UI2C_CHROMA_444) {
-    if (siting != UI2C_SITING_CENTER) throw Error(UI2C_ERR_ARGUMENT, "4:4:4 frames have no chroma siting");
+    if (siting != UI2C_SITING_CENTER)
+      throw Error(UI2C_ERR_ARGUMENT, std::string("siting '") + (unsigned(siting) < 3 ? kSitings[siting] : "?") +
+                                         "' does not apply to 4:4:4 frames, which have no chroma siting");
     return 1;
   }
+  if (chroma != UI2C_CHROMA_420) throw Error(UI2C_ERR_ARGUMENT, "chroma must be 4:2:0 or 4:4:4");
   switch (siting) {
     case UI2C_SITING_CENTER: return 0;
     case UI2C_SITING_LEFT: return 2;
@@ -90,15 +109,43 @@ ui2c_siting siting_of(uint8_t code) {
   return code == 2 ? UI2C_SITING_LEFT : code == 3 ? UI2C_SITING_PALDV : UI2C_SITING_CENTER;
 }
 
+namespace {
+
+// What makes a header impossible ("" if nothing): one list of checks for the writer
+// (kArgument) and the reader (kCorrupt, after the CRC), so neither accepts what the
+// other refuses.
+std::string header_problem(const SequenceHeader& h) {
+  const std::string size = std::to_string(h.width) + "x" + std::to_string(h.height);
+  if (h.width == 0 || h.height == 0 || std::max(h.width, h.height) > kMaxDimension ||
+      uint64_t(h.width) * h.height > kMaxPixels)
+    return "frame size " + size + " is outside 1.." + std::to_string(kMaxDimension) + " per side and " +
+           std::to_string(kMaxPixels) + " pixels";
+  if (h.fps_num == 0 || h.fps_den == 0)
+    return "frame rate " + std::to_string(h.fps_num) + "/" + std::to_string(h.fps_den) + " is not positive";
+  if (h.chroma > kMaxChromaCode) return "unknown chroma code " + std::to_string(h.chroma);
+  if (chroma_of(h.chroma) == UI2C_CHROMA_420 && (h.width % 2 || h.height % 2))
+    return "4:2:0 frame size " + size + " has an odd dimension";
+  const std::pair<const char*, const std::string*> strings[] = {{"preset", &h.preset},
+                                                                 {"weights_fingerprint", &h.weights_fingerprint},
+                                                                 {"tables_fingerprint", &h.tables_fingerprint},
+                                                                 {"backend", &h.backend}};
+  for (const auto& [name, s] : strings) {
+    if (s->size() > 255) return std::string(name) + " is longer than 255 UTF-8 bytes";
+    // Lower-case "utf-8", as Python's codec names itself.
+    if (!valid_utf8(reinterpret_cast<const uint8_t*>(s->data()), s->size()))
+      return std::string(name) + " is not valid utf-8";
+  }
+  return "";
+}
+
+}  // namespace
+
 std::vector<uint8_t> SequenceHeader::to_bytes() const {
-  if (width == 0 || height == 0) throw Error(UI2C_ERR_ARGUMENT, "width and height must be positive");
-  if (fps_num == 0 || fps_den == 0) throw Error(UI2C_ERR_ARGUMENT, "frame rate must be a positive rational");
-  if (chroma > kMaxChromaCode) throw Error(UI2C_ERR_ARGUMENT, "chroma code must be 0..3 (runtime/CONTAINER.md)");
+  if (const std::string problem = header_problem(*this); !problem.empty()) throw Error(UI2C_ERR_ARGUMENT, problem);
   std::vector<uint8_t> body;
   for (uint32_t v : {width, height, frame_count, fps_num, fps_den}) put32(body, v);
   body.push_back(chroma);
   for (const std::string* s : {&preset, &weights_fingerprint, &tables_fingerprint, &backend}) {
-    if (s->size() > 255) throw Error(UI2C_ERR_ARGUMENT, "header string longer than 255 bytes");
     body.push_back(static_cast<uint8_t>(s->size()));
     body.insert(body.end(), s->begin(), s->end());
   }
@@ -111,23 +158,29 @@ std::vector<uint8_t> SequenceHeader::to_bytes() const {
   return out;
 }
 
-SequenceHeader parse_header(const uint8_t* data, size_t size, size_t* consumed) {
+size_t header_size(const uint8_t* data, size_t size) {
   const size_t n = std::min<size_t>(size, 4);
   if (size == 0 || std::char_traits<char>::compare(reinterpret_cast<const char*>(data),
                                                     reinterpret_cast<const char*>(kMagic), n) != 0)
-    corrupt("not a UI2C stream: bad magic, expected 'UI2C'");
-  if (size < kPrefixBytes)
-    truncated("sequence header truncated: " + std::to_string(size) + " of 7 bytes");
+    corrupt("not a UI2C stream: magic is " + quoted(data, n) + ", expected 'UI2C'");
+  if (size < kHeaderPrefixBytes)
+    truncated("sequence header truncated: " + std::to_string(size) + " of " + std::to_string(kHeaderPrefixBytes) +
+              " bytes");
   if (data[4] != kVersion)
     throw Error(UI2C_ERR_VERSION, "container version " + std::to_string(data[4]) +
-                                      " is not supported: this build reads version 1");
+                                      " is not supported: this build reads version " + std::to_string(kVersion));
   const size_t length = size_t(data[5]) << 8 | data[6];
   if (length < kFixedBytes + 4) corrupt("sequence header length " + std::to_string(length) + " is too short");
-  const size_t total = kPrefixBytes + length + 4;
+  return kHeaderPrefixBytes + length + 4;
+}
+
+SequenceHeader parse_header(const uint8_t* data, size_t size, size_t* consumed) {
+  const size_t total = header_size(data, size);
   if (size < total)
     truncated("sequence header truncated: " + std::to_string(size) + " of " + std::to_string(total) + " bytes");
   if (crc32(data, total - 4) != get32(data + total - 4)) corrupt("sequence header CRC mismatch");
-  const uint8_t* body = data + kPrefixBytes;
+  const size_t length = total - kHeaderPrefixBytes - 4;
+  const uint8_t* body = data + kHeaderPrefixBytes;
   SequenceHeader h;
   h.width = get32(body);
   h.height = get32(body + 4);
@@ -138,22 +191,20 @@ SequenceHeader parse_header(const uint8_t* data, size_t size, size_t* consumed) 
   size_t pos = kFixedBytes;
   for (std::string* s : {&h.preset, &h.weights_fingerprint, &h.tables_fingerprint, &h.backend}) {
     if (pos >= length || pos + 1 + body[pos] > length) corrupt("sequence header: a string runs past the header");
-    if (!valid_utf8(body + pos + 1, body[pos])) corrupt("sequence header: a string is not valid UTF-8");
     s->assign(reinterpret_cast<const char*>(body + pos + 1), body[pos]);
     pos += 1 + body[pos];
   }
   if (pos != length) corrupt("sequence header: " + std::to_string(length - pos) + " unexpected trailing bytes");
-  if (h.fps_den == 0) corrupt("sequence header: frame rate " + std::to_string(h.fps_num) + "/0");
-  if (h.width == 0 || h.height == 0) corrupt("sequence header: width or height is 0");
-  if (h.fps_num == 0) corrupt("sequence header: frame rate is 0");
-  if (h.chroma > kMaxChromaCode) corrupt("sequence header: unknown chroma code " + std::to_string(h.chroma));
+  if (const std::string problem = header_problem(h); !problem.empty()) corrupt("sequence header: " + problem);
   *consumed = total;
   return h;
 }
 
 std::vector<uint8_t> Packet::to_bytes() const {
   if (qps.empty() || qps.size() > 2) throw Error(UI2C_ERR_ARGUMENT, "a packet holds 1 or 2 frames");
-  if (first_frame % 2) throw Error(UI2C_ERR_ARGUMENT, "first frame must be even: packets hold frame pairs");
+  if (first_frame % 2)
+    throw Error(UI2C_ERR_ARGUMENT,
+                "first frame " + std::to_string(first_frame) + " must be even: packets hold frame pairs");
   if (payload.size() >= (uint64_t(1) << 32)) throw Error(UI2C_ERR_ARGUMENT, "payload exceeds 4 GiB");
   std::vector<uint8_t> out(kSync, kSync + 4);
   put32(out, first_frame);
@@ -168,43 +219,65 @@ std::vector<uint8_t> Packet::to_bytes() const {
   return out;
 }
 
-Packet parse_packet(const uint8_t* data, size_t size, uint32_t index, size_t* consumed) {
-  const std::string where = "packet " + std::to_string(index);
+namespace {
+
+std::string packet_name(std::optional<uint32_t> index) {
+  return index ? "packet " + std::to_string(*index) : std::string("packet");
+}
+
+}  // namespace
+
+PacketHead parse_packet_head(const uint8_t* data, size_t size, std::optional<uint32_t> index) {
+  const std::string where = packet_name(index);
   if (size < kPacketHeaderBytes)
-    truncated(where + " truncated: header has " + std::to_string(size) + " of 20 bytes");
+    truncated(where + " truncated: header has " + std::to_string(size) + " of " +
+              std::to_string(kPacketHeaderBytes) + " bytes");
   if (std::char_traits<char>::compare(reinterpret_cast<const char*>(data), reinterpret_cast<const char*>(kSync), 4))
-    corrupt(where + ": bad sync word");
-  Packet p;
-  p.first_frame = get32(data + 4);
-  const uint8_t frames = data[8], qp0 = data[9], qp1 = data[10], flags = data[11];
-  const uint32_t length = get32(data + 12);
-  if (p.first_frame != 2 * uint64_t(index))
-    corrupt(where + ": starts at frame " + std::to_string(p.first_frame) + ", expected " + std::to_string(2 * index));
-  if ((frames != 1 && frames != 2) || (frames == 1 && qp1) || (flags & ~kFlagReset))
-    corrupt(where + ": impossible header (frames " + std::to_string(frames) + ", flags " + std::to_string(flags) + ")");
-  if (size - kPacketHeaderBytes < length)
+    corrupt(where + ": bad sync word " + quoted(data, 4));
+  PacketHead head;
+  head.first_frame = get32(data + 4);
+  head.frames = data[8];
+  const uint8_t qp1 = data[10], flags = data[11];
+  head.reset = flags & kFlagReset;
+  head.payload_size = get32(data + 12);
+  if (index && head.first_frame != 2 * uint64_t(*index))
+    corrupt(where + ": starts at frame " + std::to_string(head.first_frame) + ", expected " +
+            std::to_string(2 * uint64_t(*index)));
+  if ((head.frames != 1 && head.frames != 2) || (head.frames == 1 && qp1) || (flags & ~kFlagReset) ||
+      head.first_frame % 2)
+    corrupt(where + ": impossible header (frames " + std::to_string(head.frames) + ", flags " +
+            std::to_string(flags) + ")");
+  return head;
+}
+
+Packet parse_packet(const uint8_t* data, size_t size, std::optional<uint32_t> index, size_t* consumed) {
+  const PacketHead head = parse_packet_head(data, size, index);
+  const std::string where = packet_name(head.first_frame / 2);  // checked against `index` when given
+  if (size - kPacketHeaderBytes < head.payload_size)
     truncated(where + " truncated: payload has " + std::to_string(size - kPacketHeaderBytes) + " of " +
-              std::to_string(length) + " bytes");
+              std::to_string(head.payload_size) + " bytes");
   const uint8_t* payload = data + kPacketHeaderBytes;
-  if (crc32(payload, length, crc32(data + 4, 12)) != get32(data + 16)) corrupt(where + ": CRC mismatch");
-  p.qps = frames == 2 ? std::vector<uint8_t>{qp0, qp1} : std::vector<uint8_t>{qp0};
-  p.reset = flags & kFlagReset;
-  p.payload.assign(payload, payload + length);
-  *consumed = kPacketHeaderBytes + length;
+  if (crc32(payload, head.payload_size, crc32(data + 4, 12)) != get32(data + 16)) corrupt(where + ": CRC mismatch");
+  Packet p;
+  p.first_frame = head.first_frame;
+  p.qps.assign(data + 9, data + 9 + head.frames);
+  p.reset = head.reset;
+  p.payload.assign(payload, payload + head.payload_size);
+  *consumed = kPacketHeaderBytes + head.payload_size;
   return p;
 }
 
-void PacketSequence::add(const Packet& packet) {
-  const uint32_t index = packet.first_frame / 2;
-  if (last_single_) corrupt("packet " + std::to_string(index) + " follows a 1-frame packet, which must be last");
-  if (packet.first_frame != frames_)
-    corrupt("packet " + std::to_string(index) + ": starts at frame " + std::to_string(packet.first_frame) +
-            ", expected " + std::to_string(frames_));
-  if (index == 0 && !packet.reset) corrupt("packet 0 is not a reset point");
-  if (frame_count_ && packet.first_frame + packet.qps.size() > frame_count_)
-    corrupt("packet " + std::to_string(index) + " holds frames beyond the announced " + std::to_string(frame_count_));
-  frames_ += static_cast<uint32_t>(packet.qps.size());
-  last_single_ = packet.qps.size() == 1;
+void PacketSequence::add(uint32_t first_frame, size_t frames, bool reset) {
+  const std::string where = "packet " + std::to_string(first_frame / 2);
+  if (last_single_) throw Error(error_, where + " follows a 1-frame packet, which must be the last one");
+  if (first_frame != frames_)
+    throw Error(error_, where + ": starts at frame " + std::to_string(first_frame) + ", expected " +
+                            std::to_string(frames_));
+  if (first_frame == 0 && !reset) throw Error(error_, where + " is not a reset point");
+  if (frame_count_ && first_frame + frames > frame_count_)
+    throw Error(error_, where + " holds frames beyond the announced " + std::to_string(frame_count_));
+  frames_ += static_cast<uint32_t>(frames);
+  last_single_ = frames == 1;
 }
 
 void PacketSequence::finish() const {
