@@ -4,34 +4,28 @@ DCVC-RT's raw NAL stream (spec §3.7) has no magic, no frame count and no way to
 which model produced it; decoding it with other weights, tables or a backend whose
 entropy parameters differ silently yields garbage.  This container adds exactly what
 deployment needs: identification, integrity (CRC32 on the header and every packet),
-streaming reads from pipes, and an index of reset points for random access.  The
-byte layout is documented in ``runtime/CONTAINER.md``; keep both in step.
+streaming reads from pipes, and an index of reset points for random access.
+
+The bytes and every check on them (``runtime/CONTAINER.md``) have one implementation,
+libui2c's C++ (``runtime/cpp/src/container.cpp``), bound as ``ui2c.entropy._container``:
+the C++ runtime and Python cannot disagree on the format.  It raises the
+:mod:`ui2c.errors` stream errors itself, and ``ValueError`` for values a writer cannot
+store.  What stays here is what only Python needs: the dataclasses of the public API and
+the streaming reader and writer (atomic output, pipes, random access).
 """
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import BinaryIO, Iterable, Iterator, Sequence
 
-from ..errors import (CorruptStreamError, ModelMismatchError, TruncatedStreamError,
-                      UnsupportedVersionError)
+from ..entropy import _container
+from ..errors import ModelMismatchError, TruncatedStreamError
 from ..fileio import AtomicOutput
-from ..video_io import MAX_DIMENSION, MAX_PIXELS, Chroma, PathLike, Siting
+from ..video_io import Chroma, PathLike, Siting
 
-MAGIC = b"UI2C"
-VERSION = 1
-SYNC = b"U2PK"
-FLAG_RESET = 0x01
-
-_PREFIX = struct.Struct(">4sBH")        # magic, version, header body length
-_FIXED = struct.Struct(">IIIIIB")       # width, height, frame count, fps num, fps den, chroma
-_PACKET = struct.Struct(">4sIBBBBII")   # sync, first frame, frames, qp0, qp1, flags, length, crc
-_CHROMA_CODES: dict[tuple[Chroma, Siting], int] = {
-    ("420", "center"): 0, ("444", "center"): 1, ("420", "left"): 2, ("420", "paldv"): 3}
-_READ_CHUNK = 1 << 20                   # payloads are read in chunks: a corrupt length costs no memory
+_READ_CHUNK = 1 << 20  # payloads are read in chunks: a corrupt length costs no memory
 
 
 @dataclass(frozen=True)
@@ -51,60 +45,29 @@ class SequenceHeader:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fps", Fraction(self.fps))
-        if not (0 < self.width <= MAX_DIMENSION and 0 < self.height <= MAX_DIMENSION
-                and self.width * self.height <= MAX_PIXELS):
-            raise ValueError(f"frame size {self.width}x{self.height} is outside 1..{MAX_DIMENSION} per side "
-                             f"and {MAX_PIXELS} pixels")
-        if not 0 <= self.frame_count < 2**32:
-            raise ValueError(f"frame count {self.frame_count} is out of range")
-        if self.fps <= 0 or self.fps.numerator >= 2**32 or self.fps.denominator >= 2**32:
-            raise ValueError(f"frame rate {self.fps} is not a positive 32-bit rational")
-        if (self.chroma, self.siting) not in _CHROMA_CODES:
-            raise ValueError(f"chroma {self.chroma!r} with siting {self.siting!r} is not one of "
-                             f"{sorted(_CHROMA_CODES)}")
-        if self.chroma == "420" and (self.width % 2 or self.height % 2):
-            raise ValueError(f"4:2:0 frame size {self.width}x{self.height} has an odd dimension")
-        for name in ("preset", "weights_fingerprint", "tables_fingerprint", "backend"):
-            if len(getattr(self, name).encode("utf-8")) > 255:
-                raise ValueError(f"{name} is longer than 255 UTF-8 bytes")
+        # Refuse a header the format cannot hold now, not when the first packet is
+        # written: serialising runs the C++ checks (ValueError naming the field).
+        self.to_bytes()
 
     def to_bytes(self) -> bytes:
-        fields = _FIXED.pack(self.width, self.height, self.frame_count, self.fps.numerator,
-                             self.fps.denominator, _CHROMA_CODES[self.chroma, self.siting])
-        for text in (self.preset, self.weights_fingerprint, self.tables_fingerprint, self.backend):
-            raw = text.encode("utf-8")
-            fields += bytes([len(raw)]) + raw
-        head = _PREFIX.pack(MAGIC, VERSION, len(fields)) + fields
-        return head + struct.pack(">I", zlib.crc32(head))
+        return _container.header_to_bytes(
+            self.width, self.height, self.frame_count, self.fps.numerator, self.fps.denominator, self.chroma,
+            self.siting, self.preset, self.weights_fingerprint, self.tables_fingerprint, self.backend)
 
     @classmethod
-    def from_bytes(cls, rest: bytes) -> "SequenceHeader":
-        """Parse the header body (after magic, version and length; CRC already checked)."""
-        width, height, count, num, den, code = _FIXED.unpack_from(rest)
-        pos, texts = _FIXED.size, []
-        for _ in range(4):
-            end = pos + 1 + rest[pos] if pos < len(rest) else len(rest) + 1
-            if end > len(rest):
-                raise CorruptStreamError("sequence header: a string runs past the header")
-            texts.append(rest[pos + 1:end])
-            pos = end
-        if pos != len(rest):
-            raise CorruptStreamError(f"sequence header: {len(rest) - pos} unexpected trailing bytes")
-        chroma_siting = {v: k for k, v in _CHROMA_CODES.items()}.get(code)
-        if chroma_siting is None:
-            raise CorruptStreamError(f"sequence header: unknown chroma code {code}")
-        if den == 0:
-            raise CorruptStreamError(f"sequence header: frame rate {num}/0")
-        try:
-            return cls(width, height, Fraction(num, den), chroma_siting[0], *(t.decode("utf-8") for t in texts),
-                       frame_count=count, siting=chroma_siting[1])
-        except ValueError as e:  # UnicodeDecodeError is a ValueError too
-            raise CorruptStreamError(f"sequence header: {e}") from None
+    def from_bytes(cls, data: bytes) -> "SequenceHeader":
+        """Parse a whole header (magic to CRC); raises the :mod:`ui2c.errors` stream errors."""
+        fields, _ = _container.parse_header(data)
+        return cls(fps=Fraction(fields.pop("fps_num"), fields.pop("fps_den")), **fields)
 
 
 @dataclass(frozen=True)
 class Packet:
-    """One coded frame pair (or the odd last frame): the payload is opaque here."""
+    """One coded frame pair (or the odd last frame): the payload is opaque here.
+
+    The fields are checked when the packet is serialised (:meth:`to_bytes`, by the
+    writer), not here: the reader builds packets from checked bytes by the thousand.
+    """
 
     first_frame: int
     qps: tuple[int, ...]  # one qp per frame, so len(qps) is the number of frames
@@ -113,12 +76,6 @@ class Packet:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "qps", tuple(self.qps))
-        if len(self.qps) not in (1, 2) or not all(0 <= q <= 255 for q in self.qps):
-            raise ValueError(f"qps {self.qps} must be one or two values in 0..255")
-        if self.first_frame % 2 or not 0 <= self.first_frame < 2**32:
-            raise ValueError(f"first frame {self.first_frame} must be even: packets hold frame pairs")
-        if len(self.payload) >= 2**32:
-            raise ValueError("payload exceeds 4 GiB")
 
     @property
     def num_frames(self) -> int:
@@ -129,11 +86,7 @@ class Packet:
         return self.first_frame // 2
 
     def to_bytes(self) -> bytes:
-        qp0, qp1 = (self.qps + (0,))[:2]
-        fields = _PACKET.pack(SYNC, self.first_frame, self.num_frames, qp0, qp1,
-                              FLAG_RESET if self.reset else 0, len(self.payload), 0)
-        crc = zlib.crc32(self.payload, zlib.crc32(fields[4:-4]))
-        return fields[:-4] + struct.pack(">I", crc) + self.payload
+        return _container.packet_to_bytes(self.first_frame, self.qps, self.reset, self.payload)
 
 
 @dataclass(frozen=True)
@@ -146,50 +99,14 @@ class PacketLocation:
     reset: bool
 
 
-# --------------------------------------------------------------------------- sub-streams
-def _put_uint(value: int) -> bytes:
-    """DCVC's ``uint_adaptive`` (spec §3.7): 1, 2 or 4 bytes for < 2^7, 2^14, 2^30."""
-    if value < 1 << 7:
-        return bytes([value])
-    if value < 1 << 14:
-        return struct.pack(">H", 0x8000 | value)
-    if value < 1 << 30:
-        return struct.pack(">I", 0xC0000000 | value)
-    raise ValueError(f"{value} does not fit uint_adaptive (< 2^30)")
-
-
-def _get_uint(data: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of a ``uint_adaptive`` at ``pos``."""
-    if pos >= len(data):
-        raise CorruptStreamError("payload: sub-stream table runs past the payload")
-    size = {0: 1, 1: 1, 2: 2, 3: 4}[data[pos] >> 6]
-    if pos + size > len(data):
-        raise CorruptStreamError("payload: sub-stream table runs past the payload")
-    raw = int.from_bytes(data[pos:pos + size], "big")
-    return raw & ((1 << (8 * size - (1 if size == 1 else 2))) - 1), pos + size
-
-
 def pack_substreams(streams: Sequence[bytes]) -> bytes:
-    """count, each length (``uint_adaptive``), then the streams back to back."""
-    table = _put_uint(len(streams)) + b"".join(_put_uint(len(s)) for s in streams)
-    return table + b"".join(streams)
+    """count, each length (``uint_adaptive``), then the streams back to back (CONTAINER.md §3)."""
+    return _container.pack_substreams(list(streams))
 
 
 def unpack_substreams(payload: bytes) -> list[bytes]:
     """Inverse of :func:`pack_substreams`; the lengths must account for every byte."""
-    count, pos = _get_uint(payload, 0)
-    lengths = []
-    for _ in range(count):
-        length, pos = _get_uint(payload, pos)
-        lengths.append(length)
-    if pos + sum(lengths) != len(payload):
-        raise CorruptStreamError(
-            f"payload: sub-streams need {pos + sum(lengths)} bytes, the payload has {len(payload)}")
-    streams = []
-    for length in lengths:
-        streams.append(payload[pos:pos + length])
-        pos += length
-    return streams
+    return _container.unpack_substreams(payload)
 
 
 # --------------------------------------------------------------------------- writer
@@ -207,8 +124,13 @@ class ContainerWriter:
         self.header = header
         self._start = self._f.tell() if self._seekable() else 0
         self._f.write(header.to_bytes())
-        self.frames_written = 0
-        self._last_single = False
+        # The reader's sequence rules, so the writer cannot produce a stream it refuses;
+        # no frame count: the header's is a placeholder, patched on close.
+        self._sequence = _container.PacketSequence(0, writer=True)
+
+    @property
+    def frames_written(self) -> int:
+        return self._sequence.frames
 
     def _seekable(self) -> bool:
         try:
@@ -217,15 +139,10 @@ class ContainerWriter:
             return False
 
     def write_packet(self, packet: Packet) -> None:
-        if self._last_single:
-            raise ValueError("a 1-frame packet must be the last one")
-        if packet.first_frame != self.frames_written:
-            raise ValueError(f"packet starts at frame {packet.first_frame}, expected {self.frames_written}")
-        if packet.index == 0 and not packet.reset:
-            raise ValueError("the first packet must be a reset point")
-        self._f.write(packet.to_bytes())
-        self.frames_written += packet.num_frames
-        self._last_single = packet.num_frames == 1
+        """Append a packet; ValueError if it breaks the sequence rules or the format."""
+        data = packet.to_bytes()
+        self._sequence.add(packet.first_frame, packet.num_frames, packet.reset)
+        self._f.write(data)
 
     def close(self) -> None:
         """Patch the frame count (if seekable) and publish the file."""
@@ -269,7 +186,8 @@ class ContainerReader:
         self._f: BinaryIO = open(source, "rb") if self._owned else source  # type: ignore[arg-type]
         self._pos = 0
         try:
-            self.header = self._read_header()
+            prefix = self._read(_container.HEADER_PREFIX_BYTES)
+            self.header = SequenceHeader.from_bytes(prefix + self._read(_container.header_size(prefix) - len(prefix)))
         except BaseException:
             self.close()
             raise
@@ -288,70 +206,19 @@ class ContainerReader:
         self._pos += len(data)
         return data
 
-    def _read_header(self) -> SequenceHeader:
-        prefix = self._read(_PREFIX.size)
-        if not prefix or not MAGIC.startswith(prefix[:4]):
-            raise CorruptStreamError(f"not a UI2C stream: magic is {prefix[:4]!r}, expected {MAGIC!r}")
-        if len(prefix) < _PREFIX.size:
-            raise TruncatedStreamError(f"sequence header truncated: {len(prefix)} of {_PREFIX.size} bytes")
-        _, version, length = _PREFIX.unpack(prefix)
-        if version != VERSION:
-            raise UnsupportedVersionError(
-                f"container version {version} is not supported: this build reads version {VERSION}")
-        if length < _FIXED.size + 4:
-            raise CorruptStreamError(f"sequence header length {length} is too short")
-        rest = self._read(length + 4)
-        if len(rest) < length + 4:
-            raise TruncatedStreamError(
-                f"sequence header truncated: {_PREFIX.size + len(rest)} of {_PREFIX.size + length + 4} bytes")
-        (crc,) = struct.unpack(">I", rest[-4:])
-        if zlib.crc32(prefix + rest[:-4]) != crc:
-            raise CorruptStreamError("sequence header CRC mismatch")
-        return SequenceHeader.from_bytes(rest[:-4])
-
-    def _packet_head(self, index: int | None) -> tuple[tuple, bytes] | None:
-        """Parse one packet header; None at a clean end of stream."""
-        start = self._pos
-        raw = self._read(_PACKET.size)
-        if not raw:
-            return None
-        where = f"packet {index}" if index is not None else f"packet at byte {start}"
-        if len(raw) < _PACKET.size:
-            raise TruncatedStreamError(f"{where} truncated: header has {len(raw)} of {_PACKET.size} bytes")
-        fields = _PACKET.unpack(raw)
-        sync, first, frames, _, qp1, flags, _, _ = fields
-        if sync != SYNC:
-            raise CorruptStreamError(f"{where}: bad sync word {sync!r} at byte {start}")
-        if index is not None and first != 2 * index:
-            raise CorruptStreamError(f"{where}: starts at frame {first}, expected {2 * index}")
-        if frames not in (1, 2) or (frames == 1 and qp1) or flags & ~FLAG_RESET or first % 2:
-            raise CorruptStreamError(f"{where}: impossible header (frames {frames}, flags {flags:#x})")
-        return fields, raw
-
     def _packets(self, index: int | None) -> Iterator[Packet]:
         """Packets from the current position; ``index`` is the expected first index, if known."""
-        frames_seen = None
-        while (head := self._packet_head(index)) is not None:
-            (_, first, frames, qp0, qp1, flags, length, crc), raw = head
-            index = first // 2
-            if frames_seen is not None and frames_seen % 2:
-                raise CorruptStreamError(f"packet {index} follows a 1-frame packet, which must be last")
-            if index == 0 and not flags & FLAG_RESET:
-                raise CorruptStreamError("packet 0 is not a reset point")
-            total = self.header.frame_count
-            if total and first + frames > total:
-                raise CorruptStreamError(f"packet {index} holds frames beyond the announced {total}")
-            payload = self._read(length)
-            if len(payload) < length:
-                raise TruncatedStreamError(f"packet {index} truncated: payload has {len(payload)} of {length} bytes")
-            if zlib.crc32(payload, zlib.crc32(raw[4:-4])) != crc:
-                raise CorruptStreamError(f"packet {index}: CRC mismatch")
-            yield Packet(first, (qp0, qp1)[:frames], bool(flags & FLAG_RESET), payload)
-            frames_seen, index = first + frames, index + 1
-        if self.header.frame_count and (frames_seen or 0) != self.header.frame_count:
-            raise TruncatedStreamError(
-                f"stream ends before packet {index}: {frames_seen or 0} of "
-                f"{self.header.frame_count} announced frames")
+        count = self.header.frame_count
+        sequence = _container.PacketSequence(count, 2 * (index or 0))
+        while head := self._read(_container.PACKET_HEADER_BYTES):
+            first, frames, reset, size = _container.parse_packet_head(head, index)
+            if index is None:  # a raw byte offset: the sequence starts where the packet says
+                sequence = _container.PacketSequence(count, first)
+            sequence.add(first, frames, reset)  # before the payload is read: a broken sequence costs nothing
+            first, qps, reset, payload, _ = _container.parse_packet(head + self._read(size - len(head)), index)
+            yield Packet(first, qps, reset, payload)
+            index = sequence.next_index
+        sequence.finish()
 
     def __iter__(self) -> Iterator[Packet]:
         """All packets from the first; single pass on a pipe."""
@@ -370,13 +237,14 @@ class ContainerReader:
         size = self._f.seek(0, io.SEEK_END) if self._f.seekable() else 0
         self._seek(self.data_start)
         points, index = [], 0
-        while (head := self._packet_head(index)) is not None:
-            (_, first, _, _, _, flags, length, _), _ = head
-            if self._pos + length > size:
+        while head := self._read(_container.PACKET_HEADER_BYTES):
+            offset = self._pos - len(head)
+            first, _, reset, packet_size = _container.parse_packet_head(head, index)
+            if offset + packet_size > size:
                 raise TruncatedStreamError(f"packet {index} truncated: payload runs past the end of file")
-            if flags & FLAG_RESET:
-                points.append(PacketLocation(index, self._pos - _PACKET.size, first, True))
-            self._seek(self._pos + length)
+            if reset:
+                points.append(PacketLocation(index, offset, first, True))
+            self._seek(offset + packet_size)
             index += 1
         return points
 

@@ -5,10 +5,13 @@ import random
 import struct
 import threading
 import zlib
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
 
+from ui2c import video_io
+from ui2c.entropy import _container
 from ui2c.errors import (BitstreamError, CorruptStreamError, InputFormatError, ModelMismatchError,
                          TruncatedStreamError, UnsupportedVersionError)
 from ui2c.runtime.container import (ContainerReader, ContainerWriter, Packet, SequenceHeader,
@@ -144,7 +147,7 @@ def test_reset_points_and_random_access(tmp_path):
 
 def test_bad_magic_and_version():
     data, _ = make_stream()
-    with pytest.raises(CorruptStreamError, match="magic"):
+    with pytest.raises(CorruptStreamError, match="magic is 'RIFF'"):
         read_all(b"RIFF" + data[4:])
     with pytest.raises(CorruptStreamError, match="magic"):
         read_all(b"")
@@ -197,12 +200,55 @@ def test_chroma_codes_carry_the_siting(code, chroma, siting):
     header = SequenceHeader(4, 2, Fraction(25), chroma, "p", "w", "t", "b", siting=siting)
     data = header.to_bytes()
     assert data[7 + 20] == code
-    assert SequenceHeader.from_bytes(data[7:-4]) == header
+    assert SequenceHeader.from_bytes(data) == header
 
 
 def test_444_with_a_siting_is_refused():
     with pytest.raises(ValueError, match="siting 'left'"):
         SequenceHeader(4, 2, Fraction(25), "444", "p", "w", "t", "b", siting="left")
+
+
+def test_header_values_the_format_cannot_hold_are_value_errors():
+    """The writer's checks are the reader's (one C++ list), raised as ValueError."""
+    assert (_container.MAX_DIMENSION, _container.MAX_PIXELS) == (video_io.MAX_DIMENSION, video_io.MAX_PIXELS)
+    replace(HEADER, width=16384, height=4096)  # exactly MAX_PIXELS
+    for fields, problem in [(dict(width=3, chroma="420"), "4:2:0 frame size 3x2 has an odd dimension"),
+                            (dict(width=16386), "frame size 16386x2"),
+                            (dict(width=16384, height=4098), "67108864 pixels"),
+                            (dict(width=0), "frame size 0x2"),
+                            (dict(fps=Fraction(2**32)), "frame rate numerator 4294967296 is out of range"),
+                            (dict(fps=Fraction(-25)), "frame rate numerator -25 is out of range"),
+                            (dict(frame_count=2**32), "frame count"),
+                            (dict(preset="é" * 128), "preset is longer than 255 UTF-8 bytes"),
+                            (dict(chroma="422"), "unknown chroma '422'")]:
+        with pytest.raises(ValueError, match=problem):
+            replace(HEADER, **fields)
+
+
+def test_packet_values_are_checked_when_written():
+    for packet, problem in [(Packet(0, (300,), True, b""), "qp 300 is out of range"),
+                            (Packet(1, (1,), True, b""), "first frame 1 must be even"),
+                            (Packet(0, (1, 2, 3), True, b""), "1 or 2 frames")]:
+        with pytest.raises(ValueError, match=problem):
+            ContainerWriter(io.BytesIO(), HEADER).write_packet(packet)
+    w = ContainerWriter(io.BytesIO(), HEADER)
+    w.write_packet(Packet(0, (1, 1), True, b""))
+    with pytest.raises(ValueError, match="packet 2: starts at frame 4, expected 2"):
+        w.write_packet(Packet(4, (1, 1), False, b""))
+    assert w.frames_written == 2
+
+
+def test_random_access_from_a_byte_offset_names_the_packet(tmp_path):
+    data, packets = make_stream(11)
+    path = tmp_path / "r.ui2c"
+    with ContainerReader(io.BytesIO(data)) as r:
+        offset = r.reset_points()[1].offset
+    path.write_bytes(data[:offset + 25] + bytes([data[offset + 25] ^ 1]) + data[offset + 26:])
+    with ContainerReader(path) as r:
+        with pytest.raises(CorruptStreamError, match="packet 2: CRC mismatch"):
+            list(r.packets_from(offset))
+        with pytest.raises(CorruptStreamError, match="packet: bad sync word '2PK"):
+            list(r.packets_from(offset + 1))
 
 
 def test_crc_mismatches_name_the_packet():
