@@ -13,11 +13,12 @@ the final bytes runs on the device, so a call synchronises exactly once:
   host→device copy of the payload, ``_count_kernel`` + ``_compact_kernel`` map coded
   symbols to their positions, ``_decode_kernel`` writes them in place.
 
-One program is one warp: its 32-wide vectors are the lanes of a group, a row is one
-vector step, and the byte positions of a row come from one exclusive prefix sum
-over the lanes (bytes and escapes packed into one int32 so a single scan serves
-both).  Per-row inputs that do not depend on the coder state are loaded CH rows at
-a time as [CH, 32] tiles, so their memory latency is paid once per chunk.
+One program is one warp (``num_warps=1``): its 32-wide vectors are the lanes of a
+group, a row is one vector step, and the byte positions of a row come from one
+exclusive prefix sum over the lanes (bytes and escapes packed into one int32 so a
+single scan serves both).  Per-row inputs that do not depend on the coder state are
+loaded CH rows at a time as [CH, 32] tiles, so their memory latency is paid once per
+chunk.
 
 Decoding a symbol is one table lookup: ``lut[t, slot >> 8]`` holds, for a 256-slot
 bucket with at most one slot boundary inside (the common case), the slot at the
@@ -26,12 +27,21 @@ only a bucket with several boundaries (distribution tails) points at a 256-entry
 sub-table in ``sub``, read by the lanes that need it.  The encoder's x / f is a float32 reciprocal multiply
 corrected by one integer step (exact: the estimate is within 1 of the quotient).
 
+Compiled and interpreted kernels must agree bit for bit, so the arithmetic avoids
+whatever the interpreter (NumPy) and PTX define differently: the coder state is
+uint32 (logical shifts, wrap-around products), integer ``//`` and ``%`` only see
+non-negative operands (Triton truncates, NumPy floors), every load whose address
+may leave its buffer is masked, and every position fits int32 (the host refuses
+larger calls, ``MAX_SYMBOLS``).
+
 On a machine without a GPU the kernels run in Triton's interpreter when
 ``TRITON_INTERPRET=1`` is set before importing this module.
 """
 from __future__ import annotations
 
 import os
+import re
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -47,10 +57,19 @@ MAX_LANES: int = _rans.MAX_LANES
 STATE_LOW = 1 << 24
 CHUNK_ROWS = 16  # rows per [CH, 32] input tile
 COUNT_BLOCK = 4096  # symbols per program of the count/compact kernels
-_INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index
-# Lane prefix sums by warp ballot + popc on the GPU (the interpreter has no inline PTX);
-# UI2C_TRITON_BALLOT=0 falls back to tl.cumsum, which gives the same sums.
-BALLOT = os.environ.get("TRITON_INTERPRET", "0") in ("", "0") and os.environ.get("UI2C_TRITON_BALLOT", "1") != "0"
+# positions (bytes <= 2 per symbol + 6 per lane, escapes, row indexes) are int32 on the device
+MAX_SYMBOLS = 1 << 29
+_INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index or lane count
+# Lane prefix sums by warp ballot + popc (inline PTX; opt-in with UI2C_TRITON_BALLOT=1,
+# never in the interpreter).  The asm is only right when element j of its operands
+# lives in lane j of the warp and nowhere else, and Triton picks that layout, not
+# this code: Triton 3.6 gives the encoder's operands a slice of a [16, 2]-thread
+# layout (16 elements per thread, replicated over 16 lanes), so the ballots mix
+# lanes and the streams are wrong.  tl.cumsum is right under any layout.
+# So the opt-in path checks the compiled layout (lane_layout_problems) before it
+# returns a result; scripts/aot_compile_triton.py reports it for a given Triton.
+BALLOT = os.environ.get("TRITON_INTERPRET", "0") in ("", "0") and os.environ.get("UI2C_TRITON_BALLOT", "0") == "1"
+CHECK_LANE_LAYOUT = True  # scripts/triton_gpu_diag.py turns it off to see what a wrong layout does
 
 _PREFIX_PTX = tl.constexpr("""{
 .reg .pred pa, pb, pe;
@@ -78,6 +97,49 @@ popc.b32 w, e;
 shl.b32 w, w, 8;
 or.b32 $1, u, w;
 }""")
+_BLOCKED = re.compile(r"^#(\w+) = #[\w.]*blocked<\{sizePerThread = \[([\d, ]+)\], "
+                      r"threadsPerWarp = \[([\d, ]+)\], warpsPerCTA = \[([\d, ]+)\]", re.M)
+_OPERAND = re.compile(r"tensor<(\d+)x\w+, #(?:(\w+)|[\w.]*slice<\{dim = (\d+), parent = #(\w+)\}>)>")
+_layout_ok: set[object] = set()
+
+
+def _one_per_lane(size: int, layout: tuple[tuple[int, ...], ...] | None, dim: int | None) -> bool:
+    """True for a [LANES] layout that puts element j in lane j of one warp and nowhere else:
+    a 1-D blocked layout of 1 x 32 x 1, or a 2-D one sliced along the dimension that
+    has 1 thread, whose other dimension has 1 element per thread and 32 threads."""
+    if layout is None or size != LANES:
+        return False
+    per_thread, threads, warps = layout
+    if dim is None:
+        return per_thread == (1,) and threads == (LANES,) and warps == (1,)
+    kept = 1 - dim
+    return len(threads) == 2 and per_thread[kept] == 1 and threads[kept] == LANES and set(warps) == {1}
+
+
+def lane_layout_problems(ttgir: str) -> list[str]:
+    """Operand types of the inline asm in a compiled kernel's TTGIR whose layout is not
+    one element per lane (unknown layouts, e.g. linear ones, count as problems)."""
+    blocked = {name: tuple(tuple(int(v) for v in f.split(",")) for f in fields)
+               for name, *fields in _BLOCKED.findall(ttgir)}
+    problems = set()
+    for line in ttgir.splitlines():
+        if "tt.elementwise_inline_asm" in line:
+            for m in _OPERAND.finditer(line.rsplit(" -> ", 1)[0]):
+                size, name, dim, parent = m.groups()
+                if not _one_per_lane(int(size), blocked.get(name or parent), None if name else int(dim)):
+                    problems.add(m.group(0))
+    return sorted(problems)
+
+
+def _check_lane_layout(kernel: object) -> None:
+    """With BALLOT, refuses (once per compiled kernel) a layout the ballot asm gets wrong."""
+    if not (BALLOT and CHECK_LANE_LAYOUT) or kernel in _layout_ok:
+        return
+    problems = lane_layout_problems(kernel.asm["ttgir"])
+    if problems:
+        raise RuntimeError(f"UI2C_TRITON_BALLOT=1, but Triton {triton.__version__} gives the ballot's operands "
+                           f"layouts it cannot use ({', '.join(problems)}): unset it")
+    _layout_ok.add(kernel)
 
 
 @triton.jit
@@ -138,13 +200,15 @@ def _plan_lanes(n, cost_q16, bits_per_lane, forced, MAXL: tl.constexpr):
 def _lane_prefix(nb, esc, BALLOT: tl.constexpr):
     """Exclusive prefix and total over the lanes of nb + (esc << 8) (nb in 0..2, esc 0/1).
 
-    Packing bytes and escapes into one int32 lets one scan serve both; on the GPU the
-    scan is three warp ballots and popcounts instead of a shuffle ladder.  Lane j of
-    the vector must live in lane j of the warp (the [32] layout of one warp).
+    Packing bytes and escapes into one int32 lets one scan serve both (at most 64
+    bytes and 32 escapes per row).  With BALLOT the scan is three warp ballots and
+    popcounts, valid only if element j lives in lane j alone (see ``BALLOT``); the
+    asm is not pure (its result depends on the other lanes), so it is never hoisted
+    or merged.
     """
     if BALLOT:
         excl, total = tl.inline_asm_elementwise(_PREFIX_PTX, "=r,=r,r,r", [nb, esc.to(tl.int32)],
-                                                dtype=(tl.int32, tl.int32), is_pure=True, pack=1)
+                                                dtype=(tl.int32, tl.int32), is_pure=False, pack=1)
     else:
         packed = nb + (esc.to(tl.int32) << 8)
         excl = tl.cumsum(packed, axis=0) - packed
@@ -258,7 +322,8 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
     """Writes out = u32 size | header | groups | escapes; program g copies group g.
 
     Every program derives the header length and its own offsets from meta, so no
-    program waits for another.  The size is 0xFFFFFFFF when a table index was out of range.
+    program waits for another.  The size is 0xFFFFFFFF when a table index was out of range
+    or a forced lane count exceeds the coded symbols.
     """
     g = tl.program_id(0)
     n = tl.load(ncoded_ptr).to(tl.int64)
@@ -272,7 +337,7 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
     k = tl.arange(0, 2 * GB)
     grp = tl.maximum(k - 2, 0) // 2
     in_meta = (k >= 2) & (grp < G)
-    m = tl.load(meta_ptr + 4 * grp + 1 + 2 * ((k - 2) % 2), mask=in_meta, other=0)
+    m = tl.load(meta_ptr + 4 * grp + 1 + 2 * (k % 2), mask=in_meta, other=0)  # k % 2 == (k - 2) % 2, k >= 0
     m = tl.where(in_meta & (k % 2 == 0), m - 4 * W, m)
     value = tl.where(k == 0, n, tl.where(k == 1, P, m))
     used = (k == 0) | ((n > 0) & ((k == 1) | in_meta))
@@ -299,7 +364,8 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
         check = check % 65521
         tl.store(out_ptr + 4 + header - 2, (check & 0xFF).to(tl.uint8))
         tl.store(out_ptr + 4 + header - 1, (check >> 8).to(tl.uint8))
-        reported = tl.where(bad > 0, -1, total)
+        # the C++ coder refuses these: an index outside the tables, more lanes than coded symbols
+        reported = tl.where((bad > 0) | ((n > 0) & (forced > n)), -1, total)
         for b in tl.static_range(4):
             tl.store(out_ptr + b, ((reported >> (8 * b)) & 0xFF).to(tl.uint8))
     if g < G:
@@ -506,9 +572,26 @@ def _counts(symbols, indexes, tables, with_cost):
 
 
 def _int32_1d(name: str, t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` as a contiguous int32 vector on ``device``, refused before any copy when
+    it is too long for the kernels' int32 positions."""
     if t.dim() != 1:
         raise ValueError(f"{name} must be a 1-D tensor")
+    if t.numel() >= MAX_SYMBOLS:
+        raise ValueError(f"{name} holds {t.numel()} values; the Triton coder takes fewer than {MAX_SYMBOLS}")
     return t.to(device=device, dtype=torch.int32).contiguous()
+
+
+class EncodeBuffers(NamedTuple):
+    """Device tensors of one encode, stage by stage, so that a diagnostic
+    (``scripts/triton_gpu_diag.py``) can tell which kernel first differs from the C++ coder."""
+
+    ncoded: torch.Tensor  # [1]: coded symbols (count + compact kernels)
+    csym: torch.Tensor  # coded symbols, densely (first ncoded entries)
+    cidx: torch.Tensor  # their table indexes
+    scratch: torch.Tensor  # encode kernel: group g's bytes at [meta[g, 0], meta[g, 0] + meta[g, 1])
+    escbuf: torch.Tensor  # and its escapes at [meta[g, 2], meta[g, 2] + meta[g, 3])
+    meta: torch.Tensor  # [groups, 4] int64
+    out: torch.Tensor  # pack kernel: u32 size prefix | stream
 
 
 class _HostBuffer:
@@ -544,7 +627,10 @@ class TritonRans:
                  bits_per_lane: int = _rans.DEFAULT_BITS_PER_LANE) -> None:
         self.tables = TritonTables(tables, device)
         self.device = self.tables.device
-        self.bits_per_lane = int(bits_per_lane)
+        if not 0 <= int(bits_per_lane) < 1 << 32:  # uint32 in the C++ coder
+            raise ValueError("bits_per_lane must be in [0, 2^32)")
+        # the C++ policy divides by max(1, bits_per_lane); the kernels must never divide by 0
+        self.bits_per_lane = max(1, int(bits_per_lane))
         self._out_host = _HostBuffer()
         self._in_host = _HostBuffer()
         self._copy_guess = 1 << 16
@@ -553,15 +639,21 @@ class TritonRans:
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor, lanes: int | None = None) -> bytes:
         """Stream of the symbols whose index is >= 0 (format 2, same bytes as the C++ coder).
 
-        ``lanes`` forces P like :func:`ui2c.entropy.rans.encode`; it must not exceed the
-        number of coded symbols (only the symbol count is checked here, on the host).
+        ``lanes`` forces P like :func:`ui2c.entropy.rans.encode`; more lanes than coded
+        symbols raise ValueError (found on the device, reported after the copy).
         """
+        return self._fetch(self.encode_device(symbols, indexes, lanes).out)
+
+    def encode_device(self, symbols: torch.Tensor, indexes: torch.Tensor, lanes: int | None = None) -> EncodeBuffers:
+        """Launches the encode kernels without synchronising; :meth:`encode` copies ``out``."""
         sym = _int32_1d("symbols", symbols, self.device)
         idx = _int32_1d("indexes", indexes, self.device)
         if sym.numel() != idx.numel():
             raise ValueError("symbols and indexes must have the same length")
         tb = self.tables
         n_all = idx.numel()
+        if lanes is not None and lanes < 1:
+            raise ValueError("lanes must be >= 1")  # as ui2c.entropy.rans.encode
         forced = int(lanes or 0)
         if forced and not (forced <= min(n_all, MAX_LANES) and (forced <= LANES or forced % LANES == 0)):
             raise ValueError("forced lane count must be 1..32 or a multiple of 32, at most the symbol count")
@@ -571,16 +663,17 @@ class TritonRans:
         scratch = torch.empty(cap_bytes, dtype=torch.uint8, device=self.device)
         escbuf = torch.empty(n_all + min(n_all, MAX_LANES) + 1, dtype=torch.int32, device=self.device)
         meta = torch.zeros(groups, 4, dtype=torch.int64, device=self.device)
-        _encode_kernel[(groups,)](csym, cidx, ncoded, costsum, chunks, self.bits_per_lane, forced,
-                                  tb.start, tb.freq, tb.rcp, tb.length, tb.offset, tb.width,
-                                  scratch, escbuf, meta,
-                                  CH=CHUNK_ROWS, LANES=LANES, CBLOCK=_pow2(chunks), MAXL=MAX_LANES, BALLOT=BALLOT,
-                                  num_warps=1)
+        kernel = _encode_kernel[(groups,)](csym, cidx, ncoded, costsum, chunks, self.bits_per_lane, forced,
+                                           tb.start, tb.freq, tb.rcp, tb.length, tb.offset, tb.width,
+                                           scratch, escbuf, meta, CH=CHUNK_ROWS, LANES=LANES, CBLOCK=_pow2(chunks),
+                                           MAXL=MAX_LANES, BALLOT=BALLOT, num_warps=1)
+        _check_lane_layout(kernel)
         out_cap = 4 + 16 + 10 * groups + 2 * n_all + 4 * groups * LANES + 4 * n_all
         out = torch.empty(out_cap, dtype=torch.uint8, device=self.device)
+        # the header vector holds n, P and 2 fields per group: 2 * GB >= 2 * groups + 2
         _pack_kernel[(groups,)](ncoded, costsum, bad, chunks, self.bits_per_lane, forced, scratch, escbuf, meta, out,
-                                CBLOCK=_pow2(chunks), GB=_pow2(groups), MAXL=MAX_LANES, COPY=1024, num_warps=4)
-        return self._fetch(out)
+                                CBLOCK=_pow2(chunks), GB=_pow2(groups + 1), MAXL=MAX_LANES, COPY=1024, num_warps=4)
+        return EncodeBuffers(ncoded, csym, cidx, scratch, escbuf, meta, out)
 
     def _fetch(self, out: torch.Tensor) -> bytes:
         """The one device→host copy (plus a second only when the stream outgrew the guess)."""
@@ -591,7 +684,8 @@ class TritonRans:
             torch.cuda.current_stream(out.device).synchronize()
         total = int.from_bytes(host[:4].numpy().tobytes(), "little")
         if total == _INVALID:
-            raise ValueError(f"a cdf index is outside [0, {self.tables.num})")
+            raise ValueError(f"a cdf index is outside [0, {self.tables.num}), or the forced lane count "
+                             "exceeds the number of coded symbols")
         self._copy_guess = max(1 << 12, 2 * (total + 4))
         if total + 4 <= first:
             return host[4: 4 + total].numpy().tobytes()
@@ -631,10 +725,11 @@ class TritonRans:
             self._in_host.mark_busy(self.device)
             width = lanes // groups
             err = torch.empty(groups, dtype=torch.int32, device=self.device)
-            _decode_kernel[(groups,)](dev[4 * aux_words:], dev[: 4 * aux_words].view(torch.int32),
-                                      dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut, tb.sub,
-                                      tb.length, tb.offset, out, err, n_h, lanes, width, groups,
-                                      CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)
+            kernel = _decode_kernel[(groups,)](dev[4 * aux_words:], dev[: 4 * aux_words].view(torch.int32),
+                                               dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut, tb.sub,
+                                               tb.length, tb.offset, out, err, n_h, lanes, width, groups,
+                                               CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)
+            _check_lane_layout(kernel)
         err = err.sum() + bad.sum()
         self.last_error = err
         if check and int(err) != 0:

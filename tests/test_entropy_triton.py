@@ -2,9 +2,15 @@
 
 Runs in Triton's interpreter unless TRITON_INTERPRET is set explicitly (``=0`` on a
 GPU machine runs the compiled kernels on CUDA).  Interpreted rows are slow, so the
-streams here use many lanes to keep the rows per lane few.
+streams here use many lanes to keep the rows per lane few.  Golden streams come from
+the C++ coder; scripts/triton_gpu_diag.py (tested at the end) localises a mismatch.
 """
+import importlib.util
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 
@@ -14,7 +20,7 @@ import torch  # noqa: E402
 
 pytest.importorskip("triton")
 
-from test_entropy_helpers import gaussian, random_symbols  # noqa: E402
+from test_entropy_helpers import INT32_MAX, INT32_MIN, gaussian, random_symbols  # noqa: E402
 from ui2c.entropy import rans  # noqa: E402
 from ui2c.entropy.tables import CdfTables  # noqa: E402
 from ui2c.errors import CorruptStreamError, TruncatedStreamError, UnsupportedVersionError  # noqa: E402
@@ -173,3 +179,198 @@ def test_mutated_streams_give_typed_errors_or_symbols(coder):
         except CorruptStreamError:
             outcomes.add("corrupt")
     assert "corrupt" in outcomes
+
+
+@pytest.mark.parametrize("lanes", [31, 33])
+def test_lane_counts_31_and_33(lanes, coder):
+    """31 is a one-group layout with an idle lane; 33 is invalid for both coders."""
+    rng = np.random.default_rng(lanes)
+    sym, idx = random_symbols(rng, 5 * 33, escape_rate=0.05)
+    if lanes == 33:
+        with pytest.raises(ValueError):
+            rans.encode(sym, idx, gaussian(), lanes=lanes)
+        with pytest.raises(ValueError):
+            coder.encode(torch.from_numpy(sym), torch.from_numpy(idx), lanes=lanes)
+    else:
+        check_both_ways(sym, idx, coder, lanes)
+
+
+def test_sixteen_groups(coder):
+    """G = 16 filled the pack kernel's header vector (2 + 2 G fields in 2 * 16 slots):
+    the last group's sizes were dropped from the header."""
+    rng = np.random.default_rng(16)
+    sym, idx = random_symbols(rng, 600, escape_rate=0.02)
+    data = check_both_ways(sym, idx, coder, lanes=512)
+    assert len(rans._rans.parse_header(data)[3]) == 17
+
+
+def test_every_symbol_an_escape(coder):
+    """Escapes in every slot of every row, int32 extremes included."""
+    rng = np.random.default_rng(5)
+    sym, idx = random_symbols(rng, 300, escape_rate=1.0)
+    sym[:4] = [INT32_MIN, INT32_MAX, INT32_MIN, INT32_MAX]
+    data = check_both_ways(sym, idx, coder, lanes=64)
+    assert sum(rans._rans.parse_header(data)[4][-1:]) == 300
+
+
+def test_states_near_2_32():
+    """A slot of frequency 65000 among rarer ones: about 1 in 6 of its encoder steps
+    divides a state in [2^31, 2^32 - 2^25) (up to 0xF89CFF3B here), where the float32
+    reciprocal quotient has the least headroom."""
+    cdf = np.array([[0, 65000, 65300, 65500, 65535, 65536]], np.int32)
+    tables = CdfTables(cdf, np.array([6]), np.array([0]))
+    sym = np.random.default_rng(3).choice(4, 64 * 30, p=[0.55, 0.2, 0.15, 0.1]).astype(np.int32)
+    check_both_ways(sym, np.zeros(len(sym), np.int32), triton_rans.TritonRans(tables, DEVICE), lanes=64,
+                    tables=tables)
+
+
+def test_bits_per_lane_zero_means_one():
+    """The C++ policy divides by max(1, bits_per_lane); the device divided by zero."""
+    rng = np.random.default_rng(6)
+    sym, idx = random_symbols(rng, 300, escape_rate=0.02)
+    cpu_bytes = rans.encode(sym, idx, gaussian(), bits_per_lane=0)
+    assert rans._rans.parse_header(cpu_bytes)[1] == 288
+    zero = triton_rans.TritonRans(gaussian(), DEVICE, bits_per_lane=0)
+    assert zero.encode(torch.from_numpy(sym), torch.from_numpy(idx)) == cpu_bytes
+    with pytest.raises(ValueError):
+        triton_rans.TritonRans(gaussian(), DEVICE, bits_per_lane=-1)
+
+
+def test_forced_lanes_above_coded_symbols_raise(coder):
+    """32 lanes for 31 coded symbols (19 of 50 skipped): refused like the C++ coder,
+    instead of a stream whose header announces more lanes than symbols."""
+    rng = np.random.default_rng(9)
+    sym, idx = random_symbols(rng, 50, escape_rate=0.02)
+    idx[:19] = -1
+    with pytest.raises(ValueError):
+        rans.encode(sym, idx, gaussian(), lanes=32, skip_negative=True)
+    with pytest.raises(ValueError, match="forced lane count"):
+        coder.encode(torch.from_numpy(sym), torch.from_numpy(idx), lanes=32)
+    assert coder.encode(torch.from_numpy(sym), torch.from_numpy(idx), lanes=31) == \
+        rans.encode(sym, idx, gaussian(), lanes=31, skip_negative=True)
+
+
+def test_too_many_symbols_refused_before_any_copy(coder):
+    """Device positions are int32: the host refuses calls that could overflow them."""
+    huge = torch.zeros(1, dtype=torch.int32).expand(triton_rans.MAX_SYMBOLS)  # no memory behind it
+    with pytest.raises(ValueError, match="fewer than"):
+        coder.encode(huge, huge)
+    with pytest.raises(ValueError, match="fewer than"):
+        coder.decode(b"\xb6\x00\xb6\x00", huge)
+
+
+# TTGIR lines as Triton 3.6 (wrong for the ballot) and 3.9 (right) compile the encoder for sm_90
+_TTGIR_36 = """#blocked = #ttg.blocked<{sizePerThread = [1, 1], threadsPerWarp = [16, 2], warpsPerCTA = [1, 1], \
+order = [0, 1]}>
+#blocked3 = #ttg.blocked<{sizePerThread = [1], threadsPerWarp = [32], warpsPerCTA = [1], order = [0]}>
+%5:2 = tt.elementwise_inline_asm "{vote}" {pure = false} %nb, %4 : tensor<32xi32, #ttg.slice<{dim = 0, \
+parent = #blocked}>>, tensor<32xi32, #ttg.slice<{dim = 0, parent = #blocked}>> -> tensor<32xi32, #blocked3>
+"""
+_TTGIR_39 = """#blocked = #ttg.blocked<{sizePerThread = [1, 1], threadsPerWarp = [1, 32], warpsPerCTA = [1, 1], \
+order = [1, 0]}>
+#blocked1 = #ttg.blocked<{sizePerThread = [1], threadsPerWarp = [32], warpsPerCTA = [1], order = [0]}>
+%5:2 = tt.elementwise_inline_asm "{vote}" {pure = false} %nb, %4 : tensor<32xi32, #ttg.slice<{dim = 0, \
+parent = #blocked}>>, tensor<32xi32, #blocked1> -> tensor<32xi32, #blocked1>, tensor<32xi32, #blocked1>
+"""
+
+
+def test_lane_layout_problems():
+    assert triton_rans.lane_layout_problems(_TTGIR_39) == []
+    assert triton_rans.lane_layout_problems(_TTGIR_36) == ["tensor<32xi32, #ttg.slice<{dim = 0, parent = #blocked}>>"]
+    two_per_lane = _TTGIR_39.replace("sizePerThread = [1], threadsPerWarp", "sizePerThread = [2], threadsPerWarp")
+    assert triton_rans.lane_layout_problems(two_per_lane) == ["tensor<32xi32, #blocked1>"]
+    assert triton_rans.lane_layout_problems(_TTGIR_39.replace("#blocked1> ->", "#linear> ->")) == \
+        ["tensor<32xi32, #linear>"]
+
+
+def test_ballot_refuses_a_wrong_layout(monkeypatch):
+    class Compiled:
+        def __init__(self, ttgir):
+            self.asm = {"ttgir": ttgir}
+
+    monkeypatch.setattr(triton_rans, "BALLOT", True)
+    triton_rans._check_lane_layout(Compiled(_TTGIR_39))
+    with pytest.raises(RuntimeError, match="UI2C_TRITON_BALLOT"):
+        triton_rans._check_lane_layout(Compiled(_TTGIR_36))
+
+
+def test_ballot_is_opt_in():
+    """Off unless UI2C_TRITON_BALLOT=1, and never in the interpreter."""
+    code = ("import importlib, os; from ui2c.plugins import triton_rans as t; print(t.BALLOT); "
+            "os.environ['UI2C_TRITON_BALLOT'] = '1'; print(importlib.reload(t).BALLOT); "
+            "os.environ['TRITON_INTERPRET'] = '1'; print(importlib.reload(t).BALLOT)")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "UI2C_TRITON_BALLOT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "False"]
+
+
+def _diag():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "triton_gpu_diag.py"
+    spec = importlib.util.spec_from_file_location("triton_gpu_diag", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_diag_names_the_stage_that_differs(coder, monkeypatch):
+    diag = _diag()
+    rng = np.random.default_rng(30)
+    sym, idx = random_symbols(rng, 300, escape_rate=0.05)
+    ref = rans.encode(sym, idx, gaussian(), lanes=64)
+    assert diag.compare_encode(coder, sym, idx, 64, ref) is None
+    assert diag.compare_decode(coder, sym, idx, ref) is None
+    real = coder.encode_device
+
+    def broken(where):
+        def run(*args, **kwargs):
+            buf = real(*args, **kwargs)
+            if where == "scratch":  # after the pack kernel: only the group comparison sees it
+                buf.scratch[int(buf.meta[1, 0]) + 4 * 32 + 3] ^= 1
+            else:
+                buf.out[4 + 3] ^= 1  # a header byte
+            return buf
+        return run
+
+    monkeypatch.setattr(coder, "encode_device", broken("scratch"))
+    found = diag.compare_encode(coder, sym, idx, 64, ref)
+    assert (found["kernel"], found["group"], found["byte_in_group"]) == ("encode", 1, 4 * 32 + 3)
+    monkeypatch.setattr(coder, "encode_device", broken("out"))
+    assert diag.compare_encode(coder, sym, idx, 64, ref)["kernel"] == "pack"
+    real_decode = coder.decode
+    monkeypatch.setattr(coder, "decode", lambda *a, **k: real_decode(*a, **k) + (torch.arange(300) == 77).to(
+        torch.int32).to(DEVICE))
+    found = diag.compare_decode(coder, sym, idx, ref)
+    assert (found["kernel"], found["symbol"]) == ("decode", 77)
+    assert "group 0, lane 13, row 1" in found["detail"]
+
+
+def test_diag_writes_its_summary(tmp_path, monkeypatch):
+    diag = _diag()
+    few = [c for c in diag.cases(quick=True) if c[0] in ("empty", "lanes31")]
+    monkeypatch.setattr(diag, "cases", lambda quick: few)
+    before = triton_rans.BALLOT, triton_rans.CHECK_LANE_LAYOUT
+    modes = ["off", "on"] if INTERPRET else ["off"]  # the interpreter skips "on" (inline PTX)
+    report = diag.diagnose(tmp_path / "diag.json", modes, deadline=60.0, log=lambda line: None)
+    assert (triton_rans.BALLOT, triton_rans.CHECK_LANE_LAYOUT) == before
+    saved = json.loads((tmp_path / "diag.json").read_text())
+    assert saved["summary"] == report["summary"]
+    assert [(r["case"], r["ok"]) for r in saved["results"]] == [("empty", True), ("lanes31", True)]
+    assert saved["results"][1]["lanes"] == 31
+
+
+def test_diag_reports_compiled_layouts(tmp_path, monkeypatch):
+    """The JIT-cache walk that runs only on a GPU, on stand-ins for compiled kernels."""
+    diag = _diag()
+
+    class Compiled:
+        def __init__(self, ttgir, votes):
+            self.asm = {"ttgir": ttgir, "ptx": "vote.sync.ballot.b32\n" * votes}
+            self.metadata = type("Meta", (), {"num_warps": 1})
+
+    cache = {"a": Compiled(_TTGIR_39, 0), "b": Compiled(_TTGIR_36, 48), "c": Compiled(_TTGIR_36, 48)}
+    monkeypatch.setattr(triton_rans._encode_kernel, "device_caches", {0: (cache, None)}, raising=False)
+    found = [r for r in diag.compiled_kernels(tmp_path) if r["kernel"].startswith("_encode")]  # GPU: others too
+    assert [(r["kernel"], r["vote_sync"], len(r["layout_problems"])) for r in found] == \
+        [("_encode_kernel.0", 0, 0), ("_encode_kernel.1", 48, 1), ("_encode_kernel.2", 48, 1)]
+    assert sorted(p.name for p in tmp_path.glob("_encode*")) == [
+        "_encode_kernel.0.ptx", "_encode_kernel.0.ttgir", "_encode_kernel.1.ptx", "_encode_kernel.1.ttgir"]
