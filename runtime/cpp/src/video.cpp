@@ -4,13 +4,14 @@
 #include <cmath>
 #include <map>
 
+#include "container.hpp"
 #include "errors.hpp"
 
 namespace ui2c::video {
 namespace {
 
-constexpr uint32_t kMaxDimension = 16384;
-constexpr uint64_t kMaxPixels = uint64_t(1) << 26;
+using container::kMaxDimension;  // one limit for frames and stream headers
+using container::kMaxPixels;
 constexpr size_t kLineMax = 4096;
 
 [[noreturn]] void input_error(const std::string& m) { throw Error(UI2C_ERR_INPUT, m); }
