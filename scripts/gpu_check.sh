@@ -6,10 +6,12 @@
 # 2. runs the gpu-marked tests with TRITON_INTERPRET=0 (Triton kernels on the device,
 #    CUDA encode -> decode bit-exact here and in a fresh process, CPU == CUDA latent
 #    codec, C++ == Triton coder); TensorRT tests skip with a line saying it is absent;
-# 3. benchmarks `ui2c` end to end at SIZE, fp16, torch.compile + CUDA graphs, with the
+# 3. runs scripts/triton_gpu_diag.py (where the Triton coder first differs from the C++ one);
+# 4. benchmarks `ui2c` end to end at SIZE, fp16, torch.compile + CUDA graphs, with the
 #    C++ and then the Triton entropy coder, next to the network-only ceiling of the same
 #    run, and writes RESULTS_DIR/gpu_check_ui2c*.json and gpu_check.md naming the device.
-# Every step has a time limit, so the whole check ends within 8 minutes (one device call).
+# Every step has a time limit, so the whole check ends within 9 minutes (one device call).
+# Files: gpu_check.md, gpu_check_ui2c*.json, gpu_check_logs.tar.gz (every step's output).
 # Runs from outside the checkout so the installed package is what gets imported.
 # Environment: PYTHON (default python3), FRAMES (default 32).
 set -uo pipefail
@@ -24,8 +26,11 @@ status=0
 
 step() { echo "== $1 ($(date +%T))"; }
 # logged NAME SECONDS CMD...: runs CMD under a time limit, its output also kept in
-# RESULTS_DIR/gpu_check_NAME.log (a lent machine returns files, but only the tail of stdout).
-logged() { timeout "$2" "${@:3}" 2>&1 | tee "$results/gpu_check_$1.log"; return "${PIPESTATUS[0]}"; }
+# $logs/NAME.log; the logs (and the Triton kernel dumps) end as one archive,
+# RESULTS_DIR/gpu_check_logs.tar.gz, since a lent machine returns at most 8 files.
+logs="$results/gpu_check_logs"
+mkdir -p "$logs"
+logged() { timeout "$2" "${@:3}" 2>&1 | tee "$logs/$1.log"; return "${PIPESTATUS[0]}"; }
 
 step "GPU"
 nvidia-smi -L || { echo "gpu_check: nvidia-smi failed: no NVIDIA driver or GPU visible" >&2; exit 2; }
@@ -37,17 +42,21 @@ cd "$work" || exit 2
 
 pytest=("$python" -m pytest -q -rfEs --tb=short -p no:cacheprovider -c "$repo/pyproject.toml" --rootdir "$repo")
 step "gpu tests (runtime)"
-logged tests_runtime 200 "${pytest[@]}" --durations=10 "$repo/tests/gpu" || status=1
+logged tests_runtime 180 "${pytest[@]}" --durations=10 "$repo/tests/gpu" || status=1
 step "gpu tests (Triton coder; opt-in until these pass on a GPU)"
-logged tests_triton 60 "${pytest[@]}" "$repo/tests/test_entropy_triton.py" "$repo/tests/test_entropy_coder.py" || status=1
+logged tests_triton 45 "${pytest[@]}" "$repo/tests/test_entropy_triton.py" "$repo/tests/test_entropy_coder.py" || status=1
+
+step "Triton coder vs C++ coder, kernel by kernel (first differing stage, ballot off and on)"
+logged triton_diag 90 "$python" "$repo/scripts/triton_gpu_diag.py" --out "$logs/triton_diag.json" --deadline 50 || status=1
 
 step "benchmark ui2c $size (C++ entropy coder, the default)"
 bench() { logged "$1" "$2" "$python" -m ui2c.cli bench fps --model ui2c --backend torch --device cuda --precision fp16 \
     --compile --size "$size" --frames "${FRAMES:-32}" --warmup 2 "${@:3}" --md "$results/gpu_check.md"; }
-bench bench_cpp 150 --json "$results/gpu_check_ui2c.json" || status=1
+bench bench_cpp 130 --json "$results/gpu_check_ui2c.json" || status=1
 step "benchmark ui2c $size (Triton entropy coder)"
-bench bench_triton 60 --entropy triton --json "$results/gpu_check_ui2c_triton.json" || status=1
+bench bench_triton 50 --entropy triton --json "$results/gpu_check_ui2c_triton.json" || status=1
 
+tar -czf "$results/gpu_check_logs.tar.gz" -C "$results" gpu_check_logs && rm -rf "$logs"
 step "done"
 [[ $status -eq 0 ]] && echo "gpu_check: OK" || echo "gpu_check: FAILED" >&2
 exit $status
