@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from ui2c.engines import aoti
+from test_container import packet_bytes  # CONTAINER.md §2 by hand (one builder for both suites)
 from ui2c.runtime.container import ContainerReader, SequenceHeader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,13 +88,6 @@ def _hand_built_header(frame_count: int) -> bytes:
     return head + zlib.crc32(head).to_bytes(4, "big")
 
 
-def _hand_built_packet(first: int, qps: bytes, flags: int, payload: bytes) -> bytes:
-    """CONTAINER.md §2: the CRC covers the fields after the sync word, then the payload."""
-    fields = first.to_bytes(4, "big") + bytes([len(qps)]) + qps.ljust(2, b"\0") + bytes([flags]) \
-        + len(payload).to_bytes(4, "big")
-    return b"U2PK" + fields + zlib.crc32(fields + payload).to_bytes(4, "big") + payload
-
-
 def test_cpp_container_writes_and_parses_the_documented_layout():
     """The one implementation against bytes built by hand from CONTAINER.md and zlib's CRC."""
     from ui2c.entropy import _container
@@ -112,7 +106,7 @@ def test_cpp_container_writes_and_parses_the_documented_layout():
     assert _container.pack_substreams(streams) == payload
     assert _container.unpack_substreams(payload) == streams
     packets = [(0, (3, 11), True, payload), (2, (7,), False, b"\x01\x02")]
-    data = _hand_built_packet(0, b"\x03\x0b", 1, payload) + _hand_built_packet(2, b"\x07", 0, b"\x01\x02")
+    data = packet_bytes(0, b"\x03\x0b", 1, payload) + packet_bytes(2, b"\x07", 0, b"\x01\x02")
     pos = 0
     for index, (first, qps, reset, body) in enumerate(packets):
         assert _container.parse_packet_head(data[pos:pos + 20], index) == (first, len(qps), reset, 20 + len(body))
