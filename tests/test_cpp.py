@@ -274,7 +274,7 @@ def test_error_paths_under_address_sanitizer(engines, codec, clip, tmp_path):
     # use_tls=0: LeakSanitizer's scan of dynamic TLS crashes the tracer ("Tracer caught
     # signal 11", a garbage DTLS range) for some dlopen'ed AOTInductor packages with this
     # glibc; leaks are still checked, thread-local storage is just not a root.
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:exitcode=86", "LSAN_OPTIONS": "use_tls=0"}
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:exitcode=86", "LSAN_OPTIONS": "use_tls=0:print_suppressions=0"}
     out = _run(asan / "ui2c-capi-errors", engines, env=env)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     _check_decode_errors(asan / "ui2c-decode", _decode_cases(_stream(codec, clip, tmp_path), engines, tmp_path),
