@@ -18,7 +18,13 @@ group, a row is one vector step, and the byte positions of a row come from one
 exclusive prefix sum over the lanes (bytes and escapes packed into one int32 so a
 single scan serves both).  Per-row inputs that do not depend on the coder state are
 loaded CH rows at a time as [CH, 32] tiles, so their memory latency is paid once per
-chunk.
+chunk.  A row must stay one element per lane, or every row is done many times over:
+the table look-ups of a tile (gathers, no contiguous axis) are loaded flat
+(``_gather``): the layout Triton gives a 2-D gather depends on the version (3.6
+ordered its two equally non-contiguous axes rows first, threads [16, 2], and carried
+that layout into the row loop: 16 elements per thread, copied over 16 lanes, ~1,430
+PTX instructions per encoded row instead of ~115).
+``scripts/aot_compile_triton.py`` fails when a 32-lane vector is not one per lane.
 
 Decoding a symbol is one table lookup: ``lut[t, slot >> 8]`` holds, for a 256-slot
 bucket with at most one slot boundary inside (the common case), the slot at the
@@ -39,6 +45,7 @@ On a machine without a GPU the kernels run in Triton's interpreter when
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import NamedTuple
@@ -63,9 +70,10 @@ _INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table ind
 # Lane prefix sums by warp ballot + popc (inline PTX; opt-in with UI2C_TRITON_BALLOT=1,
 # never in the interpreter).  The asm is only right when element j of its operands
 # lives in lane j of the warp and nowhere else, and Triton picks that layout, not
-# this code: Triton 3.6 gives the encoder's operands a slice of a [16, 2]-thread
-# layout (16 elements per thread, replicated over 16 lanes), so the ballots mix
-# lanes and the streams are wrong.  tl.cumsum is right under any layout.
+# this code: Triton 3.6 gave the encoder's operands a slice of a [16, 2]-thread
+# layout (16 elements per thread, replicated over 16 lanes), so the ballots mixed
+# lanes and the streams were wrong, until the gathers were made flat (_gather).
+# tl.cumsum is right under any layout.
 # So the opt-in path checks the compiled layout (lane_layout_problems) before it
 # returns a result; scripts/aot_compile_triton.py reports it for a given Triton.
 BALLOT = os.environ.get("TRITON_INTERPRET", "0") in ("", "0") and os.environ.get("UI2C_TRITON_BALLOT", "0") == "1"
@@ -129,6 +137,51 @@ def lane_layout_problems(ttgir: str) -> list[str]:
                 if not _one_per_lane(int(size), blocked.get(name or parent), None if name else int(dim)):
                     problems.add(m.group(0))
     return sorted(problems)
+
+
+_LINEAR = re.compile(r"^#(\w+) = #[\w.]*linear<\{register = (\[[\d\[\], ]*\]), lane = (\[[\d\[\], ]*\]), "
+                     r"warp = (\[[\d\[\], ]*\])", re.M)
+_VECTOR = re.compile(r"tensor<(\d+)x(?:!tt\.ptr<\w+>|\w+), (#(?:\w+|[\w.]*slice<\{dim = \d+, parent = #\w+\}>))>")
+_SLICE = re.compile(r"#[\w.]*slice<\{dim = (\d+), parent = #(\w+)\}>")
+
+
+def _bases(text: str) -> list[list[int]]:
+    return [[int(v) for v in b.split(",")] for b in re.findall(r"\[([\d, ]+)\]", text)]
+
+
+def lane_vector_layouts(ttgir: str, size: int = LANES) -> dict[str, tuple[int, int] | None]:
+    """Layout of every 1-D tensor of ``size`` elements in a compiled kernel's TTGIR ->
+    (elements each thread holds, copies of each element), None where the layout is not
+    understood.  (1, 1) is one element per lane: a row of a one-warp coder is done once.
+
+    A blocked layout (or a slice of a 2-D one) of T threads and W warps with
+    sizePerThread s along the kept dimension holds max(size // (T_d W_d), min(s, size))
+    elements per thread; the threads along a sliced dimension hold copies.  A linear
+    layout holds 2^(register bases) elements per thread."""
+    blocked = {name: tuple(tuple(int(v) for v in f.split(",")) for f in fields)
+               for name, *fields in _BLOCKED.findall(ttgir)}
+    linear = {name: tuple(_bases(f) for f in fields) for name, *fields in _LINEAR.findall(ttgir)}
+    found: dict[str, tuple[int, int] | None] = {}
+    for m in _VECTOR.finditer(ttgir):
+        if int(m.group(1)) != size or m.group(2) in found:
+            continue
+        ref = m.group(2)
+        sliced = _SLICE.fullmatch(ref)
+        name, dim = (sliced.group(2), int(sliced.group(1))) if sliced else (ref[1:], None)
+        result = None
+        if name in blocked:
+            per_thread, threads, warps = blocked[name]
+            kept = [d for d in range(len(threads)) if d != dim]
+            if len(kept) == 1:
+                d = kept[0]
+                elems = max(size // (threads[d] * warps[d]), min(per_thread[d], size))
+                result = (elems, elems * math.prod(threads) * math.prod(warps) // size)
+        elif name in linear:
+            reg, lane, warp = linear[name]
+            if all(len(b) == (1 if dim is None else 2) for b in reg + lane + warp):
+                result = (2 ** len(reg), 2 ** (len(reg) + len(lane) + len(warp)) // size)
+        found[ref] = result
+    return found
 
 
 def _check_lane_layout(kernel: object) -> None:
@@ -217,6 +270,17 @@ def _lane_prefix(nb, esc, BALLOT: tl.constexpr):
 
 
 @triton.jit
+def _gather(ptr, off, CH: tl.constexpr, LANES: tl.constexpr):
+    """tl.load(ptr + off) of a [CH, LANES] tile of data-dependent offsets, as one flat load.
+
+    A 1-D gather gets one element per thread and lane, rows in registers, under every
+    Triton seen (3.6, 3.9), and the reshape keeps it: the tile's rows are then one
+    element per lane.  A 2-D gather's layout depends on how the version orders its two
+    equally non-contiguous axes (see the module docstring)."""
+    return tl.reshape(tl.load(ptr + tl.reshape(off, [CH * LANES])), [CH, LANES])
+
+
+@triton.jit
 def _row(tile, sel):
     """Row `sel` ([CH, 1] one-hot) of a [CH, LANES] tile, as a [LANES] vector."""
     return tl.sum(tl.where(sel, tile, 0), axis=0)
@@ -271,13 +335,13 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
             ok_next = active[None, :] & (r[:, None] >= CH) & (i_next < n)
             t_next = tl.load(cidx_ptr + i_next, mask=ok_next, other=0)
             s_next = tl.load(csym_ptr + i_next, mask=ok_next, other=0)
-            esc_slot = tl.load(len_ptr + t) - 2
-            v = s.to(tl.int64) - tl.load(off_ptr + t)
+            esc_slot = _gather(len_ptr, t, CH, LANES) - 2
+            v = s.to(tl.int64) - _gather(off_ptr, t, CH, LANES)
             is_esc = (v < 0) | (v >= esc_slot)
             slot = tl.where(is_esc, esc_slot, v)
-            start_t = tl.load(start_ptr + t * width + slot).to(tl.uint32)
-            freq_t = tl.load(freq_ptr + t * width + slot).to(tl.uint32)
-            rcp_t = tl.load(rcp_ptr + t * width + slot)
+            start_t = _gather(start_ptr, t * width + slot, CH, LANES).to(tl.uint32)
+            freq_t = _gather(freq_ptr, t * width + slot, CH, LANES).to(tl.uint32)
+            rcp_t = _gather(rcp_ptr, t * width + slot, CH, LANES)
             flags_t = ok.to(tl.int32) + 2 * (ok & is_esc).to(tl.int32)
             for cc in tl.static_range(CH):
                 sel = (ch == CH - 1 - cc)[:, None]
@@ -386,7 +450,11 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
                 tl.store(out_ptr + eoff + 4 * (o + j) + b, ((value32 >> (8 * b)) & 0xFF).to(tl.uint8), mask=live)
 
 
-@triton.jit
+# P and W are not specialised: W = 32 and P = 32 G (divisible by 16, as on every large
+# stream) would let Triton load the index tiles 4 lanes per thread ([1, 4] x [4, 8]
+# threads), and that layout reaches the rows (4 elements per thread, copied over 4
+# lanes, ~220 PTX instructions per row instead of ~160)
+@triton.jit(do_not_specialize=["P", "W"])
 def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut_ptr, sub_ptr, len_ptr, off_ptr,
                    out_ptr, err_ptr, n, P, W, G,
                    CH: tl.constexpr, LANES: tl.constexpr, BALLOT: tl.constexpr):
@@ -430,8 +498,8 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
         t_next = tl.load(cidx_ptr + i_next, mask=ok_next, other=0)
         dst_next = tl.load(cpos_ptr + i_next, mask=ok_next, other=0)
         lutbase_t = t_t * 256
-        esc_slot_t = (tl.load(len_ptr + t_t) - 2).to(tl.int32)
-        off_t = tl.load(off_ptr + t_t).to(tl.int32)
+        esc_slot_t = (_gather(len_ptr, t_t, CH, LANES) - 2).to(tl.int32)
+        off_t = _gather(off_ptr, t_t, CH, LANES).to(tl.int32)
         ok_t = ok.to(tl.int32)
         for cc in tl.static_range(CH):
             sel = (ch == cc)[:, None]

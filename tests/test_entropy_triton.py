@@ -283,6 +283,61 @@ def test_lane_layout_problems():
         ["tensor<32xi32, #linear>"]
 
 
+def test_lane_vector_layouts():
+    """Elements per thread and copies of every 32-lane vector (scripts/aot_compile_triton.py fails on > 1)."""
+    assert triton_rans.lane_vector_layouts(_TTGIR_39) == {
+        "#ttg.slice<{dim = 0, parent = #blocked}>": (1, 1), "#blocked1": (1, 1)}
+    # Triton 3.6 before the flat gathers: 16 elements per thread, each on 16 lanes
+    assert triton_rans.lane_vector_layouts(_TTGIR_36) == {
+        "#ttg.slice<{dim = 0, parent = #blocked}>": (16, 16), "#blocked3": (1, 1)}
+    two = _TTGIR_39.replace("sizePerThread = [1], threadsPerWarp = [32]", "sizePerThread = [2], threadsPerWarp = [16]")
+    assert triton_rans.lane_vector_layouts(two)["#blocked1"] == (2, 1)
+    wide = "#blocked = #ttg.blocked<{sizePerThread = [1], threadsPerWarp = [32], warpsPerCTA = [4], order = [0]}>\n" \
+        "%a = tt.make_range {end = 32 : i32, start = 0 : i32} : tensor<32xi32, #blocked>\n"
+    assert triton_rans.lane_vector_layouts(wide) == {"#blocked": (1, 4)}
+    lanes = ", ".join(f"[{1 << k}]" for k in range(5))
+    linear = f"#linear = #ttg.linear<{{register = [], lane = [{lanes}], warp = [], block = []}}>\n" \
+        "%p = tt.splat %x : !tt.ptr<i8> -> tensor<32x!tt.ptr<i8>, #linear>\n"
+    assert triton_rans.lane_vector_layouts(linear) == {"#linear": (1, 1)}
+    doubled = linear.replace("register = []", "register = [[0]]")
+    assert triton_rans.lane_vector_layouts(doubled) == {"#linear": (2, 2)}
+    assert triton_rans.lane_vector_layouts(linear.replace("#linear>", "#mma>")) == {"#mma": None}
+    assert triton_rans.lane_vector_layouts(_TTGIR_39, size=16) == {}
+
+
+def _aot():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "aot_compile_triton.py"
+    spec = importlib.util.spec_from_file_location("aot_compile_triton", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_aot_row_loop_and_lane_check():
+    aot = _aot()
+    ptx = """
+\tmov.u32 %r1, 0;
+$L__BB0_1:
+\t.loc\t1 290 12
+\tcvt.u32.u64 %r2, %rd1;
+\tshfl.sync.up.b32 %r3, %r2, 1, 0, -1;
+\t@%p1 st.global.b8 [%rd2], %rs1;
+$L__BB0_2:
+\tvote.sync.ballot.b32 %r4, %p2, -1;
+\t@%p3 bra $L__BB0_2;
+\tadd.s32 %r5, %r5, 1;
+\t@%p4 bra $L__BB0_1;
+\tret;
+"""
+    loop = aot.row_loop(ptx, 2)
+    assert (loop["instructions"], loop["per_row"], loop["cvt_per_row"], loop["shfl_per_row"],
+            loop["vote_per_row"]) == (7, 3.5, 0.5, 0.5, 0.5)
+    assert aot.lane_vectors(_TTGIR_39) == ({"#ttg.slice<{dim = 0, parent = #blocked}>": [1, 1],
+                                           "#blocked1": [1, 1]}, [])
+    assert aot.lane_vectors(_TTGIR_36)[1] == ["#ttg.slice<{dim = 0, parent = #blocked}>"]
+    assert aot.lane_vectors("")[1] == ["none found (has the TTGIR syntax changed?)"]
+
+
 def test_ballot_refuses_a_wrong_layout(monkeypatch):
     class Compiled:
         def __init__(self, ttgir):
