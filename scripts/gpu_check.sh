@@ -6,12 +6,13 @@
 # 2. runs the gpu-marked tests with TRITON_INTERPRET=0 (Triton kernels on the device,
 #    CUDA encode -> decode bit-exact here and in a fresh process, CPU == CUDA latent
 #    codec, C++ == Triton coder); TensorRT tests skip with a line saying it is absent;
-# 3. runs scripts/triton_gpu_diag.py (where the Triton coder first differs from the C++ one);
+# 3. runs scripts/triton_gpu_diag.py (where the Triton coder first differs from the C++ one)
+#    and the entropy coder benchmark (entropy_cuda.json/.md: ms per 1080p step);
 # 4. benchmarks `ui2c` end to end at SIZE, fp16, torch.compile + CUDA graphs, with the
 #    C++ and then the Triton entropy coder, next to the network-only ceiling of the same
 #    run, and writes RESULTS_DIR/gpu_check_ui2c*.json and gpu_check.md naming the device.
 # Every step has a time limit, so the whole check ends within 9 minutes (one device call).
-# Files: gpu_check.md, gpu_check_ui2c*.json, gpu_check_logs.tar.gz (every step's output).
+# Files: gpu_check.md, gpu_check_ui2c*.json, entropy_cuda.{json,md}, gpu_check_logs.tar.gz (every step's output).
 # Runs from outside the checkout so the installed package is what gets imported.
 # Environment: PYTHON (default python3), FRAMES (default 32).
 set -uo pipefail
@@ -47,7 +48,9 @@ step "gpu tests (Triton coder; opt-in until these pass on a GPU)"
 logged tests_triton 45 "${pytest[@]}" "$repo/tests/test_entropy_triton.py" "$repo/tests/test_entropy_coder.py" || status=1
 
 step "Triton coder vs C++ coder, kernel by kernel (first differing stage, ballot off and on)"
-logged triton_diag 90 "$python" "$repo/scripts/triton_gpu_diag.py" --out "$logs/triton_diag.json" --deadline 50 || status=1
+logged triton_diag 75 "$python" "$repo/scripts/triton_gpu_diag.py" --out "$logs/triton_diag.json" --deadline 50 || status=1
+step "entropy coder benchmark (ms per 1080p step, C++ and Triton coders)"
+logged entropy_bench 45 "$python" -m ui2c.benchmarks.entropy_bench --device cuda --repeats 3 --out "$results" || status=1
 
 step "benchmark ui2c $size (C++ entropy coder, the default)"
 bench() { logged "$1" "$2" "$python" -m ui2c.cli bench fps --model ui2c --backend torch --device cuda --precision fp16 \
