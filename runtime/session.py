@@ -287,7 +287,13 @@ class Decoder(_Session):
     """``decode(packet)`` → decoded units, each one call after its packet (``flush``
     returns the last): the recon stage of a unit is queued only after the next unit's
     first entropy step has started, so the device reconstructs one unit while the host
-    decodes the next one's symbols."""
+    decodes the next one's symbols.
+
+    On CUDA the recon runs on a side stream.  On the main stream it would run before the
+    next unit's spatial prior, so the device would idle while the host decodes step 1
+    (measured on an H100: 185 fps against 262 network-only).  On its own stream it
+    overlaps both host steps and the spatial prior; the main stream waits for it only
+    before the decoder stage, which overwrites the feature buffer the recon reads."""
 
     def __init__(self, codec: CodecModel, height: int, width: int, threads: int = 1,
                  skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None):
@@ -296,6 +302,8 @@ class Decoder(_Session):
         self._held: tuple[int, int, torch.Tensor] | None = None  # (first frame, frames, qp) awaiting recon
         self._ready: list[DecodedUnit] = []
         self._host_staging = self.device.type == "cuda" and self.worker.y_coder.name == "cpu"
+        self._recon_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._recon_done: torch.cuda.Event | None = None
 
     def decode(self, packet: Packet) -> list[DecodedUnit]:
         with self._unit():
@@ -328,6 +336,7 @@ class Decoder(_Session):
         step1 = self._run("spatial_prior", {"y_hat0": buf.y_hat0, "params": prior["params"]})
         staged = self._stage(step_indexes(step1["scales"], mask1, self.skip_threshold))
         y_hat1 = dequantize_step(self._symbols(s1, staged), step1["means"], mask1)
+        self._join_recon()
         self._synthesize((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp)
         self._held = (packet.first_frame, packet.num_frames, qp)
         done, self._ready = self._ready, []
@@ -336,15 +345,36 @@ class Decoder(_Session):
     def flush(self) -> list[DecodedUnit]:
         with self._unit():
             self._release()
+            self._join_recon()
         done, self._ready = self._ready, []
         return done
 
     def _release(self) -> None:
         """Queue the held unit's recon stage; its frames are returned by this call."""
-        if self._held is not None:
-            first, count, qp = self._held
-            self._held = None
+        if self._held is None:
+            return
+        first, count, qp = self._held
+        self._held = None
+        side = self._recon_stream
+        if side is None:
             self._ready.append(DecodedUnit(first, self._reconstruct(qp, count)))
+            return
+        main = torch.cuda.current_stream(self.device)
+        side.wait_stream(main)  # the decoder stage that wrote the feature buffer
+        with torch.cuda.stream(side):
+            frames = self._reconstruct(qp, count)
+            self._recon_done = torch.cuda.Event()
+            self._recon_done.record(side)
+        for frame in frames:  # allocated on the side stream, read on the main one
+            frame.record_stream(main)
+        self._ready.append(DecodedUnit(first, frames))
+
+    def _join_recon(self) -> None:
+        """Main stream waits for the queued recon: before the decoder stage overwrites
+        its input, and before the caller reads its frames."""
+        if self._recon_done is not None:
+            torch.cuda.current_stream(self.device).wait_event(self._recon_done)
+            self._recon_done = None
 
     def _stage(self, indexes: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """For the C++ coder on CUDA, start the indexes' copy to pinned host memory now,
