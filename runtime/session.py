@@ -102,12 +102,14 @@ class _Session:
                                     codec.entropy_coder(self.device, entropy, "z", threads))
         ch_z = codec.network.cfg.ch_z
         self.z_shape = (1, ch_z, -(-height // 64), -(-width // 64))
-        self._z_indexes: dict[int, torch.Tensor] = {}
+        self._z_indexes: dict[tuple[int, torch.device], torch.Tensor] = {}
 
-    def z_indexes(self, qp_row: int) -> torch.Tensor:
-        if qp_row not in self._z_indexes:
-            self._z_indexes[qp_row] = z_indexes(self.z_shape, qp_row, self.device)
-        return self._z_indexes[qp_row]
+    def z_indexes(self, qp_row: int, device: torch.device | None = None) -> torch.Tensor:
+        """z's CDF indexes for ``qp_row``, cached on ``device`` (default: the session's)."""
+        key = (qp_row, device or self.device)
+        if key not in self._z_indexes:
+            self._z_indexes[key] = z_indexes(self.z_shape, qp_row, key[1])
+        return self._z_indexes[key]
 
     def _run(self, stage: str, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.codec.backend.runner(stage).infer(feed, self.buffers.out(stage))
@@ -326,7 +328,7 @@ class Decoder(_Session):
         # The context network is queued first: z is decoded while it runs.
         ctx_out = self._run("context", {"ref": buf.current, "qp": qp})
         ctx, temporal = ctx_out["ctx"], ctx_out["temporal"]
-        self.z_hat.view(-1).copy_(self.worker.z_coder.decode(z_stream, self.z_indexes(qps[0])))
+        self._decode_z(z_stream, qps[0])
         prior = self._run("prior", {"z_hat": self.z_hat, "temporal": temporal})
         mask0, mask1 = self.masks
         staged = self._stage(step_indexes(prior["scales"], mask0, self.skip_threshold))
@@ -375,6 +377,16 @@ class Decoder(_Session):
         if self._recon_done is not None:
             torch.cuda.current_stream(self.device).wait_event(self._recon_done)
             self._recon_done = None
+
+    def _decode_z(self, stream: bytes, qp_row: int) -> None:
+        """z into its buffer.  z's indexes depend on the qp alone, so the C++ coder on CUDA
+        reads a host copy: a device copy would make the host wait for the context network
+        queued before it, leaving the device idle while z is decoded."""
+        if not self._host_staging:
+            self.z_hat.view(-1).copy_(self.worker.z_coder.decode(stream, self.z_indexes(qp_row)))
+            return
+        symbols = self.worker.z_coder.decode(stream, self.z_indexes(qp_row, torch.device("cpu")))
+        self.z_hat.view(-1).copy_(symbols.pin_memory().to(self.device, non_blocking=True))
 
     def _stage(self, indexes: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """For the C++ coder on CUDA, start the indexes' copy to pinned host memory now,
