@@ -305,16 +305,17 @@ def test_lane_vector_layouts():
     assert triton_rans.lane_vector_layouts(_TTGIR_39, size=16) == {}
 
 
-def _aot():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "aot_compile_triton.py"
-    spec = importlib.util.spec_from_file_location("aot_compile_triton", path)
+def _script(name: str):
+    """A module of ``scripts/`` (not a package: scripts run from a checkout)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_aot_row_loop_and_lane_check():
-    aot = _aot()
+    aot = _script("aot_compile_triton")
     ptx = """
 \tmov.u32 %r1, 0;
 $L__BB0_1:
@@ -359,16 +360,8 @@ def test_ballot_is_opt_in():
     assert out.split() == ["False", "True", "False"]
 
 
-def _diag():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "triton_gpu_diag.py"
-    spec = importlib.util.spec_from_file_location("triton_gpu_diag", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_diag_names_the_stage_that_differs(coder, monkeypatch):
-    diag = _diag()
+    diag = _script("triton_gpu_diag")
     rng = np.random.default_rng(30)
     sym, idx = random_symbols(rng, 300, escape_rate=0.05)
     ref = rans.encode(sym, idx, gaussian(), lanes=64)
@@ -400,7 +393,7 @@ def test_diag_names_the_stage_that_differs(coder, monkeypatch):
 
 
 def test_diag_writes_its_summary(tmp_path, monkeypatch):
-    diag = _diag()
+    diag = _script("triton_gpu_diag")
     few = [c for c in diag.cases(quick=True) if c[0] in ("empty", "lanes31")]
     monkeypatch.setattr(diag, "cases", lambda quick: few)
     before = triton_rans.BALLOT, triton_rans.CHECK_LANE_LAYOUT
@@ -415,7 +408,7 @@ def test_diag_writes_its_summary(tmp_path, monkeypatch):
 
 def test_diag_reports_compiled_layouts(tmp_path, monkeypatch):
     """The JIT-cache walk that runs only on a GPU, on stand-ins for compiled kernels."""
-    diag = _diag()
+    diag = _script("triton_gpu_diag")
 
     class Compiled:
         def __init__(self, ttgir, votes):
