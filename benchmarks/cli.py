@@ -13,6 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..args import add_bits_per_lane
+from ..entropy.rans import DEFAULT_BITS_PER_LANE
+
 PRESETS = ("dcvc-rt", "ui2c", "ui2c-s")  # Table 2 order
 NAMED_SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 
@@ -72,7 +75,8 @@ def cmd_fps(args: argparse.Namespace) -> int:
     width, height = args.size
     options = dict(width=width, height=height, frames=args.frames, qp=args.qp, warmup_units=args.warmup,
                    threads=args.threads, video=args.video, device=args.device, precision=args.precision,
-                   compile=args.compile, entropy=args.entropy, engine_dir=args.engine_dir)
+                   compile=args.compile, entropy=args.entropy, engine_dir=args.engine_dir,
+                   bits_per_lane=args.bits_per_lane)
     run = run_fps(args.model, args.backend, **options)
     runs = [run]
     if args.compare in ("all", "backends"):
@@ -93,6 +97,9 @@ def cmd_fps(args: argparse.Namespace) -> int:
         data["compare"] = compare(run, runs[1:], dcvc)
         sections.append(f"Compare ({args.backend}, {width}x{height}):\n\n" + format_compare(data["compare"]))
     key = f"fps-{args.model}-{args.backend}-{width}x{height}" + ("" if args.device == "cpu" else f"-{args.device}")
+    key += "".join(f"-{tag}" for tag, default in ((args.entropy, None), (f"t{args.threads}", "t1"),
+                                                  (f"b{args.bits_per_lane}", f"b{DEFAULT_BITS_PER_LANE}"))
+                   if tag != default)  # variants of one configuration keep their own blocks
     _write(args, key, "\n\n".join(sections), data)
     return 0
 
@@ -126,6 +133,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
                    help="torch backend: compile each stage with inductor (+ CUDA graphs on CUDA)")
     p.add_argument("--entropy", choices=["cpu", "triton"],
                    help="entropy coder (default: cpu, the C++ coder; triton is opt-in until verified on a GPU)")
+    add_bits_per_lane(p)
     p.add_argument("--compare", nargs="?", const="all", choices=["all", "dcvc-rt", "backends"],
                    help="ratios against a DCVC-RT estimate on this backend (dcvc-rt), against the other CPU "
                         "backend running the same model (backends), or both (all, the default)")

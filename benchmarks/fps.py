@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from ..errors import EngineError
 from ..runtime.container import ContainerReader, ContainerWriter, SequenceHeader
 from ..runtime.model import CodecModel, load_codec
@@ -131,10 +132,12 @@ def _synchronize(device: torch.device) -> None:
 
 
 def _encode(codec: CodecModel, frames: list[torch.Tensor], size: tuple[int, int], qp: int, threads: int,
-            entropy: str | None, clock: Clock | None) -> tuple[PhaseResult, bytes]:
+            entropy: str | None, clock: Clock | None,
+            bits_per_lane: int = DEFAULT_BITS_PER_LANE) -> tuple[PhaseResult, bytes]:
     """Encode ``frames`` (padded, on the device) into memory; returns (timing, container bytes)."""
     width, height = size
-    encoder = Encoder(codec, padded(height), padded(width), qp, threads=threads, entropy=entropy)
+    encoder = Encoder(codec, padded(height), padded(width), qp, threads=threads, entropy=entropy,
+                      bits_per_lane=bits_per_lane)
     result, buffer = PhaseResult(), io.BytesIO()
     with ContainerWriter(buffer, _header(codec, width, height)) as writer:
         _synchronize(encoder.device)
@@ -215,7 +218,7 @@ def network_only(codec: CodecModel, height: int, width: int, units: int) -> dict
 def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: int = 32,
             warmup_units: int = 1, threads: int = 1, video: Path | None = None, device: str = "cpu",
             precision: str = "fp32", compile: bool = False, entropy: str | None = None,
-            engine_dir: Path | None = None) -> dict:
+            engine_dir: Path | None = None, bits_per_lane: int = DEFAULT_BITS_PER_LANE) -> dict:
     """Encode then decode ``frames`` frames; returns the JSON-ready result."""
     if frames < 2:
         raise ValueError(f"{frames} frames make no timed pair")
@@ -231,9 +234,9 @@ def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: 
     timed = dataclasses.replace(codec, backend=TimingBackend(codec.backend, clock))
     with instrument_entropy(clock):
         if warmup_units:
-            _decode(timed, _encode(timed, source[: 2 * warmup_units], size, qp, threads, entropy, None)[1],
-                    threads, entropy, None)
-        encode, stream = _encode(timed, source, size, qp, threads, entropy, clock)
+            _decode(timed, _encode(timed, source[: 2 * warmup_units], size, qp, threads, entropy, None,
+                                   bits_per_lane)[1], threads, entropy, None)
+        encode, stream = _encode(timed, source, size, qp, threads, entropy, clock, bits_per_lane)
         decode = _decode(timed, stream, threads, entropy, clock)
     ceiling = network_only(codec, padded(height), padded(width), max(1, frames // cfg.frames))
     coder = codec.entropy_coder(torch.device(device), entropy, "y").name
@@ -242,7 +245,7 @@ def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: 
         "producer": codec.producer, "device": device_name(device), "entropy_coder": coder,
         "width": width, "height": height,
         "source": Path(video).name, "frames": frames, "frames_per_unit": codec.frames_per_unit,
-        "warmup_units": warmup_units, "qp": qp, "entropy_threads": threads,
+        "warmup_units": warmup_units, "qp": qp, "entropy_threads": threads, "bits_per_lane": bits_per_lane,
         "latent_elements_per_unit": latent_elements(cfg.ch_y, cfg.ch_z, padded(height), padded(width)),
         "stream_bytes": len(stream), "bpp": len(stream) * 8 / (frames * width * height),
         "encode": encode.to_dict(), "decode": decode.to_dict(),

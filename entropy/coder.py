@@ -19,13 +19,20 @@ from ui2c.entropy.tables import CdfTables
 
 
 class EntropyCoder(ABC):
-    """Codes 1-D int32 (symbols, indexes) pairs; ``indexes[i] < 0`` means not coded."""
+    """Codes 1-D int32 (symbols, indexes) pairs; ``indexes[i] < 0`` means not coded.
+
+    ``bits_per_lane`` is the encoder's layout density (format §6): fewer bits per lane
+    mean more lanes and groups of 32, i.e. more decoder parallelism (C++ threads, GPU
+    warps) for about 28 bits per lane.  Decoders read the layout from the stream."""
 
     name: str
 
-    def __init__(self, tables: CdfTables, threads: int = 1) -> None:
+    def __init__(self, tables: CdfTables, threads: int = 1, bits_per_lane: int = rans.DEFAULT_BITS_PER_LANE) -> None:
+        if not 1 <= int(bits_per_lane) < 1 << 32:
+            raise ValueError(f"bits_per_lane must be in [1, 2^32), got {bits_per_lane}")
         self.tables = tables
         self.threads = int(threads)
+        self.bits_per_lane = int(bits_per_lane)
 
     @abstractmethod
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
@@ -59,7 +66,8 @@ class CpuCoder(EntropyCoder):
 
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
         _check_pair(symbols, indexes)
-        return rans.encode(_to_host(symbols), _to_host(indexes), self.tables, self.threads, skip_negative=True)
+        return rans.encode(_to_host(symbols), _to_host(indexes), self.tables, self.threads,
+                           bits_per_lane=self.bits_per_lane, skip_negative=True)
 
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
         if indexes.dim() != 1:
@@ -81,13 +89,14 @@ class TritonCoder(EntropyCoder):
 
     name = "triton"
 
-    def __init__(self, tables: CdfTables, threads: int = 1, device: torch.device | str = "cuda") -> None:
-        super().__init__(tables, threads)
+    def __init__(self, tables: CdfTables, threads: int = 1, device: torch.device | str = "cuda",
+                 bits_per_lane: int = rans.DEFAULT_BITS_PER_LANE) -> None:
+        super().__init__(tables, threads, bits_per_lane)
         from ui2c.plugins.triton_rans import TritonRans
 
         self.device = torch.device(device)
         self.check = True
-        self._impl = TritonRans(tables, self.device)
+        self._impl = TritonRans(tables, self.device, self.bits_per_lane)
 
     @property
     def last_error(self) -> torch.Tensor | None:
@@ -105,7 +114,7 @@ class TritonCoder(EntropyCoder):
 
 
 def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None = None,
-               threads: int = 1) -> EntropyCoder:
+               threads: int = 1, bits_per_lane: int = rans.DEFAULT_BITS_PER_LANE) -> EntropyCoder:
     """The coder for ``device``: ``kind=None`` picks "cpu", the C++ coder, everywhere.
 
     The Triton coder is byte-identical in the interpreter, and on an H100 (triton 3.6) it
@@ -119,7 +128,7 @@ def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None =
     dev = torch.device(device)
     kind = kind or "cpu"
     if kind == "cpu":
-        return CpuCoder(tables, threads)
+        return CpuCoder(tables, threads, bits_per_lane)
     if kind == "triton":
-        return TritonCoder(tables, threads, dev)
+        return TritonCoder(tables, threads, dev, bits_per_lane)
     raise ValueError(f"unknown entropy coder kind {kind!r} (expected 'cpu' or 'triton')")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from ..errors import CorruptStreamError, InputFormatError, OutputError
 from ..models.ops import QP_ROWS
 from ..models.stages import padded
@@ -75,9 +76,11 @@ def _frames(path: PathLike, width: int | None, height: int | None, limit: int | 
 def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, width: int | None = None,
                 height: int | None = None, max_frames: int | None = None, reset_interval: int = 0,
                 scene_cut_threshold: float | None = SCENE_CUT_THRESHOLD, keep_recon: bool = False,
-                threads: int = 1, drift_guard_db: float | None = None, progress: bool = True) -> EncodeResult:
+                threads: int = 1, drift_guard_db: float | None = None, progress: bool = True,
+                bits_per_lane: int = DEFAULT_BITS_PER_LANE) -> EncodeResult:
     """Encode ``src`` into the container ``dst``; ``keep_recon`` also returns the
-    encoder's reconstructions (identical to what the decoder will produce)."""
+    encoder's reconstructions (identical to what the decoder will produce).
+    ``bits_per_lane``: the rANS layout density (``runtime.session.Encoder``)."""
     reader, frames = _frames(src, width, height, max_frames)
     with reader:
         # The first frame is read before any buffer is sized from the header: a file
@@ -97,7 +100,7 @@ def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, wid
             raise InputFormatError(f"{src}: {e}") from None
         encoder = Encoder(codec, ph, pw, qp, reconstruct=keep_recon, reset_interval=reset_interval,
                           drift_guard_db=drift_guard_db,
-                          scene_cut_threshold=scene_cut_threshold, threads=threads)
+                          scene_cut_threshold=scene_cut_threshold, threads=threads, bits_per_lane=bits_per_lane)
         result = EncodeResult(0, w, h, 0)
         total = reader.frame_count if max_frames is None else min(max_frames, reader.frame_count or max_frames)
         bar = tqdm(total=total, unit="frame", desc="encode", disable=not progress)

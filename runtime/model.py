@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..entropy.coder import EntropyCoder, make_coder
+from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from ..entropy.tables import CdfTables, gaussian_tables, z_tables
 from ..errors import CheckpointError, EngineError
 from ..models.checkpoint import load_weights, weights_fingerprint
@@ -43,12 +44,13 @@ class CodecModel:
     def producer(self) -> str:
         return self.backend.describe()
 
-    def entropy_coder(self, device: torch.device, kind: str | None, latent: str, threads: int = 1) -> EntropyCoder:
+    def entropy_coder(self, device: torch.device, kind: str | None, latent: str, threads: int = 1,
+                      bits_per_lane: int = DEFAULT_BITS_PER_LANE) -> EntropyCoder:
         """A new coder of ``latent`` ("y" or "z") for ``device``; ``kind`` None picks by
         device (``ui2c.entropy.coder.make_coder``), and both kinds write the same bytes.
         Each session makes its own: a coder's staging buffers are not shared between
         threads (an encoder's worker and a decoder may run at once)."""
-        return make_coder(self.y_tables if latent == "y" else self.z_tables, device, kind, threads)
+        return make_coder(self.y_tables if latent == "y" else self.z_tables, device, kind, threads, bits_per_lane)
 
 
 def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backend: str = "onnxruntime",

@@ -36,6 +36,7 @@ from ..models.ops import frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
 from ..entropy.latent import SKIP_THRESHOLD, checkerboard_masks, dequantize_step, quantize_step, step_indexes, z_indexes
+from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from .model import CodecModel
 from .overlap import EntropyWorker
 
@@ -90,7 +91,7 @@ class CodedUnit:
 
 class _Session:
     def __init__(self, codec: CodecModel, height: int, width: int, threads: int, skip_threshold: float,
-                 entropy: str | None):
+                 entropy: str | None, bits_per_lane: int = DEFAULT_BITS_PER_LANE):
         if height % 16 or width % 16 or height <= 0 or width <= 0:
             raise InputFormatError(f"sessions code padded frames (multiples of 16); got {width}x{height}")
         self.codec = codec
@@ -98,8 +99,8 @@ class _Session:
         self.device = self.buffers.device
         self.skip_threshold = skip_threshold
         self.masks = checkerboard_masks(codec.network.cfg.ch_y, height // 16, width // 16, self.device)
-        self.worker = EntropyWorker(codec.entropy_coder(self.device, entropy, "y", threads),
-                                    codec.entropy_coder(self.device, entropy, "z", threads))
+        self.worker = EntropyWorker(codec.entropy_coder(self.device, entropy, "y", threads, bits_per_lane),
+                                    codec.entropy_coder(self.device, entropy, "z", threads, bits_per_lane))
         ch_z = codec.network.cfg.ch_z
         self.z_shape = (1, ch_z, -(-height // 64), -(-width // 64))
         self._z_indexes: dict[tuple[int, torch.device], torch.Tensor] = {}
@@ -160,14 +161,16 @@ class _Pending:
 
 class Encoder(_Session):
     """``push`` frames (float (3, H, W) in [0, 1], padded, NumPy or torch on any
-    device); get coded units back, each one call after its last frame was pushed."""
+    device); get coded units back, each one call after its last frame was pushed.
+    ``bits_per_lane`` sets the rANS layout density (``EntropyCoder``): lower it to let
+    a decoder spread each step over more threads, at about 28 bits per extra lane."""
 
     def __init__(self, codec: CodecModel, height: int, width: int, qp: int, *, reconstruct: bool = False,
                  reset_interval: int = 0, reset_frames: set[int] | None = None,
                  scene_cut_threshold: float | None = SCENE_CUT_THRESHOLD, threads: int = 1,
                  skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None,
-                 drift_guard_db: float | None = None):
-        super().__init__(codec, height, width, threads, skip_threshold, entropy)
+                 drift_guard_db: float | None = None, bits_per_lane: int = DEFAULT_BITS_PER_LANE):
+        super().__init__(codec, height, width, threads, skip_threshold, entropy, bits_per_lane)
         frame_qps(qp, 0, 1)  # validates the range
         if drift_guard_db is not None and not drift_guard_db >= 0:
             raise ValueError(f"drift_guard_db must be a non-negative number of dB, got {drift_guard_db}")

@@ -12,10 +12,12 @@
 #    stream; TensorRT tests skip with a line saying it is absent), then benchmarks `ui2c`
 #    end to end at SIZE, fp16, torch.compile + CUDA graphs, C++ entropy coder, next to the
 #    network-only ceiling of the same run;
+#    and again with 4 entropy threads over denser lanes (--bits-per-lane 1024: ~2.6 % more
+#    rate at 1080p qp 32 for the decoder's steps spread over 4 cores);
 # 4. after the background jobs, the same benchmark with the Triton entropy coder.
 #    RESULTS_DIR/gpu_check_ui2c*.json and gpu_check.md name the device.
-# Every step has a time limit: the check takes about 5 minutes and ends within 7 (one
-# device call; give it timeout_s=480).
+# Every step has a time limit: the check takes about 5.5 minutes and ends within 7.5 (one
+# device call; give it timeout_s=480; 7 files, within the device tool's 8).
 # Files: gpu_check.md, gpu_check_ui2c*.json, entropy_cuda.{json,md}, gpu_check_logs.tar.gz (every step's output).
 # Runs from outside the checkout so the installed package is what gets imported.
 # Environment: PYTHON (default python3), FRAMES (default 32).
@@ -62,7 +64,9 @@ logged tests_runtime 180 "${pytest[@]}" --durations=10 "$repo/tests/gpu" || stat
 step "benchmark ui2c $size (C++ entropy coder, the default)"
 bench() { logged "$1" "$2" "$python" -m ui2c.cli bench fps --model ui2c --backend torch --device cuda --precision fp16 \
     --compile --size "$size" --frames "${FRAMES:-32}" --warmup 2 "${@:3}" --md "$results/gpu_check.md"; }
-bench bench_cpp 120 --json "$results/gpu_check_ui2c.json" || status=1
+bench bench_cpp 100 --json "$results/gpu_check_ui2c.json" || status=1
+step "benchmark ui2c $size (C++ entropy coder, 4 threads over denser lanes: the decoder's step on 4 cores)"
+bench bench_cpp_lanes 70 --threads 4 --bits-per-lane 1024 --json "$results/gpu_check_ui2c_lanes.json" || status=1
 
 step "waiting for the background Triton jobs"
 for job in "${triton_jobs[@]}"; do wait "$job" || status=1; done

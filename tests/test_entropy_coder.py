@@ -40,6 +40,22 @@ def test_roundtrip_with_skips(kind, n):
     assert torch.equal(out, sym)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_bits_per_lane_reaches_the_layout(kind):
+    """The seam's layout density is the format's policy parameter: the same bytes as
+    the C++ coder called with it, more lanes than the default, and bad values refused."""
+    sym, idx = (t.to(DEVICE) for t in masked_inputs(3000, 7))
+    coder = make_coder(gaussian(), DEVICE, kind, threads=2, bits_per_lane=64)
+    data = coder.encode(sym, idx)
+    s, i = sym.cpu().numpy(), idx.cpu().numpy()
+    assert data == rans.encode(s[i >= 0], i[i >= 0], gaussian(), bits_per_lane=64)
+    assert data != make_coder(gaussian(), DEVICE, kind).encode(sym, idx)
+    assert torch.equal(coder.decode(data, idx), sym)
+    for bad in (0, 1 << 32):
+        with pytest.raises(ValueError, match="bits_per_lane"):
+            make_coder(gaussian(), DEVICE, kind, bits_per_lane=bad)
+
+
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 def test_triton_on_cuda_is_portable_to_the_cpp_coder():
     gpu, cpu = make_coder(gaussian(), "cuda", "triton"), make_coder(gaussian(), "cuda")

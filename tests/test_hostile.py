@@ -87,6 +87,8 @@ def case(tmp_path: Path):
     (["--qp", "8", "--model", "nope"], "--model"),
     (["--qp", "8", "--threads", "0"], "--threads"),
     (["--qp", "8", "--threads", "-1"], "--threads"),
+    (["--qp", "8", "--bits-per-lane", "0"], "--bits-per-lane"),
+    (["--qp", "8", "--bits-per-lane", str(1 << 32)], "--bits-per-lane"),
     (["--qp", "8", "--reset-interval", "-1"], "--reset-interval"),
     (["--qp", "8", "--scene-cut", "nan"], "--scene-cut"),
     (["--qp", "8", "--scene-cut", "2"], "--scene-cut"),

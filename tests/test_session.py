@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from ui2c.export.feeds import clip_frames
+from ui2c.runtime.container import unpack_substreams
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.session import Decoder, Encoder
 
@@ -38,6 +40,43 @@ def test_units_come_back_one_push_later_and_flush_returns_the_rest(codec, frames
     rest = enc.flush()
     assert [u.packet.first_frame for u in rest] == [2, 4] and rest[-1].packet.num_frames == 1
     assert enc.flush() == []
+
+
+def _lanes(step: bytes) -> int:
+    """P of a format-2 stream, read straight from its header (rans_format.hpp §5)."""
+    assert step[0] == 0xB6
+    fields, value, shift = [], 0, 0
+    for byte in step[1:]:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            fields.append(value)
+            if len(fields) == 2:
+                return fields[1]
+            value, shift = 0, 0
+    raise AssertionError("header ended early")
+
+
+def test_denser_lanes_cost_bits_and_decode_over_threads(codec, frames):
+    """bits_per_lane trades rate for decoder parallelism: more lanes (several groups of
+    32 here), a larger stream, the same pixels, and the same frames when decoded on two
+    threads."""
+    packets, recon = {}, {}
+    for bits in (8192, 16):
+        enc = Encoder(codec, 192, 320, qp=48, scene_cut_threshold=None, reconstruct=True, bits_per_lane=bits)
+        units = [u for f in frames[:4] for u in enc.push(f)] + enc.flush()
+        enc.close()
+        packets[bits] = [u.packet for u in units]
+        recon[bits] = [r for u in units for r in u.recon]
+    steps = {bits: [unpack_substreams(p.payload) for p in packets[bits]] for bits in packets}
+    y_lanes = {bits: [_lanes(y) for subs in steps[bits] for y in subs[1:]] for bits in steps}
+    assert max(y_lanes[8192]) <= 32 < min(y_lanes[16])
+    assert sum(len(p.payload) for p in packets[16]) > sum(len(p.payload) for p in packets[8192])
+    assert all(torch.equal(a, b) for a, b in zip(recon[16], recon[8192]))
+    decoder = Decoder(codec, 192, 320, threads=2)
+    out = [f for p in packets[16] for d in decoder.decode(p) for f in d.frames] + \
+        [f for d in decoder.flush() for f in d.frames]
+    assert len(out) == 4 and all(torch.equal(a, b) for a, b in zip(out, recon[16]))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,6 +10,7 @@ import argparse
 import math
 from pathlib import Path
 
+from .entropy.rans import DEFAULT_BITS_PER_LANE
 from .errors import OutputError
 from .models.ops import QP_LEVELS
 
@@ -119,6 +120,21 @@ def reset_settings(args: argparse.Namespace) -> dict:
     return {"reset_interval": args.reset_interval,
             "scene_cut_threshold": None if args.scene_cut == 0 else args.scene_cut,
             "drift_guard_db": args.drift_guard}
+
+
+def bits_per_lane(text: str) -> int:
+    value = positive_int(text)
+    if value >= 1 << 32:
+        raise argparse.ArgumentTypeError(f"must be below 2^32, got {value}")
+    return value
+
+
+def add_bits_per_lane(p: argparse.ArgumentParser) -> None:
+    """The rANS layout density of ``encode`` and ``bench fps`` (rans_format.hpp §6)."""
+    p.add_argument("--bits-per-lane", type=bits_per_lane, default=DEFAULT_BITS_PER_LANE,
+                   help="rANS layout: one lane per this many bits of a step (default: %(default)s). Lower values "
+                        "give more lanes in groups of 32, so decoding spreads over --threads or GPU warps, "
+                        "for about 28 bits per extra lane")
 
 
 def add_overwrite(p: argparse.ArgumentParser) -> None:

@@ -72,7 +72,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     codec = _load(args, args.model, args.backend, precision, args.device, args.compile)
     width, height = args.size if args.size else (None, None)
     res = encode_file(codec, args.input, args.output, args.qp, width=width, height=height, max_frames=args.frames,
-                      threads=args.threads, progress=_progress(), **opt.reset_settings(args))
+                      threads=args.threads, progress=_progress(), bits_per_lane=args.bits_per_lane,
+                      **opt.reset_settings(args))
     print(f"{args.output}: {res.frames} frames {res.width}x{res.height}, {res.file_bytes} bytes, "
           f"{res.bpp:.4f} bpp, reset points at frames {res.resets}")
     return 0
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=opt.size, help="WxH for raw .yuv input without the size in its name")
     p.add_argument("--frames", type=opt.positive_int, help="code only the first N frames")
     opt.add_reset_options(p)
+    opt.add_bits_per_lane(p)
     _codec_args(p, encode=True)
     p.set_defaults(func=cmd_encode)
 
