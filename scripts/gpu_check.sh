@@ -6,7 +6,8 @@
 # 2. starts the Triton work in the background (compile-bound, one core each): the Triton
 #    coder tests with TRITON_INTERPRET=0, scripts/triton_gpu_diag.py (where the Triton
 #    coder first differs from the C++ one) and the entropy coder benchmark
-#    (entropy_cuda.json/.md: ms per 1080p step);
+#    (entropy_cuda.json/.md: ms per 1080p step); and scripts/aoti_gpu_probe.py (whether
+#    AOTInductor CUDA packages load here, through Python and through the C++ loader);
 # 3. meanwhile runs the gpu-marked runtime tests (CUDA encode -> decode bit-exact here and
 #    in a fresh process, CPU == CUDA latent codec, C++ == Triton coder on a runtime
 #    stream; TensorRT tests skip with a line saying it is absent), then benchmarks `ui2c`
@@ -51,13 +52,16 @@ pytest=("$python" -m pytest -q -rfEs --tb=short -p no:cacheprovider -c "$repo/py
 # The Triton work is compile-bound (13-17 s per kernel on the H100 machine, one core per
 # process): it runs in the background, one process per job, beside the runtime tests and
 # the C++-coder benchmark, which use the GPU and two cores of sixteen.
-step "background: Triton coder tests, kernel-by-kernel diagnostic, entropy coder benchmark"
+step "background: Triton coder tests, kernel-by-kernel diagnostic, entropy coder benchmark, AOTI probe"
 logged tests_triton 200 "${pytest[@]}" -v "$repo/tests/test_entropy_triton.py" "$repo/tests/test_entropy_coder.py" \
-    >/dev/null & triton_jobs=($!)
+    >/dev/null & background_jobs=($!)
 logged triton_diag 150 "$python" "$repo/scripts/triton_gpu_diag.py" --out "$logs/triton_diag.json" --deadline 110 \
-    >/dev/null & triton_jobs+=($!)
+    >/dev/null & background_jobs+=($!)
 logged entropy_bench 200 "$python" -m ui2c.benchmarks.entropy_bench --device cuda --repeats 3 --out "$results" \
-    >/dev/null & triton_jobs+=($!)
+    >/dev/null & background_jobs+=($!)
+# issue 12's open question: do AOTInductor CUDA packages load on this image (Python and C++ loaders)?
+logged aoti_probe 200 "$python" "$repo/scripts/aoti_gpu_probe.py" --out "$work/aoti_probe" --timeout 50 \
+    >/dev/null & background_jobs+=($!)
 
 step "gpu tests (runtime)"
 logged tests_runtime 180 "${pytest[@]}" --durations=10 "$repo/tests/gpu" || status=1
@@ -68,9 +72,9 @@ bench bench_cpp 100 --json "$results/gpu_check_ui2c.json" || status=1
 step "benchmark ui2c $size (C++ entropy coder, 4 threads over denser lanes: the decoder's step on 4 cores)"
 bench bench_cpp_lanes 70 --threads 4 --bits-per-lane 1024 --json "$results/gpu_check_ui2c_lanes.json" || status=1
 
-step "waiting for the background Triton jobs"
-for job in "${triton_jobs[@]}"; do wait "$job" || status=1; done
-for name in tests_triton triton_diag entropy_bench; do echo "-- $name"; tail -n 25 "$logs/$name.log"; done
+step "waiting for the background jobs"
+for job in "${background_jobs[@]}"; do wait "$job" || status=1; done
+for name in tests_triton triton_diag entropy_bench aoti_probe; do echo "-- $name"; tail -n 25 "$logs/$name.log"; done
 step "benchmark ui2c $size (Triton entropy coder; its kernels are compiled by now)"
 bench bench_triton 60 --entropy triton --json "$results/gpu_check_ui2c_triton.json" || status=1
 
