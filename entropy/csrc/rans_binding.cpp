@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
+
 #include "rans.hpp"
 
 namespace py = pybind11;
@@ -21,17 +23,23 @@ std::shared_ptr<rans::Tables> make_tables(const IntArray& cdf, const IntArray& l
   return std::make_shared<rans::Tables>(cdf.data(), cdf.shape(0), cdf.shape(1), lengths.data(), offsets.data());
 }
 
-// Coded (symbols, indexes) pairs of a call where index < 0 marks a skipped symbol.
-void compact(const int32_t* symbols, const int32_t* indexes, size_t n, std::vector<int32_t>& sym,
-             std::vector<int32_t>& idx) {
-  sym.reserve(n);
-  idx.reserve(n);
-  for (size_t k = 0; k < n; ++k)
-    if (indexes[k] >= 0) {
-      if (symbols) sym.push_back(symbols[k]);
-      idx.push_back(indexes[k]);
-    }
+// The coded (symbols, indexes) of a call where index < 0 marks a skipped symbol, into
+// `sym` (when `symbols` is given) and `idx`; returns their count.  Branch-free: skips
+// follow the latent's scales and look random to a branch predictor, and a branch per
+// symbol cost more than the compaction's work (measured: ~30 % of a decode call).
+size_t compact(const int32_t* symbols, const int32_t* indexes, size_t n, int32_t* sym, int32_t* idx) {
+  size_t c = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const int32_t t = indexes[k];
+    idx[c] = t;  // c <= k < n: always in bounds, overwritten unless coded
+    if (symbols) sym[c] = symbols[k];  // loop-invariant test
+    c += t >= 0;
+  }
+  return c;
 }
+
+// Uninitialised scratch (the compaction writes every element it reads back).
+std::unique_ptr<int32_t[]> scratch(size_t n) { return std::unique_ptr<int32_t[]>(new int32_t[n + 1]); }
 
 py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::Tables& tables, int num_threads,
                  uint32_t bits_per_lane, uint32_t lanes, bool skip_negative) {
@@ -41,9 +49,10 @@ py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::T
   {
     py::gil_scoped_release release;
     if (skip_negative) {
-      std::vector<int32_t> sym, idx;
-      compact(symbols.data(), indexes.data(), indexes.shape(0), sym, idx);
-      out = rans::encode(sym.data(), idx.data(), idx.size(), tables, num_threads, bits_per_lane, {lanes});
+      const size_t n = indexes.shape(0);
+      auto sym = scratch(n), idx = scratch(n);
+      const size_t coded = compact(symbols.data(), indexes.data(), n, sym.get(), idx.get());
+      out = rans::encode(sym.get(), idx.get(), coded, tables, num_threads, bits_per_lane, {lanes});
     } else {
       out = rans::encode(symbols.data(), indexes.data(), symbols.shape(0), tables, num_threads, bits_per_lane,
                          {lanes});
@@ -64,12 +73,16 @@ py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, con
     const auto* bytes = static_cast<const uint8_t*>(info.ptr);
     const size_t size = info.size * info.itemsize;
     if (skip_negative) {
-      std::vector<int32_t> unused, idx;
-      compact(nullptr, indexes.data(), n, unused, idx);
-      std::vector<int32_t> coded(idx.size());
-      rans::decode(bytes, size, idx.data(), idx.size(), tables, num_threads, coded.data());
+      auto idx = scratch(n), coded = scratch(n);
+      const size_t count = compact(nullptr, indexes.data(), n, nullptr, idx.get());
+      rans::decode(bytes, size, idx.get(), count, tables, num_threads, coded.get());
+      coded[count] = 0;  // the spare slot the scatter may read (and discard) past the last symbol
       const int32_t* in = indexes.data();
-      for (size_t k = 0, c = 0; k < n; ++k) dst[k] = in[k] >= 0 ? coded[c++] : 0;
+      for (size_t k = 0, c = 0; k < n; ++k) {  // branch-free scatter; coded[count] is a spare slot
+        const bool is_coded = in[k] >= 0;
+        dst[k] = is_coded ? coded[c] : 0;
+        c += is_coded;
+      }
     } else {
       rans::decode(bytes, size, indexes.data(), n, tables, num_threads, dst);
     }
