@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <thread>
 
 namespace ui2c::rans {
@@ -166,6 +167,26 @@ bool decode_group(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes
   for (size_t j = 0; j < v.width; ++j) bad |= state[j] != kStateLow;
   return !bad;
 }
+
+// The coded (symbols, indexes) of a call where index < 0 marks a skipped symbol, into
+// `sym` (when `symbols` is given) and `idx`; returns their count.  Branch-free: skips
+// follow the latent's scales and look random to a branch predictor, and a branch per
+// symbol cost more than the compaction's work (measured through the Python seam, half
+// skipped: decode 2.7 -> 1.85 ms, encode 1.65 -> 0.73 ms per 261k-symbol step).
+size_t compact(const int32_t* symbols, const int32_t* indexes, size_t n, int32_t* sym, int32_t* idx) {
+  size_t c = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const int32_t t = indexes[k];
+    idx[c] = t;  // c <= k < n: always in bounds, overwritten unless coded
+    if (symbols) sym[c] = symbols[k];  // loop-invariant test
+    c += t >= 0;
+  }
+  return c;
+}
+
+// Uninitialised scratch with one spare element (the compaction writes every element
+// that is read back; decode_skipping's scatter may read the spare one).
+std::unique_ptr<int32_t[]> scratch(size_t n) { return std::unique_ptr<int32_t[]>(new int32_t[n + 1]); }
 
 void check_indexes(const int32_t* indexes, size_t n, const Tables& tables) {
   for (size_t i = 0; i < n; ++i)
@@ -351,6 +372,26 @@ void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, 
   });
   for (size_t g = 0; g < groups; ++g)
     if (!ok[g]) throw CorruptError("rANS group " + std::to_string(g) + " failed its consistency checks");
+}
+
+std::vector<uint8_t> encode_skipping(const int32_t* symbols, const int32_t* indexes, size_t n, const Tables& tables,
+                                     int num_threads, uint32_t bits_per_lane, Layout forced) {
+  auto sym = scratch(n), idx = scratch(n);
+  const size_t coded = compact(symbols, indexes, n, sym.get(), idx.get());
+  return encode(sym.get(), idx.get(), coded, tables, num_threads, bits_per_lane, forced);
+}
+
+void decode_skipping(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
+                     int num_threads, int32_t* out) {
+  auto idx = scratch(n), coded = scratch(n);
+  const size_t count = compact(nullptr, indexes, n, nullptr, idx.get());
+  decode(data, size, idx.get(), count, tables, num_threads, coded.get());
+  coded[count] = 0;  // the spare slot the scatter may read (and discard) past the last symbol
+  for (size_t k = 0, c = 0; k < n; ++k) {  // branch-free scatter
+    const bool is_coded = indexes[k] >= 0;
+    out[k] = is_coded ? coded[c] : 0;
+    c += is_coded;
+  }
 }
 
 }  // namespace ui2c::rans

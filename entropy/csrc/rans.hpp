@@ -94,4 +94,12 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
 void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
             int num_threads, int32_t* out);
 
+// As encode / decode for a call where index < 0 marks a skipped symbol (force-zero,
+// spec §3.4): skipped symbols are left out of the stream (§1), decode writes 0 there.
+// The Python binding and libui2c both code latent steps through these.
+std::vector<uint8_t> encode_skipping(const int32_t* symbols, const int32_t* indexes, size_t n, const Tables& tables,
+                                     int num_threads, uint32_t bits_per_lane, Layout forced);
+void decode_skipping(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
+                     int num_threads, int32_t* out);
+
 }  // namespace ui2c::rans

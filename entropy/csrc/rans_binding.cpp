@@ -5,8 +5,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <memory>
-
 #include "rans.hpp"
 
 namespace py = pybind11;
@@ -23,24 +21,6 @@ std::shared_ptr<rans::Tables> make_tables(const IntArray& cdf, const IntArray& l
   return std::make_shared<rans::Tables>(cdf.data(), cdf.shape(0), cdf.shape(1), lengths.data(), offsets.data());
 }
 
-// The coded (symbols, indexes) of a call where index < 0 marks a skipped symbol, into
-// `sym` (when `symbols` is given) and `idx`; returns their count.  Branch-free: skips
-// follow the latent's scales and look random to a branch predictor, and a branch per
-// symbol cost more than the compaction's work (measured: ~30 % of a decode call).
-size_t compact(const int32_t* symbols, const int32_t* indexes, size_t n, int32_t* sym, int32_t* idx) {
-  size_t c = 0;
-  for (size_t k = 0; k < n; ++k) {
-    const int32_t t = indexes[k];
-    idx[c] = t;  // c <= k < n: always in bounds, overwritten unless coded
-    if (symbols) sym[c] = symbols[k];  // loop-invariant test
-    c += t >= 0;
-  }
-  return c;
-}
-
-// Uninitialised scratch (the compaction writes every element it reads back).
-std::unique_ptr<int32_t[]> scratch(size_t n) { return std::unique_ptr<int32_t[]>(new int32_t[n + 1]); }
-
 py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::Tables& tables, int num_threads,
                  uint32_t bits_per_lane, uint32_t lanes, bool skip_negative) {
   if (symbols.ndim() != 1 || indexes.ndim() != 1 || symbols.shape(0) != indexes.shape(0))
@@ -48,15 +28,8 @@ py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::T
   std::vector<uint8_t> out;
   {
     py::gil_scoped_release release;
-    if (skip_negative) {
-      const size_t n = indexes.shape(0);
-      auto sym = scratch(n), idx = scratch(n);
-      const size_t coded = compact(symbols.data(), indexes.data(), n, sym.get(), idx.get());
-      out = rans::encode(sym.get(), idx.get(), coded, tables, num_threads, bits_per_lane, {lanes});
-    } else {
-      out = rans::encode(symbols.data(), indexes.data(), symbols.shape(0), tables, num_threads, bits_per_lane,
-                         {lanes});
-    }
+    const auto coder = skip_negative ? rans::encode_skipping : rans::encode;
+    out = coder(symbols.data(), indexes.data(), symbols.shape(0), tables, num_threads, bits_per_lane, {lanes});
   }
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
@@ -70,22 +43,9 @@ py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, con
   int32_t* dst = out.mutable_data();
   {
     py::gil_scoped_release release;
-    const auto* bytes = static_cast<const uint8_t*>(info.ptr);
-    const size_t size = info.size * info.itemsize;
-    if (skip_negative) {
-      auto idx = scratch(n), coded = scratch(n);
-      const size_t count = compact(nullptr, indexes.data(), n, nullptr, idx.get());
-      rans::decode(bytes, size, idx.get(), count, tables, num_threads, coded.get());
-      coded[count] = 0;  // the spare slot the scatter may read (and discard) past the last symbol
-      const int32_t* in = indexes.data();
-      for (size_t k = 0, c = 0; k < n; ++k) {  // branch-free scatter; coded[count] is a spare slot
-        const bool is_coded = in[k] >= 0;
-        dst[k] = is_coded ? coded[c] : 0;
-        c += is_coded;
-      }
-    } else {
-      rans::decode(bytes, size, indexes.data(), n, tables, num_threads, dst);
-    }
+    const auto coder = skip_negative ? rans::decode_skipping : rans::decode;
+    coder(static_cast<const uint8_t*>(info.ptr), info.size * info.itemsize, indexes.data(), n, tables, num_threads,
+          dst);
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // Stand-alone stress driver for the CPU coder, built by tests/test_entropy_sanitize.py
 // with -fsanitize=address,undefined: random tables, symbols and layouts round-trip,
 // then mutated streams must decode or throw the typed errors, with no sanitizer report;
-// every fourth stream also gets a random header with a valid check (deep header paths).
+// every fourth stream also gets a random header with a valid check (deep header paths);
+// odd iterations skip a third of the symbols (index -1) through encode/decode_skipping.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -34,24 +35,30 @@ int main(int argc, char** argv) {
   long decoded = 0, rejected = 0;
   for (int it = 0; it < iterations; ++it) {
     const size_t n = uniform(0, 3000);
+    const bool skipping = it % 2 == 1;
+    const auto encoder = skipping ? encode_skipping : encode;
+    const auto decoder = skipping ? decode_skipping : decode;
     std::vector<int32_t> symbols(n), indexes(n), out(n);
+    size_t coded = 0;
     for (size_t i = 0; i < n; ++i) {
-      indexes[i] = uniform(0, num - 1);
-      symbols[i] = uniform(0, 50) == 0 ? static_cast<int32_t>(rng()) : uniform(-25, 40);
+      const bool skip = skipping && uniform(0, 2) == 0;
+      indexes[i] = skip ? -1 : uniform(0, num - 1);
+      symbols[i] = skip ? 0 : uniform(0, 50) == 0 ? static_cast<int32_t>(rng()) : uniform(-25, 40);
+      coded += !skip;
     }
     Layout forced{};
-    if (n > 0 && uniform(0, 1)) {
+    if (coded > 0 && uniform(0, 1)) {
       uint32_t lanes = uniform(1, 32 * 5);
       if (lanes > 32) lanes -= lanes % 32;
-      if (lanes <= n) forced = {lanes};
+      if (lanes <= coded) forced = {lanes};
     }
-    const auto data = encode(symbols.data(), indexes.data(), n, tables, uniform(1, 3), uniform(1, 9000), forced);
-    decode(data.data(), data.size(), indexes.data(), n, tables, uniform(1, 3), out.data());
+    const auto data = encoder(symbols.data(), indexes.data(), n, tables, uniform(1, 3), uniform(1, 9000), forced);
+    decoder(data.data(), data.size(), indexes.data(), n, tables, uniform(1, 3), out.data());
     if (out != symbols) {
       std::fprintf(stderr, "round trip mismatch at iteration %d\n", it);
       return 1;
     }
-    const size_t header = n > 0 ? parse_header(data.data(), data.size(), n).header_bytes : 0;
+    const size_t header = coded > 0 ? parse_header(data.data(), data.size(), coded).header_bytes : 0;
     for (int m = 0; m < 20; ++m) {
       std::vector<uint8_t> bad(data);
       if (header > 3 && it % 4 == 0) {  // mutate header fields, then fix the check
@@ -65,7 +72,7 @@ int main(int argc, char** argv) {
         for (int f = uniform(1, 3); f > 0; --f) bad[uniform(0, static_cast<int>(bad.size()) - 1)] ^= 1 << uniform(0, 7);
       }
       try {
-        decode(bad.data(), bad.size(), indexes.data(), n, tables, 2, out.data());
+        decoder(bad.data(), bad.size(), indexes.data(), n, tables, 2, out.data());
         ++decoded;
       } catch (const TruncatedError&) {
         ++rejected;

@@ -22,22 +22,16 @@ at::Tensor Session::qp_tensor(const std::vector<int>& qps) const {
 std::vector<uint8_t> Session::encode_symbols(const at::Tensor& symbols, const at::Tensor& indexes,
                                              const rans::Tables& t) {
   const at::Tensor idx = indexes.to(at::kCPU).contiguous(), sym = symbols.to(at::kCPU).contiguous();
-  const at::Tensor keep = idx.ge(0);
-  const at::Tensor s = sym.masked_select(keep).contiguous(), i = idx.masked_select(keep).contiguous();
-  return rans::encode(s.data_ptr<int32_t>(), i.data_ptr<int32_t>(), s.numel(), t, threads_,
-                      rans::kDefaultBitsPerLane, rans::Layout{});
+  return rans::encode_skipping(sym.data_ptr<int32_t>(), idx.data_ptr<int32_t>(), idx.numel(), t, threads_,
+                               rans::kDefaultBitsPerLane, rans::Layout{});
 }
 
 at::Tensor Session::decode_symbols(const std::vector<uint8_t>& stream, const at::Tensor& indexes,
                                    const rans::Tables& t) {
   const at::Tensor idx = indexes.to(at::kCPU).contiguous();
-  const at::Tensor keep = idx.ge(0);
-  const at::Tensor coded = idx.masked_select(keep).contiguous();
-  at::Tensor values = at::empty({coded.numel()}, at::kInt);
-  rans::decode(stream.data(), stream.size(), coded.data_ptr<int32_t>(), coded.numel(), t, threads_,
-               values.data_ptr<int32_t>());
-  at::Tensor out = at::zeros_like(idx);
-  out.masked_scatter_(keep, values);
+  at::Tensor out = at::empty_like(idx);
+  rans::decode_skipping(stream.data(), stream.size(), idx.data_ptr<int32_t>(), idx.numel(), t, threads_,
+                        out.data_ptr<int32_t>());
   return out.to(engine_.device);
 }
 
