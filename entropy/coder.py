@@ -70,13 +70,15 @@ class CpuCoder(EntropyCoder):
                            bits_per_lane=self.bits_per_lane, skip_negative=True)
 
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        """Device indexes, or host indexes in pinned memory (a CUDA session's staging),
+        get their symbols decoded straight into pinned memory, so the copy to the device
+        is one asynchronous DMA with no pageable staging."""
         if indexes.dim() != 1:
             raise ValueError("indexes must be a 1-D tensor")
-        out = rans.decode(data, _to_host(indexes), self.tables, self.threads, skip_negative=True)
-        host = torch.from_numpy(out)
-        if indexes.device.type == "cpu":
-            return host
-        return host.pin_memory().to(indexes.device, non_blocking=True)
+        on_host = indexes.device.type == "cpu"
+        out = torch.empty(indexes.shape, dtype=torch.int32, pin_memory=not on_host or indexes.is_pinned())
+        rans.decode(data, _to_host(indexes), self.tables, self.threads, skip_negative=True, out=out.numpy())
+        return out if on_host else out.to(indexes.device, non_blocking=True)
 
 
 class TritonCoder(EntropyCoder):

@@ -61,13 +61,14 @@ def encode(
 
 
 def decode(data: bytes, cdf_indexes: np.ndarray, tables: CdfTables, num_threads: int = 1, *,
-           skip_negative: bool = False) -> np.ndarray:
+           skip_negative: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Decode a stream made by :func:`encode` into int32 symbols (0 at negative indexes
-    with ``skip_negative``).
+    with ``skip_negative``), into ``out`` when given (a writable C-contiguous int32
+    array of the indexes' length, e.g. a view of pinned memory), which is returned.
 
     Raises ``TruncatedStreamError`` / ``CorruptStreamError`` (ui2c.errors) on bad data
     and ``UnsupportedVersionError`` on a format-1 stream; never reads outside ``data``
     and always finishes in time linear in its size.
     """
     idx = _int32_vector("cdf_indexes", cdf_indexes)
-    return _rans.decode(bytes(data), idx, native_tables(tables), int(num_threads), bool(skip_negative))
+    return _rans.decode(bytes(data), idx, native_tables(tables), int(num_threads), bool(skip_negative), out)

@@ -103,14 +103,12 @@ class _Session:
                                     codec.entropy_coder(self.device, entropy, "z", threads, bits_per_lane))
         ch_z = codec.network.cfg.ch_z
         self.z_shape = (1, ch_z, -(-height // 64), -(-width // 64))
-        self._z_indexes: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._z_indexes: dict[int, torch.Tensor] = {}
 
-    def z_indexes(self, qp_row: int, device: torch.device | None = None) -> torch.Tensor:
-        """z's CDF indexes for ``qp_row``, cached on ``device`` (default: the session's)."""
-        key = (qp_row, device or self.device)
-        if key not in self._z_indexes:
-            self._z_indexes[key] = z_indexes(self.z_shape, qp_row, key[1])
-        return self._z_indexes[key]
+    def z_indexes(self, qp_row: int) -> torch.Tensor:
+        if qp_row not in self._z_indexes:
+            self._z_indexes[qp_row] = z_indexes(self.z_shape, qp_row, self.device)
+        return self._z_indexes[qp_row]
 
     def _run(self, stage: str, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.codec.backend.runner(stage).infer(feed, self.buffers.out(stage))
@@ -309,6 +307,7 @@ class Decoder(_Session):
         self._host_staging = self.device.type == "cuda" and self.worker.y_coder.name == "cpu"
         self._recon_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._recon_done: torch.cuda.Event | None = None
+        self._z_host_indexes: dict[int, torch.Tensor] = {}
 
     def decode(self, packet: Packet) -> list[DecodedUnit]:
         with self._unit():
@@ -388,8 +387,10 @@ class Decoder(_Session):
         if not self._host_staging:
             self.z_hat.view(-1).copy_(self.worker.z_coder.decode(stream, self.z_indexes(qp_row)))
             return
-        symbols = self.worker.z_coder.decode(stream, self.z_indexes(qp_row, torch.device("cpu")))
-        self.z_hat.view(-1).copy_(symbols.pin_memory().to(self.device, non_blocking=True))
+        if qp_row not in self._z_host_indexes:  # pinned: the coder then decodes into pinned memory
+            self._z_host_indexes[qp_row] = z_indexes(self.z_shape, qp_row).pin_memory()
+        symbols = self.worker.z_coder.decode(stream, self._z_host_indexes[qp_row])
+        self.z_hat.view(-1).copy_(symbols.to(self.device, non_blocking=True))
 
     def _stage(self, indexes: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """For the C++ coder on CUDA, start the indexes' copy to pinned host memory now,

@@ -180,3 +180,21 @@ def test_skip_negative_drops_and_restores_skipped_symbols():
     np.testing.assert_array_equal(rans.decode(data, idx, gaussian(), 2, skip_negative=True), sym)
     with pytest.raises(ValueError):
         rans.encode(sym, idx, gaussian())  # without the flag a negative index is an error
+
+
+def test_decode_into_the_callers_buffer():
+    """``out`` is written in place (a session passes pinned memory) and returned; anything
+    that would force a converted copy is refused instead of silently not being written."""
+    rng = np.random.default_rng(14)
+    sym, idx = random_symbols(rng, 3000, escape_rate=0.02)
+    skip = rng.random(3000) < 0.3
+    sym[skip], idx[skip] = 0, -1
+    data = rans.encode(sym, idx, gaussian(), skip_negative=True)
+    out = np.full(3000, 7, dtype=np.int32)
+    assert rans.decode(data, idx, gaussian(), skip_negative=True, out=out) is out
+    np.testing.assert_array_equal(out, sym)
+    readonly = np.empty(3000, dtype=np.int32)
+    readonly.flags.writeable = False
+    for bad in (np.empty(3000, np.int64), np.empty(2999, np.int32), np.empty(6000, np.int32)[::2], readonly):
+        with pytest.raises(ValueError, match="out must be"):
+            rans.decode(data, idx, gaussian(), skip_negative=True, out=bad)

@@ -34,12 +34,22 @@ py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::T
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
 
+// `out`, when given, receives the symbols (a caller's pinned buffer, so the copy to a
+// GPU needs no staging): a writable C-contiguous int32 array of the indexes' length.
 py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, const rans::Tables& tables,
-                            int num_threads, bool skip_negative) {
+                            int num_threads, bool skip_negative, const py::object& out_arg) {
   if (indexes.ndim() != 1) throw std::invalid_argument("cdf_indexes must be a 1-D array");
   const py::buffer_info info = data.request();
   const size_t n = indexes.shape(0);
-  py::array_t<int32_t> out(n);
+  py::array_t<int32_t> out;
+  if (out_arg.is_none()) {
+    out = py::array_t<int32_t>(n);
+  } else {
+    out = py::array_t<int32_t>::ensure(out_arg);  // no conversion: a converted copy would not be the caller's
+    if (!out || out.ptr() != out_arg.ptr() || out.ndim() != 1 || static_cast<size_t>(out.shape(0)) != n ||
+        !(out.flags() & py::array::c_style) || !out.writeable())
+      throw std::invalid_argument("out must be a writable C-contiguous int32 array of the indexes' length");
+  }
   int32_t* dst = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -72,7 +82,7 @@ PYBIND11_MODULE(_rans, m) {
   m.def("encode", &encode, py::arg("symbols"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
         py::arg("bits_per_lane"), py::arg("lanes") = 0, py::arg("skip_negative") = false);
   m.def("decode", &decode, py::arg("data"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
-        py::arg("skip_negative") = false);
+        py::arg("skip_negative") = false, py::arg("out") = py::none());
   m.def("parse_header", &parse_header, py::arg("data"), py::arg("n") = -1,
         "(n, lanes, header_bytes, byte_begin[groups+1], esc_begin[groups+1]) of a checked stream; "
         "n = -1 skips the symbol-count check.");
