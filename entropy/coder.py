@@ -123,9 +123,9 @@ def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None =
     wrote the C++ coder's bytes for a runtime stream (``tests/gpu``); but its own suite and
     a 1080p session have not yet finished within a GPU check's time limits (each kernel
     compiles in 13-17 s there), so it stays opt-in ("triton") until a GPU run passes
-    ``tests/test_entropy_triton.py``.  "cpu"
-    works for any device (host staging through pinned memory); "triton" needs a CUDA
-    device, or ``TRITON_INTERPRET=1`` for a CPU device (tests).
+    ``tests/test_entropy_triton.py``.  "cpu" works for any device (host staging through
+    pinned memory); "triton" needs a CUDA device, or ``TRITON_INTERPRET=1`` for a CPU
+    device (tests).
     """
     dev = torch.device(device)
     kind = kind or "cpu"
