@@ -159,6 +159,12 @@ def test_bad_arguments_raise_value_error():
         rans.encode(np.array([0, 1]), np.array([0]), t)
     with pytest.raises(ValueError):
         rans.decode(rans.encode(np.array([0]), np.array([3]), t), np.array([-1]), t)
+    many = rans.encode(np.zeros(5000, np.int32), np.full(5000, 3, np.int32), t, lanes=128)
+    for position, value in ((0, -1), (4999, 128), (2500, 2**31 - 1)):  # checked inside each group, on 4 threads
+        idx = np.full(5000, 3, np.int32)
+        idx[position] = value
+        with pytest.raises(ValueError, match=f"cdf index {value} at position {position} is outside"):
+            rans.decode(many, idx, t, 4)
     with pytest.raises(ValueError):
         rans.encode(np.array([2**40]), np.array([0]), t)
     with pytest.raises(ValueError):

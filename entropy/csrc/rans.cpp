@@ -122,6 +122,16 @@ uint8_t* encode_group(const int32_t* symbols, const int32_t* indexes, const Grou
   return p;
 }
 
+[[noreturn]] void index_error(const int32_t* indexes, size_t i, const Tables& tables) {
+  throw std::invalid_argument("cdf index " + std::to_string(indexes[i]) + " at position " + std::to_string(i) +
+                              " is outside [0, " + std::to_string(tables.size()) + ")");
+}
+
+void check_indexes(const int32_t* indexes, size_t n, const Tables& tables) {
+  for (size_t i = 0; i < n; ++i)
+    if (indexes[i] < 0 || static_cast<size_t>(indexes[i]) >= tables.size()) index_error(indexes, i, tables);
+}
+
 // One group; returns false when the data is inconsistent.  Never reads outside
 // bytes[0, num_bytes) or escapes[0, num_escapes) and does one step per symbol.
 bool decode_group(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes, size_t num_escapes,
@@ -138,6 +148,7 @@ bool decode_group(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes
     const size_t base = row * v.lanes + v.first, cnt = v.count(row);
     for (size_t j = 0; j < cnt; ++j) {
       const uint32_t t = static_cast<uint32_t>(indexes[base + j]);
+      if (t >= tables.size()) index_error(indexes, base + j, tables);  // checked here, in parallel
       const uint32_t* cdf = tables.row(t);
       uint32_t x = state[j];
       const uint32_t slot = x & 0xFFFFu;
@@ -188,12 +199,7 @@ size_t compact(const int32_t* symbols, const int32_t* indexes, size_t n, int32_t
 // that is read back; decode_skipping's scatter may read the spare one).
 std::unique_ptr<int32_t[]> scratch(size_t n) { return std::unique_ptr<int32_t[]>(new int32_t[n + 1]); }
 
-void check_indexes(const int32_t* indexes, size_t n, const Tables& tables) {
-  for (size_t i = 0; i < n; ++i)
-    if (indexes[i] < 0 || static_cast<size_t>(indexes[i]) >= tables.size())
-      throw std::invalid_argument("cdf index " + std::to_string(indexes[i]) + " at position " +
-                                  std::to_string(i) + " is outside [0, " + std::to_string(tables.size()) + ")");
-}
+
 
 }  // namespace
 
@@ -358,8 +364,7 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
 
 void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
             int num_threads, int32_t* out) {
-  check_indexes(indexes, n, tables);
-  const Header h = parse_header(data, size, static_cast<int64_t>(n));
+  const Header h = parse_header(data, size, static_cast<int64_t>(n));  // indexes: checked by decode_group
   const uint32_t groups = h.layout.groups(), width = h.layout.group_lanes();
   const uint8_t* payload = data + h.header_bytes;
   const uint8_t* escape_array = payload + h.byte_begin.back();
