@@ -16,8 +16,6 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from ..entropy.rans import DEFAULT_BITS_PER_LANE
-
 
 def _command() -> str:
     """The command line as typed: ``ui2c ...`` or ``python -m ui2c.<module> ...``."""
@@ -48,7 +46,7 @@ def format_fps(run: dict) -> str:
     lines = [f"**{run['model']}, {run['producer']}, {run['width']}x{run['height']}** on {run['device']}: "
              f"{run['frames']} frames after {run['warmup_units']} warm-up unit(s), qp {run['qp']}, "
              f"{run['bpp']:.4f} bpp ({run['weights']} weights), entropy coder {run['entropy_coder']} "
-             f"({run['entropy_threads']} thread(s), {run.get('bits_per_lane', DEFAULT_BITS_PER_LANE)} bits per lane)",
+             f"({run['entropy_threads']} thread(s), {run['bits_per_lane']} bits per lane)",
              "",
              "| part | encode ms/frame | share | decode ms/frame | share |", "|---|---:|---:|---:|---:|"]
     for label in labels:

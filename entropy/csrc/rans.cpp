@@ -199,8 +199,6 @@ size_t compact(const int32_t* symbols, const int32_t* indexes, size_t n, int32_t
 // that is read back; decode_skipping's scatter may read the spare one).
 std::unique_ptr<int32_t[]> scratch(size_t n) { return std::unique_ptr<int32_t[]>(new int32_t[n + 1]); }
 
-
-
 }  // namespace
 
 Tables::Tables(const int32_t* cdf, size_t num, size_t width, const int32_t* lengths, const int32_t* offsets)
