@@ -121,8 +121,9 @@ def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None =
 
     The Triton coder is byte-identical in the interpreter, and on an H100 (triton 3.6) it
     wrote the C++ coder's bytes for a runtime stream (``tests/gpu``); but its own suite and
-    a 1080p session have not yet finished within a GPU check's time limits (each kernel
-    compiles in 13-17 s there), so it stays opt-in ("triton") until a GPU run passes
+    a 1080p session have not yet finished within a GPU check's time limits (a kernel
+    compiled in 13-17 s there, and again for each new specialisation; both fixed since,
+    unmeasured on a GPU), so it stays opt-in ("triton") until a GPU run passes
     ``tests/test_entropy_triton.py``.  "cpu" works for any device (host staging through
     pinned memory); "triton" needs a CUDA device, or ``TRITON_INTERPRET=1`` for a CPU
     device (tests).

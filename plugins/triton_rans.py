@@ -62,8 +62,22 @@ from ui2c.errors import CorruptStreamError
 LANES = 32  # vector width of a program: the lanes of one group
 MAX_LANES: int = _rans.MAX_LANES
 STATE_LOW = 1 << 24
-CHUNK_ROWS = 16  # rows per [CH, 32] input tile
+# rows per [CH, 32] input tile.  The rows of a tile are unrolled, and the compile time
+# grows much faster than CH (Triton's coalescing pass, sm_90, Triton 3.9: decoder 1.0 /
+# 4.1 / 25 s at CH 4 / 8 / 16, with the same PTX instructions per row); the next tile
+# is loaded a chunk ahead, and 8 rows of work cover its latency.
+CHUNK_ROWS = 8
 COUNT_BLOCK = 4096  # symbols per program of the count/compact kernels
+# The JIT compiles a kernel once per specialisation: integer arguments equal to 1 or
+# divisible by 16 and pointers aligned to 16 bytes each make another one.  Every
+# integer argument is therefore left unspecialised and every tensor is 16-byte aligned
+# (``_int32_1d``, the decoder's upload layout), so a session compiles each kernel once
+# per size class (the constexprs), not again whenever a stream's group count or a
+# lane count changes.  (Specialising also changed the layouts: W = 32 and P = 32 G let
+# Triton load the index tiles 4 lanes per thread, ~220 PTX instructions per row
+# instead of ~160.)
+_ALIGN = 16
+HEADER_GROUPS = 512  # GB of the pack kernel: 2 * GB >= 2 * groups + 2 for every group count
 # positions (bytes <= 2 per symbol + 6 per lane, escapes, row indexes) are int32 on the device
 MAX_SYMBOLS = 1 << 29
 _INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index or lane count
@@ -195,7 +209,7 @@ def _check_lane_layout(kernel: object) -> None:
     _layout_ok.add(kernel)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_all", "num_tables", "width"])
 def _count_kernel(sym_ptr, idx_ptr, n_all, num_tables, start_ptr, len_ptr, off_ptr, cost_ptr, width,
                   count_ptr, costsum_ptr, bad_ptr, BLOCK: tl.constexpr, WITH_COST: tl.constexpr):
     """Per chunk: number of coded symbols (index >= 0) and, for the encoder, their summed cost."""
@@ -217,7 +231,7 @@ def _count_kernel(sym_ptr, idx_ptr, n_all, num_tables, start_ptr, len_ptr, off_p
         tl.store(costsum_ptr + pid, tl.sum(cost.to(tl.int64), axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_all", "num_tables", "num_chunks"])
 def _compact_kernel(sym_ptr, idx_ptr, n_all, num_tables, count_ptr, num_chunks, csym_ptr, cidx_ptr, cpos_ptr,
                     ncoded_ptr, BLOCK: tl.constexpr, CBLOCK: tl.constexpr, WITH_SYM: tl.constexpr):
     """Writes coded symbols (and their original positions) densely, in order."""
@@ -286,7 +300,7 @@ def _row(tile, sel):
     return tl.sum(tl.where(sel, tile, 0), axis=0)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_chunks", "bits_per_lane", "forced", "width"])
 def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits_per_lane, forced,
                    start_ptr, freq_ptr, rcp_ptr, len_ptr, off_ptr, width,
                    scratch_ptr, escbuf_ptr, meta_ptr,
@@ -380,7 +394,7 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
         tl.store(meta_ptr + 4 * g + 3, esc_end - esc_first)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_chunks", "bits_per_lane", "forced"])
 def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, forced, scratch_ptr, escbuf_ptr, meta_ptr,
                  out_ptr, CBLOCK: tl.constexpr, GB: tl.constexpr, MAXL: tl.constexpr, COPY: tl.constexpr):
     """Writes out = u32 size | header | groups | escapes; program g copies group g.
@@ -450,11 +464,7 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
                 tl.store(out_ptr + eoff + 4 * (o + j) + b, ((value32 >> (8 * b)) & 0xFF).to(tl.uint8), mask=live)
 
 
-# P and W are not specialised: W = 32 and P = 32 G (divisible by 16, as on every large
-# stream) would let Triton load the index tiles 4 lanes per thread ([1, 4] x [4, 8]
-# threads), and that layout reaches the rows (4 elements per thread, copied over 4
-# lanes, ~220 PTX instructions per row instead of ~160)
-@triton.jit(do_not_specialize=["P", "W"])
+@triton.jit(do_not_specialize=["n", "P", "W", "G"])
 def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut_ptr, sub_ptr, len_ptr, off_ptr,
                    out_ptr, err_ptr, n, P, W, G,
                    CH: tl.constexpr, LANES: tl.constexpr, BALLOT: tl.constexpr):
@@ -640,13 +650,19 @@ def _counts(symbols, indexes, tables, with_cost):
 
 
 def _int32_1d(name: str, t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``t`` as a contiguous int32 vector on ``device``, refused before any copy when
-    it is too long for the kernels' int32 positions."""
+    """``t`` as a contiguous, 16-byte aligned int32 vector on ``device`` (a view at an odd
+    offset is copied: see ``COUNT_BLOCK``'s note), refused before any copy when it is
+    too long for the kernels' int32 positions."""
     if t.dim() != 1:
         raise ValueError(f"{name} must be a 1-D tensor")
     if t.numel() >= MAX_SYMBOLS:
         raise ValueError(f"{name} holds {t.numel()} values; the Triton coder takes fewer than {MAX_SYMBOLS}")
-    return t.to(device=device, dtype=torch.int32).contiguous()
+    t = t.to(device=device, dtype=torch.int32).contiguous()
+    return t if t.data_ptr() % _ALIGN == 0 else t.clone()
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // _ALIGN) * _ALIGN
 
 
 class EncodeBuffers(NamedTuple):
@@ -738,9 +754,8 @@ class TritonRans:
         _check_lane_layout(kernel)
         out_cap = 4 + 16 + 10 * groups + 2 * n_all + 4 * groups * LANES + 4 * n_all
         out = torch.empty(out_cap, dtype=torch.uint8, device=self.device)
-        # the header vector holds n, P and 2 fields per group: 2 * GB >= 2 * groups + 2
         _pack_kernel[(groups,)](ncoded, costsum, bad, chunks, self.bits_per_lane, forced, scratch, escbuf, meta, out,
-                                CBLOCK=_pow2(chunks), GB=_pow2(groups + 1), MAXL=MAX_LANES, COPY=1024, num_warps=4)
+                                CBLOCK=_pow2(chunks), GB=HEADER_GROUPS, MAXL=MAX_LANES, COPY=1024, num_warps=4)
         return EncodeBuffers(ncoded, csym, cidx, scratch, escbuf, meta, out)
 
     def _fetch(self, out: torch.Tensor) -> bytes:
@@ -780,20 +795,22 @@ class TritonRans:
         if n_h == 0:
             err = torch.zeros(1, dtype=torch.int32, device=self.device) + (ncoded != 0).to(torch.int32)
         else:
+            # one upload: group offsets | payload | escapes, each part 16-byte aligned
             aux_words = 2 * (groups + 1)
             payload = byte_begin[-1]
             nesc = esc_begin[-1]
-            esc_at = -(-(4 * aux_words + payload) // 4) * 4
+            data_at = _aligned(4 * aux_words)
+            esc_at = _aligned(data_at + payload)
             host = self._in_host.get(esc_at + 4 * max(nesc, 1))
             hv = host.numpy()
             hv[: 4 * aux_words] = np.frombuffer(np.asarray(byte_begin + esc_begin, dtype="<i4").tobytes(), np.uint8)
-            hv[4 * aux_words: 4 * aux_words + payload] = np.frombuffer(data, np.uint8, payload, header_bytes)
+            hv[data_at: data_at + payload] = np.frombuffer(data, np.uint8, payload, header_bytes)
             hv[esc_at: esc_at + 4 * nesc] = np.frombuffer(data, np.uint8, 4 * nesc, header_bytes + payload)
             dev = host.to(self.device, non_blocking=True)
             self._in_host.mark_busy(self.device)
             width = lanes // groups
             err = torch.empty(groups, dtype=torch.int32, device=self.device)
-            kernel = _decode_kernel[(groups,)](dev[4 * aux_words:], dev[: 4 * aux_words].view(torch.int32),
+            kernel = _decode_kernel[(groups,)](dev[data_at:], dev[: 4 * aux_words].view(torch.int32),
                                                dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut, tb.sub,
                                                tb.length, tb.offset, out, err, n_h, lanes, width, groups,
                                                CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)

@@ -7,13 +7,12 @@ instructions the coder's integer arithmetic became.
 
     python scripts/aot_compile_triton.py [--arch 86 90] [--out-dir build/triton_aot]
 
-Writes ``<kernel>[.ballot][.div16].sm<arch>.{ptx,ttgir,cubin,json}`` per kernel and
+Writes ``<kernel>[.ballot].sm<arch>.{ptx,ttgir,cubin,json}`` per kernel and
 architecture; the encoder and decoder are compiled with and without the ballot
-prefix sum.  Pointers are declared 16-byte aligned, as the JIT specialises fresh
-torch tensors, because alignment changes the layouts Triton picks.  Integer
-arguments the JIT finds divisible by 16 (lane counts of large streams) change them
-too: the encoder and decoder are compiled a second time (``.div16``) with every
-integer argument declared so, except those the kernel does not specialise.  The json holds
+prefix sum.  Pointers are declared 16-byte aligned and integers unspecialised, which
+is the one specialisation the wrappers launch (``triton_rans.COUNT_BLOCK``'s note), so
+what is compiled here is what the JIT runs; a kernel that specialises an integer
+argument fails the script.  The json holds
 a PTX census (shifts, conversions, divisions, votes with the source lines they come
 from), the ballot operands' layout and, for the one-warp coder kernels, the layout of
 every 32-lane vector (elements per thread, copies of each element) and the PTX
@@ -43,9 +42,9 @@ _BRANCH = re.compile(r"^bra(?:\.uni)?\s+(\$L__\w+);")
 _ROW_FAMILIES = ("cvt", "shfl", "vote", "bar", "st.shared", "ld.shared")
 
 
-def kernel_specs() -> list[tuple[str, object, dict, dict, int, bool]]:
-    """(name, kernel, signature, constexprs, num_warps, integers divisible by 16) of every
-    kernel, as the wrappers launch them."""
+def kernel_specs() -> list[tuple[str, object, dict, dict, int]]:
+    """(name, kernel, signature, constexprs, num_warps) of every kernel, as the wrappers
+    launch them."""
     from ui2c.plugins import triton_rans as tr
 
     i32, pi32, pi64, pu8, pf32 = "i32", "*i32", "*i64", "*u8", "*fp32"
@@ -69,22 +68,20 @@ def kernel_specs() -> list[tuple[str, object, dict, dict, int, bool]]:
                   "CH": "constexpr", "LANES": "constexpr", "BALLOT": "constexpr"}
     # shapes of one 1080p step (261,120 symbols: 64 count chunks, up to 16 groups)
     specs = [
-        ("_count_kernel", tr._count_kernel, count_sig, {"BLOCK": tr.COUNT_BLOCK, "WITH_COST": True}, 4, False),
+        ("_count_kernel", tr._count_kernel, count_sig, {"BLOCK": tr.COUNT_BLOCK, "WITH_COST": True}, 4),
         ("_compact_kernel", tr._compact_kernel, compact_sig,
-         {"BLOCK": tr.COUNT_BLOCK, "CBLOCK": 64, "WITH_SYM": True}, 4, False),
-        ("_pack_kernel", tr._pack_kernel, pack_sig, {"CBLOCK": 64, "GB": 32, "MAXL": tr.MAX_LANES, "COPY": 1024}, 4,
-         False),
+         {"BLOCK": tr.COUNT_BLOCK, "CBLOCK": 64, "WITH_SYM": True}, 4),
+        ("_pack_kernel", tr._pack_kernel, pack_sig,
+         {"CBLOCK": 64, "GB": tr.HEADER_GROUPS, "MAXL": tr.MAX_LANES, "COPY": 1024}, 4),
     ]
-    for div16 in (False, True):
-        for ballot in (False, True):
-            suffix = (".ballot" if ballot else "") + (".div16" if div16 else "")
-            specs += [
-                ("_encode_kernel" + suffix, tr._encode_kernel, encode_sig,
-                 {"CH": tr.CHUNK_ROWS, "LANES": tr.LANES, "CBLOCK": 64, "MAXL": tr.MAX_LANES, "BALLOT": ballot}, 1,
-                 div16),
-                ("_decode_kernel" + suffix, tr._decode_kernel, decode_sig,
-                 {"CH": tr.CHUNK_ROWS, "LANES": tr.LANES, "BALLOT": ballot}, 1, div16),
-            ]
+    for ballot in (False, True):
+        suffix = ".ballot" if ballot else ""
+        specs += [
+            ("_encode_kernel" + suffix, tr._encode_kernel, encode_sig,
+             {"CH": tr.CHUNK_ROWS, "LANES": tr.LANES, "CBLOCK": 64, "MAXL": tr.MAX_LANES, "BALLOT": ballot}, 1),
+            ("_decode_kernel" + suffix, tr._decode_kernel, decode_sig,
+             {"CH": tr.CHUNK_ROWS, "LANES": tr.LANES, "BALLOT": ballot}, 1),
+        ]
     return specs
 
 
@@ -150,10 +147,15 @@ def compile_all(archs: list[int], out_dir: Path) -> int:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for name, kernel, signature, constexprs, num_warps, div16 in kernel_specs():
-        # the attributes the JIT gives a launch with aligned tensors (and integers divisible by 16)
-        aligned = {(i,): [["tt.divisibility", 16]] for i, kind in enumerate(signature.values())
-                   if kind.startswith("*") or (div16 and kind == "i32" and not kernel.params[i].do_not_specialize)}
+    for name, kernel, signature, constexprs, num_warps in kernel_specs():
+        specialised = [kernel.params[i].name for i, kind in enumerate(signature.values())
+                       if kind == "i32" and not kernel.params[i].do_not_specialize]
+        if specialised:
+            print(f"FAILED {name}: integer arguments {', '.join(specialised)} are specialised, so the JIT "
+                  "compiles the kernel again whenever one of them becomes 1 or a multiple of 16", file=sys.stderr)
+            failures += 1
+        # the attributes the JIT gives a launch with 16-byte aligned tensors
+        aligned = {(i,): [["tt.divisibility", 16]] for i, kind in enumerate(signature.values()) if kind.startswith("*")}
         for arch in archs:
             target = GPUTarget("cuda", arch, 32)
             try:

@@ -49,9 +49,11 @@ export PYTHONPATH="$site" TRITON_INTERPRET=0 PYTHONUNBUFFERED=1
 cd "$work" || exit 2
 
 pytest=("$python" -m pytest -q -rfEs --tb=short -p no:cacheprovider -c "$repo/pyproject.toml" --rootdir "$repo")
-# The Triton work is compile-bound (13-17 s per kernel on the H100 machine, one core per
-# process): it runs in the background, one process per job, beside the runtime tests and
-# the C++-coder benchmark, which use the GPU and two cores of sixteen.
+# The Triton work is compile-bound (13-17 s per kernel on the H100 machine at a626439, one
+# core per process; since then 8 unrolled rows instead of 16 and one specialisation per size
+# class, about 6x less compile here): it runs in the background, one process per job,
+# beside the runtime tests and the C++-coder benchmark, which use the GPU and two cores of
+# sixteen.
 step "background: Triton coder tests, kernel-by-kernel diagnostic, entropy coder benchmark, AOTI probe"
 logged tests_triton 200 "${pytest[@]}" -v "$repo/tests/test_entropy_triton.py" "$repo/tests/test_entropy_coder.py" \
     >/dev/null & background_jobs=($!)
