@@ -173,3 +173,37 @@ def test_bad_input_is_a_one_line_error(tmp_path, args, message):
     run = subprocess.run([sys.executable, "-m", "ui2c.training.cli", "-o", str(tmp_path), *args],
                          capture_output=True, text=True)
     assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def _eval_folder(folder: Path, rates: list[float], psnrs: list[float], frames: int = 10) -> Path:
+    """A minimal ``ui2c eval`` output: results.json and the per-frame CSVs drift.py reads.
+    Every frame of a qp has its point's PSNR, except that the last half is 1 dB lower."""
+    width, height = 64, 32
+    points = []
+    (folder / "frames").mkdir(parents=True)
+    for qp, bpp, psnr in zip((0, 20, 40), rates, psnrs):
+        points.append({"codec": "ui2c-s", "qp": qp, "bpp": bpp, "psnr_yuv": psnr})
+        lines = ["frame,bits,psnr_y,psnr_u,psnr_v,psnr_yuv,reset"]
+        for f in range(frames):
+            p = psnr - (1.0 if f >= frames // 2 else 0.0)
+            lines.append(f"{f},{bpp * width * height},{p},{p},{p},{p},{int(f == 0)}")
+        (folder / "frames" / f"ui2c-s_qp{qp:02d}.csv").write_text("\n".join(lines) + "\n")
+    results = {"input": "clip.y4m", "frames": frames, "width": width, "height": height, "model": "ui2c-s",
+               "weights": None, "weights_fingerprint": "0", "points": points}
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_drift_summary_and_bd_against_a_base_run(tmp_path):
+    """The same PSNRs at 0.8x the rate are a BD-rate of exactly -20 % (a constant
+    log-rate shift), and the same rates at +0.5 dB a BD-PSNR of exactly +0.5 dB."""
+    rates, psnrs = [0.05, 0.1, 0.2], [30.0, 32.0, 33.5]
+    base = _eval_folder(tmp_path / "off", rates, psnrs)
+    cheaper = _eval_folder(tmp_path / "cheaper", [0.8 * r for r in rates], psnrs)
+    better = _eval_folder(tmp_path / "better", rates, [p + 0.5 for p in psnrs])
+    out = subprocess.run([sys.executable, "-m", "ui2c.training.drift", "--span", "5", str(cheaper), str(better),
+                          "--against", str(base)], capture_output=True, text=True, check=True).stdout
+    assert "| 20 | 32.00 | 31.00 | -1.00 | 32.00 |" in out
+    assert out.count("**clip.y4m**") == 3  # each folder summarised once
+    assert "- cheaper vs off: BD-rate -20.00 %, BD-PSNR " in out
+    assert "- better vs off: BD-rate " in out and out.rstrip().endswith("BD-PSNR +0.50 dB")

@@ -5,6 +5,9 @@
 Reads only what ``ui2c eval`` writes (``results.json`` and ``frames/*.csv``) and prints,
 per qp, YUV-PSNR and bpp of the first and last ``--span`` frames, their difference (issue
 14 asks for ≤ 0.5 dB), the whole clip, and the PSNR span over the tested qps (≥ 8 dB).
+With ``--against BASE`` it also prints each folder's BD-rate and BD-PSNR against the
+ui2c points of BASE (same clip, other encoder settings or weights), e.g. to measure
+the encoder's drift guard (``scripts/eval_drift_guard.sh``).
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate
 
 
 def summarise(folder: Path, span: int) -> str:
@@ -48,18 +53,45 @@ def summarise(folder: Path, span: int) -> str:
     return "\n".join(lines)
 
 
+def _curve(folder: Path) -> tuple[list[float], list[float]]:
+    results = json.loads((folder / "results.json").read_text())
+    points = sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"])
+    return [p["bpp"] for p in points], [p["psnr_yuv"] for p in points]
+
+
+def compare(base: Path, folder: Path) -> str:
+    """One line: BD-rate and BD-PSNR of ``folder``'s ui2c curve against ``base``'s."""
+    (rates0, psnrs0), (rates1, psnrs1) = _curve(base), _curve(folder)
+    values = []
+    for bd, unit in ((bd_rate, " %"), (bd_psnr, " dB")):
+        try:
+            values.append(f"{bd(rates0, psnrs0, rates1, psnrs1):+.2f}{unit}")
+        except NoOverlapError:
+            values.append("n/a (no overlap)")
+    return f"- {folder.name} vs {base.name}: BD-rate {values[0]}, BD-PSNR {values[1]}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of ui2c eval")
     parser.add_argument("--span", type=int, default=50, help="frames at each end")
+    parser.add_argument("--against", type=Path, metavar="BASE",
+                        help="also print BD-rate / BD-PSNR of every folder against this eval folder")
     args = parser.parse_args(argv)
-    for folder in args.folders:
+    folders = list(dict.fromkeys(args.folders + ([args.against] if args.against else [])))
+    for folder in folders:
         if not (folder / "results.json").exists():
             parser.error(f"{folder} holds no results.json (not a ui2c eval output folder)")
         try:
             print(summarise(folder, args.span) + "\n")
         except FileNotFoundError as exc:
             parser.error(str(exc))
+    for folder in folders if args.against else []:
+        if folder != args.against:
+            try:
+                print(compare(args.against, folder))
+            except ValueError as exc:  # too few or repeated points for a curve
+                parser.error(f"{folder} vs {args.against}: {exc}")
 
 
 if __name__ == "__main__":
