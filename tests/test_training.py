@@ -175,7 +175,7 @@ def test_bad_input_is_a_one_line_error(tmp_path, args, message):
     assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
-def _eval_folder(folder: Path, rates: list[float], psnrs: list[float], frames: int = 10) -> Path:
+def _eval_folder(folder: Path, rates: list[float], psnrs: list[float], frames: int = 20) -> Path:
     """A minimal ``ui2c eval`` output: results.json and the per-frame CSVs drift.py reads.
     Every frame of a qp has its point's PSNR, except that the last half is 1 dB lower."""
     width, height = 64, 32
@@ -201,9 +201,10 @@ def test_drift_summary_and_bd_against_a_base_run(tmp_path):
     base = _eval_folder(tmp_path / "off", rates, psnrs)
     cheaper = _eval_folder(tmp_path / "cheaper", [0.8 * r for r in rates], psnrs)
     better = _eval_folder(tmp_path / "better", rates, [p + 0.5 for p in psnrs])
-    out = subprocess.run([sys.executable, "-m", "ui2c.training.drift", "--span", "5", str(cheaper), str(better),
-                          "--against", str(base)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "ui2c.training.drift", "--span", "5", "--shot", "0:20", str(cheaper),
+                          str(better), "--against", str(base)], capture_output=True, text=True, check=True).stdout
     assert "| 20 | 32.00 | 31.00 | -1.00 | 32.00 |" in out
+    assert "| 1 | 32.00 → 31.00 |" in out  # resets, then the shot's first and last 10 frames
     assert out.count("**clip.y4m**") == 3  # each folder summarised once
     assert "- cheaper vs off: BD-rate -20.00 %, BD-PSNR " in out
     assert "- better vs off: BD-rate " in out and out.rstrip().endswith("BD-PSNR +0.50 dB")

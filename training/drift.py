@@ -21,13 +21,17 @@ import numpy as np
 from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate
 
 
-def summarise(folder: Path, span: int) -> str:
+def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> str:
+    """Markdown table per qp; with ``shot`` = (first, end) frames of one shot without a cut,
+    also the PSNR of its first and last 10 frames: drift that a whole-clip mean hides
+    when the clip's later shots are simply harder."""
     results = json.loads((folder / "results.json").read_text())
     width, height = results["width"], results["height"]
+    shot_head = f" shot {shot[0]}–{shot[1] - 1}: first 10 → last 10 |" if shot else ""
     lines = [f"**{Path(results['input']).name}**, {results['frames']} frames {width}x{height}, "
              f"weights `{results.get('weights') or 'shipped'}` ({results['weights_fingerprint']})", "",
-             f"| qp | PSNR first {span} | PSNR last {span} | last − first | PSNR all | bpp first {span} | bpp last {span} | bpp all | resets |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| qp | PSNR first {span} | PSNR last {span} | last − first | PSNR all | bpp first {span} | bpp last {span} | bpp all | resets |{shot_head}",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if shot else "")]
     psnr_all = {}
     for point in sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"]):
         frames_csv = folder / "frames" / f"{point['codec']}_qp{point['qp']:02d}.csv"
@@ -41,7 +45,9 @@ def summarise(folder: Path, span: int) -> str:
         psnr_all[point["qp"]] = point["psnr_yuv"]
         lines.append(f"| {point['qp']} | {psnr[:span].mean():.2f} | {psnr[-span:].mean():.2f} | "
                      f"{psnr[-span:].mean() - psnr[:span].mean():+.2f} | {point['psnr_yuv']:.2f} | {bpp[:span].mean():.4f} | "
-                     f"{bpp[-span:].mean():.4f} | {point['bpp']:.4f} | {resets} |")
+                     f"{bpp[-span:].mean():.4f} | {point['bpp']:.4f} | {resets} |"
+                     + (f" {psnr[shot[0]:shot[0] + 10].mean():.2f} → {psnr[shot[1] - 10:shot[1]].mean():.2f} |"
+                        if shot else ""))
     if len(psnr_all) > 1:
         values = [psnr_all[q] for q in sorted(psnr_all)]
         lines += ["", f"PSNR span over qp {min(psnr_all)}–{max(psnr_all)}: {values[-1] - values[0]:.2f} dB, "
@@ -71,10 +77,19 @@ def compare(base: Path, folder: Path) -> str:
     return f"- {folder.name} vs {base.name}: BD-rate {values[0]}, BD-PSNR {values[1]}"
 
 
+def _shot(text: str) -> tuple[int, int]:
+    first, _, end = text.partition(":")
+    if not (first.isdigit() and end.isdigit() and int(end) - int(first) >= 20):
+        raise argparse.ArgumentTypeError(f"expected FIRST:END with END - FIRST >= 20, got {text!r}")
+    return int(first), int(end)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of ui2c eval")
     parser.add_argument("--span", type=int, default=50, help="frames at each end")
+    parser.add_argument("--shot", metavar="FIRST:END", type=_shot,
+                        help="frames [FIRST, END) of one shot (>= 20 frames): its first and last 10 frames' PSNR")
     parser.add_argument("--against", type=Path, metavar="BASE",
                         help="also print BD-rate / BD-PSNR of every folder against this eval folder")
     args = parser.parse_args(argv)
@@ -83,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         if not (folder / "results.json").exists():
             parser.error(f"{folder} holds no results.json (not a ui2c eval output folder)")
         try:
-            print(summarise(folder, args.span) + "\n")
+            print(summarise(folder, args.span, args.shot) + "\n")
         except FileNotFoundError as exc:
             parser.error(str(exc))
     for folder in folders if args.against else []:
