@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 
 from ..entropy.coder import EntropyCoder
+from ..errors import CorruptStreamError
 
 Step = tuple[torch.Tensor, torch.Tensor]  # (symbols, indexes), flat int32
 
@@ -53,3 +54,32 @@ class EntropyWorker:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+class DeferredCheck:
+    """The device-side consistency flags of one unit's entropy decodes (Triton coder),
+    read one unit later.
+
+    Checking each decode at once would make the host wait for the device three times
+    per unit.  Instead the unit's flags are summed on the device and copied to the host
+    behind a CUDA event; :meth:`verify` waits for that event alone (long passed by the
+    time the next unit is queued), and the decoder calls it before it hands out the
+    unit's frames, so a corrupt unit raises before any of its frames reach the caller.
+    """
+
+    def __init__(self, flags: list[torch.Tensor], packet_index: int):
+        total = torch.stack([f.reshape(()) for f in flags]).sum().to(torch.int32).reshape(1)
+        self.host = torch.empty(1, dtype=torch.int32, pin_memory=total.is_cuda)
+        self.host.copy_(total, non_blocking=True)
+        self.copied: torch.cuda.Event | None = None
+        if total.is_cuda:
+            self.copied = torch.cuda.Event()
+            self.copied.record()
+        self.packet_index = packet_index
+
+    def verify(self) -> None:
+        if self.copied is not None:
+            self.copied.synchronize()
+        if int(self.host[0]) != 0:
+            raise CorruptStreamError(f"packet {self.packet_index}: the entropy decoder's consistency checks "
+                                     "failed on the device (corrupt data, or do the skip masks differ?)")

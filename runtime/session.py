@@ -35,10 +35,11 @@ from ..errors import CorruptStreamError, InputFormatError
 from ..models.ops import frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
+from ..entropy.coder import EntropyCoder
 from ..entropy.latent import SKIP_THRESHOLD, checkerboard_masks, dequantize_step, quantize_step, step_indexes, z_indexes
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from .model import CodecModel
-from .overlap import EntropyWorker
+from .overlap import DeferredCheck, EntropyWorker
 
 SCENE_CUT_THRESHOLD = 0.1  # mean |ΔY| in [0, 1] units between consecutive frames
 Frame = torch.Tensor | np.ndarray
@@ -302,12 +303,19 @@ class Decoder(_Session):
                  skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None):
         super().__init__(codec, height, width, threads, skip_threshold, entropy)
         self.z_hat = torch.empty(self.z_shape, dtype=codec.backend.dtype, device=self.device)
-        self._held: tuple[int, int, torch.Tensor] | None = None  # (first frame, frames, qp) awaiting recon
+        # (first frame, frames, qp, deferred check) of the unit awaiting recon
+        self._held: tuple[int, int, torch.Tensor, DeferredCheck | None] | None = None
         self._ready: list[DecodedUnit] = []
         self._host_staging = self.device.type == "cuda" and self.worker.y_coder.name == "cpu"
         self._recon_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._recon_done: torch.cuda.Event | None = None
         self._z_host_indexes: dict[int, torch.Tensor] = {}
+        # A device coder's consistency flags are read one unit later (DeferredCheck),
+        # not after every decode: each read would wait for the device.
+        self._device_flags: list[torch.Tensor] | None = None
+        if self.worker.y_coder.name == "triton":
+            self._device_flags = []
+            self.worker.y_coder.check = self.worker.z_coder.check = False
 
     def decode(self, packet: Packet) -> list[DecodedUnit]:
         with self._unit():
@@ -342,7 +350,10 @@ class Decoder(_Session):
         y_hat1 = dequantize_step(self._symbols(s1, staged), step1["means"], mask1)
         self._join_recon()
         self._synthesize((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp)
-        self._held = (packet.first_frame, packet.num_frames, qp)
+        check = None
+        if self._device_flags is not None:
+            check, self._device_flags = DeferredCheck(self._device_flags, packet.index), []
+        self._held = (packet.first_frame, packet.num_frames, qp, check)
         done, self._ready = self._ready, []
         return done
 
@@ -354,11 +365,14 @@ class Decoder(_Session):
         return done
 
     def _release(self) -> None:
-        """Queue the held unit's recon stage; its frames are returned by this call."""
+        """Queue the held unit's recon stage; its frames are returned by this call, once
+        its deferred check (if any) has passed."""
         if self._held is None:
             return
-        first, count, qp = self._held
+        first, count, qp, check = self._held
         self._held = None
+        if check is not None:
+            check.verify()
         side = self._recon_stream
         if side is None:
             self._ready.append(DecodedUnit(first, self._reconstruct(qp, count)))
@@ -385,7 +399,7 @@ class Decoder(_Session):
         reads a host copy: a device copy would make the host wait for the context network
         queued before it, leaving the device idle while z is decoded."""
         if not self._host_staging:
-            self.z_hat.view(-1).copy_(self.worker.z_coder.decode(stream, self.z_indexes(qp_row)))
+            self.z_hat.view(-1).copy_(self._device_decode(self.worker.z_coder, stream, self.z_indexes(qp_row)))
             return
         if qp_row not in self._z_host_indexes:  # pinned: the coder then decodes into pinned memory
             self._z_host_indexes[qp_row] = z_indexes(self.z_shape, qp_row).pin_memory()
@@ -407,4 +421,12 @@ class Decoder(_Session):
         indexes, copied = staged
         if copied is not None:
             copied.synchronize()
-        return self.worker.y_coder.decode(stream, indexes).to(self.device, non_blocking=True)
+            return self.worker.y_coder.decode(stream, indexes).to(self.device, non_blocking=True)
+        return self._device_decode(self.worker.y_coder, stream, indexes)
+
+    def _device_decode(self, coder: EntropyCoder, stream: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        """Symbols on the session's device; a device coder's flags join the unit's check."""
+        symbols = coder.decode(stream, indexes).to(self.device, non_blocking=True)
+        if self._device_flags is not None:
+            self._device_flags.append(coder.last_error)
+        return symbols

@@ -2,14 +2,19 @@
 the encoder and the encoder-side drift guard, judged by a host-side recomputation."""
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported (the Triton decoder test)
 
 import numpy as np
 import pytest
 import torch
 
 from ui2c.export.feeds import clip_frames
-from ui2c.runtime.container import unpack_substreams
+from ui2c.errors import CorruptStreamError
+from ui2c.runtime.container import pack_substreams, unpack_substreams
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.session import Decoder, Encoder
 
@@ -77,6 +82,30 @@ def test_denser_lanes_cost_bits_and_decode_over_threads(codec, frames):
     out = [f for p in packets[16] for d in decoder.decode(p) for f in d.frames] + \
         [f for d in decoder.flush() for f in d.frames]
     assert len(out) == 4 and all(torch.equal(a, b) for a, b in zip(out, recon[16]))
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available(),
+                    reason="the Triton coder needs CUDA or TRITON_INTERPRET=1")
+def test_triton_decoder_checks_each_unit_before_its_frames_leave(codec, frames):
+    """With the Triton coder the decoder reads the device's consistency flags one unit
+    late (no wait per decode), yet never hands out a corrupt unit's frames: unit 0
+    comes back, then the call that would return unit 1 raises, naming its packet.
+    (Dense lanes keep the interpreter's rows few.)"""
+    enc = Encoder(codec, 192, 320, qp=48, scene_cut_threshold=None, reconstruct=True, bits_per_lane=16)
+    units = [u for f in frames[:6] for u in enc.push(f)] + enc.flush()
+    enc.close()
+    decoder = Decoder(codec, 192, 320, entropy="triton")
+    decoded = [d for u in units for d in decoder.decode(u.packet)] + decoder.flush()
+    assert [f for d in decoded for f in d.frames] and \
+        all(torch.equal(a, b) for a, b in zip([f for d in decoded for f in d.frames], [r for u in units for r in u.recon]))
+    z, y0, y1 = unpack_substreams(units[1].packet.payload)
+    y1 = y1[: len(y1) // 2] + bytes([y1[len(y1) // 2] ^ 0x5A]) + y1[len(y1) // 2 + 1:]
+    bad = dataclasses.replace(units[1].packet, payload=pack_substreams([z, y0, y1]))
+    decoder = Decoder(codec, 192, 320, entropy="triton")
+    assert decoder.decode(units[0].packet) == []
+    assert decoder.decode(bad)[0].first_frame == 0  # unit 0's frames, checked
+    with pytest.raises(CorruptStreamError, match="packet 1: the entropy decoder's consistency checks failed"):
+        decoder.decode(units[2].packet)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
