@@ -41,6 +41,10 @@ ckpt = ckpt if isinstance(ckpt, dict) else {}
 print(f"# Weights of these results\n\n- file: `{origin}`")
 print(f"- sha256: `{hashlib.sha256(open(path, 'rb').read()).hexdigest()}`")
 for key, value in {**ckpt.get("meta", {}), **ckpt.get("state", {})}.items():  # shipped / training checkpoint
+    if key == "sources":  # the data manifest: one line per kind, not one per file
+        value = ", ".join(f"{len(v)} {k}" for k, v in value.items() if isinstance(v, list))
+    elif key == "runs":
+        value = f"{len(value)} runs on {', '.join(sorted({r['device'] for r in value}))}"
     print(f"- {key}: {value}")
 if "state" in ckpt:
     print("- a snapshot of the running training checkpoint, not the shipped weights")
