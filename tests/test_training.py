@@ -21,6 +21,7 @@ from ui2c.training import state as state_mod
 from ui2c.training.data import load_dataset
 from ui2c.training.motion import camera_path
 from ui2c.training.trainer import TrainConfig, lambda_for_qp, train, yuv_mse
+from ui2c.training.trainer import _build as trainer_build
 from ui2c.training.unit import code_pair, sample_scale
 
 DEMO = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
@@ -163,8 +164,36 @@ def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, dat
     meta = load_weights(plain, tmp_path / "weights.pt")
     assert meta["iterations"] == info["iteration"] and meta["preset"] == "ui2c-s"
     assert meta["init"]["weights"] == SHIPPED.name and meta["init"]["iterations"] > 1000
-    rows = plain.q_encoder.mean(dim=(1, 2, 3))
-    assert rows[-1] > 3 * rows[0]  # flat shipped tables start as a 4x ramp: larger qp, finer quantisation
+    # the shipped tables already carry a learned qp ramp: training continues it, not a fresh one
+    shipped = build_model("ui2c-s")
+    assert load_weights(shipped, SHIPPED)["qp_tables"] == meta["qp_tables"] == "anchor-interpolated"
+    assert _q_ramp(shipped) > 1.5 and math.isclose(_q_ramp(plain), _q_ramp(shipped), rel_tol=0.1)
+
+
+def _q_ramp(model) -> float:
+    """q_encoder at the last qp row over the first (channel means)."""
+    rows = model.q_encoder.detach().mean(dim=(1, 2, 3))
+    return float(rows[-1] / rows[0])
+
+
+@pytest.mark.parametrize("marked", [False, True])
+def test_flat_tables_start_as_a_rate_ramp_and_learned_ones_are_kept(tmp_path, marked):
+    """Weights with plain per-qp tables (no ``qp_tables`` mark) start training from a
+    geometric q_encoder ramp of ``rate_span`` (larger qp, finer quantisation); weights
+    exported by this trainer keep their learned tables."""
+    model = build_model("ui2c-s")
+    with torch.no_grad():
+        model.q_encoder.fill_(0.8)
+    meta = {"preset": "ui2c-s", "iterations": 1, **({"qp_tables": "anchor-interpolated"} if marked else {})}
+    torch.save({"preset": "ui2c-s", "state_dict": model.state_dict(), "meta": meta}, tmp_path / "init.pt")
+    cfg = TrainConfig(data="unused", out_dir=str(tmp_path / "out"), init=str(tmp_path / "init.pt"))
+    built, _, _ = trainer_build(cfg, tmp_path / "out")
+    rows = built.q_encoder.detach().mean(dim=(1, 2, 3))
+    if marked:
+        assert torch.allclose(rows, torch.full_like(rows, 0.8), rtol=1e-4)
+    else:
+        assert math.isclose(float(rows[-1] / rows[0]), cfg.rate_span, rel_tol=1e-4)
+        assert math.isclose(float(rows.log().mean().exp()), 0.8, rel_tol=1e-3)
 
 
 @pytest.mark.parametrize("args, message", [(["--data", "missing.zip"], "training data not found"),
