@@ -86,14 +86,20 @@ def test_denser_lanes_cost_bits_and_decode_over_threads(codec, frames):
 
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available(),
                     reason="the Triton coder needs CUDA or TRITON_INTERPRET=1")
-def test_triton_decoder_checks_each_unit_before_its_frames_leave(codec, frames):
+def test_triton_sessions_match_cpp_and_check_each_unit_before_its_frames_leave(codec, frames):
     """With the Triton coder the decoder reads the device's consistency flags one unit
     late (no wait per decode), yet never hands out a corrupt unit's frames: unit 0
     comes back, then the call that would return unit 1 raises, naming its packet.
-    (Dense lanes keep the interpreter's rows few.)"""
-    enc = Encoder(codec, 192, 320, qp=48, scene_cut_threshold=None, reconstruct=True, bits_per_lane=16)
-    units = [u for f in frames[:6] for u in enc.push(f)] + enc.flush()
-    enc.close()
+    The Triton encoder's packets equal the C++ coder's.  (Dense lanes keep the
+    interpreter's rows few.)"""
+    payloads = {}
+    for kind in ("cpu", "triton"):  # the Triton encoder in a session writes the C++ coder's bytes
+        enc = Encoder(codec, 192, 320, qp=48, scene_cut_threshold=None, reconstruct=True, bits_per_lane=16,
+                      entropy=kind)
+        units = [u for f in frames[:6] for u in enc.push(f)] + enc.flush()
+        enc.close()
+        payloads[kind] = [u.packet.payload for u in units]
+    assert payloads["cpu"] == payloads["triton"]
     decoder = Decoder(codec, 192, 320, entropy="triton")
     decoded = [d for u in units for d in decoder.decode(u.packet)] + decoder.flush()
     assert [f for d in decoded for f in d.frames] and \
