@@ -21,11 +21,17 @@ import numpy as np
 from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate
 
 
+def _model_points(folder: Path) -> tuple[dict, list[dict]]:
+    """An eval folder's results and its model's RD points, by qp."""
+    results = json.loads((folder / "results.json").read_text())
+    return results, sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"])
+
+
 def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> str:
     """Markdown table per qp; with ``shot`` = (first, end) frames of one shot without a cut,
     also the PSNR of its first and last 10 frames: drift that a whole-clip mean hides
     when the clip's later shots are simply harder."""
-    results = json.loads((folder / "results.json").read_text())
+    results, points = _model_points(folder)
     width, height = results["width"], results["height"]
     shot_head = f" shot {shot[0]}–{shot[1] - 1}: first 10 → last 10 |" if shot else ""
     lines = [f"**{Path(results['input']).name}**, {results['frames']} frames {width}x{height}, "
@@ -33,7 +39,7 @@ def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> s
              f"| qp | PSNR first {span} | PSNR last {span} | last − first | PSNR all | bpp first {span} | bpp last {span} | bpp all | resets |{shot_head}",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if shot else "")]
     psnr_all = {}
-    for point in sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"]):
+    for point in points:
         frames_csv = folder / "frames" / f"{point['codec']}_qp{point['qp']:02d}.csv"
         if not frames_csv.exists():
             raise FileNotFoundError(f"{frames_csv} is missing: the per-frame data of ui2c eval is needed")
@@ -60,8 +66,7 @@ def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> s
 
 
 def _curve(folder: Path) -> tuple[list[float], list[float]]:
-    results = json.loads((folder / "results.json").read_text())
-    points = sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"])
+    _, points = _model_points(folder)
     return [p["bpp"] for p in points], [p["psnr_yuv"] for p in points]
 
 
