@@ -204,3 +204,25 @@ def test_decode_into_the_callers_buffer():
     for bad in (np.empty(3000, np.int64), np.empty(2999, np.int32), np.empty(6000, np.int32)[::2], readonly):
         with pytest.raises(ValueError, match="out must be"):
             rans.decode(data, idx, gaussian(), skip_negative=True, out=bad)
+
+
+def test_extension_modules_refuse_strided_buffers_instead_of_misreading_them():
+    """A strided view is not its bytes laid out in a row; [::-1] would be read past its end."""
+    from ui2c.entropy import _container
+
+    data = rans.encode(np.zeros(40, np.int32), np.zeros(40, np.int32), gaussian(), 1)
+    for view in (memoryview(data)[::2], memoryview(data)[::-1]):
+        with pytest.raises(ValueError, match="contiguous bytes"):
+            _rans.parse_header(view)
+        with pytest.raises(ValueError, match="contiguous bytes"):
+            _container.crc32(view)
+    assert _rans.parse_header(memoryview(data)) == _rans.parse_header(data)
+    assert _rans.parse_header(memoryview(b"x" + data)[1:]) == _rans.parse_header(data)  # contiguous, offset: fine
+
+
+def test_freq_cost_table_covers_exactly_the_16_bit_frequencies():
+    table = _rans.freq_cost_table()
+    assert table.shape == (2**16 + 1,)
+    f = np.arange(1, 2**16 + 1)
+    np.testing.assert_allclose(table[1:] / 2**16, 16 - np.log2(f), atol=0.09)  # the piecewise-linear log2 of §6
+    assert table[2**16] == 0 and table[1] == 16 << 16

@@ -11,26 +11,14 @@
 #include <stdexcept>
 #include <utility>
 
+#include "byte_buffer.hpp"
 #include "container.hpp"
 
 namespace py = pybind11;
 namespace c = ui2c::container;
+using ui2c::py_bytes::Bytes;
 
 namespace {
-
-// Any contiguous bytes-like object (bytes, bytearray, memoryview), read without a copy.
-class Bytes {
- public:
-  explicit Bytes(const py::buffer& b) : info_(b.request()) {
-    if (info_.ndim > 1 || info_.itemsize != 1) throw py::value_error("expected contiguous bytes");
-  }
-  const uint8_t* data() const { return static_cast<const uint8_t*>(info_.ptr); }
-  size_t size() const { return static_cast<size_t>(info_.size); }
-  std::vector<uint8_t> copy() const { return {data(), data() + size()}; }
-
- private:
-  py::buffer_info info_;
-};
 
 py::bytes to_py(const std::vector<uint8_t>& v) { return py::bytes(reinterpret_cast<const char*>(v.data()), v.size()); }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <system_error>
 #include <thread>
 
 namespace ui2c::rans {
@@ -15,7 +16,9 @@ constexpr uint32_t kTotal = 1u << kProbBits;
 constexpr uint32_t kMaxSlots = 256;  // decoder LUT entries are uint8
 
 // Runs fn(i) for i in [0, count) on up to `threads` threads (work stealing, so
-// uneven blocks still balance); the first exception is rethrown after joining.
+// uneven blocks still balance); the first exception is rethrown after joining.  When
+// the system refuses another thread, the ones already started (and this one) do the
+// rest: a large thread count must cost speed, never an abort.
 template <class F>
 void parallel_for(size_t count, int threads, F&& fn) {
   const size_t workers = std::max<size_t>(1, std::min<size_t>(count, threads > 0 ? threads : 1));
@@ -30,7 +33,10 @@ void parallel_for(size_t count, int threads, F&& fn) {
     }
   };
   std::vector<std::thread> pool;
-  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  try {
+    for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  } catch (const std::system_error&) {  // no more threads: the started workers steal the rest
+  }
   work();
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
@@ -302,7 +308,11 @@ Header parse_header(const uint8_t* data, size_t size, int64_t expected_n) {
 
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size_t n, const Tables& tables,
                             int num_threads, uint32_t bits_per_lane, Layout forced) {
-  const size_t chunks = std::max(1, num_threads);
+  // The cost pass splits into chunks of at least kCostChunk symbols: a small call (z, a
+  // low-rate step) must not start a thread per requested thread.  The sum is exact, so
+  // the chunking never changes the layout.
+  constexpr size_t kCostChunk = 1 << 16;
+  const size_t chunks = std::max<size_t>(1, std::min<size_t>(std::max(1, num_threads), n / kCostChunk));
   std::vector<uint64_t> cost(chunks, 0);
   parallel_for(chunks, num_threads, [&](size_t c) {
     const size_t lo = n * c / chunks, hi = n * (c + 1) / chunks;

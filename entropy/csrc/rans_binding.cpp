@@ -5,10 +5,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "byte_buffer.hpp"
 #include "rans.hpp"
 
 namespace py = pybind11;
 namespace rans = ui2c::rans;
+using ui2c::py_bytes::Bytes;
 
 namespace {
 
@@ -39,7 +41,7 @@ py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::T
 py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, const rans::Tables& tables,
                             int num_threads, bool skip_negative, const py::object& out_arg) {
   if (indexes.ndim() != 1) throw std::invalid_argument("cdf_indexes must be a 1-D array");
-  const py::buffer_info info = data.request();
+  const Bytes stream(data);
   const size_t n = indexes.shape(0);
   py::array_t<int32_t> out;
   if (out_arg.is_none()) {
@@ -54,15 +56,14 @@ py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, con
   {
     py::gil_scoped_release release;
     const auto coder = skip_negative ? rans::decode_skipping : rans::decode;
-    coder(static_cast<const uint8_t*>(info.ptr), info.size * info.itemsize, indexes.data(), n, tables, num_threads,
-          dst);
+    coder(stream.data(), stream.size(), indexes.data(), n, tables, num_threads, dst);
   }
   return out;
 }
 
 py::tuple parse_header(const py::buffer& data, int64_t n) {
-  const py::buffer_info info = data.request();
-  const rans::Header h = rans::parse_header(static_cast<const uint8_t*>(info.ptr), info.size * info.itemsize, n);
+  const Bytes stream(data);
+  const rans::Header h = rans::parse_header(stream.data(), stream.size(), n);
   return py::make_tuple(h.n, h.layout.lanes, h.header_bytes, h.byte_begin, h.esc_begin);
 }
 
@@ -105,10 +106,11 @@ PYBIND11_MODULE(_rans, m) {
   m.def(
       "freq_cost_table",
       []() {
-        py::array_t<int64_t> out(rans::kStateLow + 1);
+        constexpr uint32_t total = 1u << rans::kProbBits;
+        py::array_t<int64_t> out(total + 1);
         auto* p = out.mutable_data();
         p[0] = 0;
-        for (uint32_t f = 1; f <= rans::kStateLow; ++f) p[f] = rans::freq_cost_q16(f);
+        for (uint32_t f = 1; f <= total; ++f) p[f] = rans::freq_cost_q16(f);
         return out;
       },
       "cost_q16 of every frequency 0..65536 (entry 0 unused), for GPU-side layout planning.");

@@ -16,11 +16,12 @@ int main(int argc, char** argv) {
   const int iterations = argc > 1 ? std::atoi(argv[1]) : 200;
   std::mt19937 rng(12345);
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  // Random valid tables of 3..40 entries with random offsets.
-  const int num = 16, width = 40;
+  // Random valid tables of 3..257 entries with random offsets; table 0 has the most the
+  // format allows, so the decoder's uint8 slot table and scan reach their last entry.
+  const int num = 16, width = 257;
   std::vector<int32_t> cdf(num * width, 0), lengths(num), offsets(num);
   for (int t = 0; t < num; ++t) {
-    lengths[t] = uniform(3, width);
+    lengths[t] = t == 0 ? width : uniform(3, width);
     std::vector<int32_t> cuts;
     while (static_cast<int>(cuts.size()) < lengths[t] - 2) {
       const int c = uniform(1, 65535);
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < n; ++i) {
       const bool skip = skipping && uniform(0, 2) == 0;
       indexes[i] = skip ? -1 : uniform(0, num - 1);
-      symbols[i] = skip ? 0 : uniform(0, 50) == 0 ? static_cast<int32_t>(rng()) : uniform(-25, 40);
+      symbols[i] = skip ? 0 : uniform(0, 50) == 0 ? static_cast<int32_t>(rng()) : uniform(-25, uniform(0, 1) ? 40 : 280);
       coded += !skip;
     }
     Layout forced{};
