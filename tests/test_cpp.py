@@ -199,6 +199,41 @@ def test_cpp_tools_keep_the_chroma_siting(cpp_bin, engines, clip, tmp_path):
         assert y4m.read_bytes().partition(b"\n")[0].endswith(b" C420mpeg2")
 
 
+def test_cpp_encoder_resets_every_unit_holding_a_multiple_of_the_interval(cpp_bin, engines, clip, tmp_path):
+    """Units are frames (0, 1), (2, 3), (4): with an interval of 3 the second holds frame 3."""
+    stream = tmp_path / "r3.ui2c"
+    out = _run(cpp_bin / "ui2c-encode", "--engines", engines, "--reset-interval", 3, "--scene-cut", 0, clip, "-o", stream)
+    assert out.returncode == 0, out.stderr
+    with ContainerReader(stream) as reader:
+        assert [p.reset for p in reader] == [True, True, False]
+
+
+def test_cpp_tools_refuse_bad_options_and_never_overwrite_or_leave_files(cpp_bin, engines, clip, tmp_path):
+    encode = cpp_bin / "ui2c-encode"
+    work = tmp_path / "work"
+    work.mkdir()
+    for option in (["--qp", "4294967316"], ["--threads", "4294967297"], ["--reset-interval", "-1"],
+                   ["--scene-cut", "abc"], ["--drift-guard", "inf"], ["--frames", "0"]):
+        out = _run(encode, "--engines", engines, *option, clip, "-o", work / "x.ui2c")
+        assert out.returncode == 1 and option[0] in out.stderr, (option, out.returncode, out.stderr)
+    kept = work / "kept.ui2c"
+    kept.write_bytes(b"the user's file")
+    out = _run(encode, "--engines", engines, "--frames", "2", clip, "-o", kept)
+    assert out.returncode == 1 and "pass -y" in out.stderr and kept.read_bytes() == b"the user's file"
+    source = clip.read_bytes()
+    out = _run(encode, "--engines", engines, "-y", clip, "-o", clip)
+    assert out.returncode == 1 and "is the input file" in out.stderr and clip.read_bytes() == source
+    cut = work / "cut.y4m"  # the last frame is cut short: the run fails after writing packets
+    cut.write_bytes(source[:-100])
+    out = _run(encode, "--engines", engines, "--recon", work / "r.y4m", cut, "-o", work / "cut.ui2c")
+    assert out.returncode == 7 and "truncated" in out.stderr, out.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["cut.y4m", "kept.ui2c"]  # no partial or temporary file
+    out = _run(encode, "--engines", engines, "--frames", "2", "-y", clip, "-o", kept)
+    assert out.returncode == 0 and kept.read_bytes()[:4] == b"UI2C", out.stderr
+    out = _run(cpp_bin / "ui2c-decode", "--engines", engines, kept, "-o", cut)
+    assert out.returncode == 1 and "pass -y" in out.stderr and cut.read_bytes() == source[:-100]
+
+
 # --- error paths ---------------------------------------------------------------------
 
 
@@ -209,19 +244,38 @@ def _stream(codec, clip, tmp_path) -> bytes:
     return (tmp_path / "ok.ui2c").read_bytes()
 
 
-def _recrc(data: bytes, header_end: int) -> bytes:
-    """Flip payload bits of packet 0 and fix its CRC, so the damage reaches the rANS decoder."""
+def _edit_packet0(data: bytes, header_end: int, edit) -> bytes:
+    """Packet 0 changed by ``edit(head, payload)`` (both bytearrays, in place), CRC fixed, so
+    the change gets past the container's checks to what they guard."""
     start = header_end
     length = int.from_bytes(data[start + 12:start + 16], "big")
+    head = bytearray(data[start:start + 16])
     payload = bytearray(data[start + 20:start + 20 + length])
+    edit(head, payload)
+    head[12:16] = len(payload).to_bytes(4, "big")
+    crc = zlib.crc32(bytes(payload), zlib.crc32(bytes(head[4:16])))
+    return data[:start] + bytes(head) + crc.to_bytes(4, "big") + bytes(payload) + data[start + 20 + length:]
+
+
+def _flip_second_half(head: bytearray, payload: bytearray) -> None:
     for i in range(len(payload) // 2, len(payload)):
         payload[i] ^= 0x5A
-    crc = zlib.crc32(bytes(payload), zlib.crc32(data[start + 4:start + 16]))
-    return data[:start + 16] + crc.to_bytes(4, "big") + bytes(payload) + data[start + 20 + length:]
 
 
-def _decode_cases(data: bytes, engines: Path, tmp_path: Path) -> list[tuple[str, Path, bytes, int]]:
-    """(name, engine dir, stream, expected exit status = ui2c_status)."""
+def _qp_past_the_tables(head: bytearray, payload: bytearray) -> None:
+    head[9] = 72  # QP_ROWS: one past the networks' last qp row
+
+
+def _format1_z_stream(head: bytearray, payload: bytearray) -> None:
+    from ui2c.entropy import _container
+
+    streams = _container.unpack_substreams(bytes(payload))
+    streams[0] = b"\xb5" + streams[0][1:]  # rans_format.hpp: format 1's id
+    payload[:] = _container.pack_substreams(streams)
+
+
+def _decode_cases(data: bytes, engines: Path, tmp_path: Path) -> list[tuple[str, Path, bytes, int | tuple[int, ...]]]:
+    """(name, engine dir, stream, expected exit status(es) = ui2c_status)."""
     from ui2c.entropy import _container
 
     fields, header_len = _container.parse_header(data)
@@ -236,7 +290,11 @@ def _decode_cases(data: bytes, engines: Path, tmp_path: Path) -> list[tuple[str,
         ("truncated", engines, data[:-7], 5),
         ("cut header", engines, data[:header_len - 2], 5),
         ("corrupt CRC", engines, data[:header_len + 25] + bytes([data[header_len + 25] ^ 4]) + data[header_len + 26:], 4),
-        ("corrupt entropy payload", engines, _recrc(data, header_len), -1),
+        # the flips may land in a rANS header (a length: truncated) or in coded data (corrupt)
+        ("corrupt entropy payload", engines, _edit_packet0(data, header_len, _flip_second_half), (4, 5)),
+        ("qp past the tables", engines, _edit_packet0(data, header_len, _qp_past_the_tables), 4),
+        ("old entropy format", engines, _edit_packet0(data, header_len, _format1_z_stream), 6),
+        ("no packets", engines, data[:header_len], 4),
         ("other weights", engines, other + data[header_len:], 3),
         ("missing engine dir", tmp_path / "nowhere", data, 2),
         ("foreign package", foreign, data, 2),
@@ -248,10 +306,7 @@ def _check_decode_errors(decode: Path, cases, tmp_path: Path, env=None) -> None:
         path = tmp_path / f"{name.replace(' ', '_')}.ui2c"
         path.write_bytes(data)
         out = _run(decode, "--engines", engine_dir, path, "-o", tmp_path / "out.y4m", env=env)
-        if status == -1:  # damaged entropy data: an error or garbage frames, never a crash
-            assert out.returncode in (0, 4, 5), (name, out.returncode, out.stderr)
-            continue
-        assert out.returncode == status, (name, out.returncode, out.stderr)
+        assert out.returncode in (status if isinstance(status, tuple) else (status,)), (name, out.returncode, out.stderr)
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ui2c-decode: "), (name, out.stderr)
         assert not (tmp_path / "out.y4m").exists()

@@ -31,6 +31,10 @@ struct ui2c_decoder {
   std::unique_ptr<ui2c::container::PacketSequence> sequence;
   std::vector<at::Tensor> frames;
   std::vector<uint8_t> frame;
+  // Set when a packet failed after it was accepted into the sequence: its reference
+  // state is then unknown, and decoding on would give wrong frames without an error.
+  ui2c_status failed = UI2C_OK;
+  std::string failure;
 };
 
 namespace {
@@ -54,6 +58,8 @@ ui2c_status guard(F&& body) {
     return fail(UI2C_ERR_TRUNCATED, std::string("entropy stream truncated: ") + e.what());
   } catch (const ui2c::rans::CorruptError& e) {
     return fail(UI2C_ERR_CORRUPT, std::string("entropy stream corrupt: ") + e.what());
+  } catch (const ui2c::rans::VersionError& e) {
+    return fail(UI2C_ERR_VERSION, std::string("entropy stream: ") + e.what());
   } catch (const c10::Error& e) {
     const std::string m = e.what_without_backtrace();
     return fail(UI2C_ERR_INTERNAL, "torch: " + m.substr(0, m.find('\n')));
@@ -61,6 +67,8 @@ ui2c_status guard(F&& body) {
     return fail(UI2C_ERR_INTERNAL, "out of memory");
   } catch (const std::exception& e) {
     return fail(UI2C_ERR_INTERNAL, e.what());
+  } catch (...) {  // nothing may cross the C boundary
+    return fail(UI2C_ERR_INTERNAL, "unknown exception");
   }
 }
 
@@ -227,14 +235,20 @@ ui2c_status ui2c_decoder_info(const ui2c_decoder* d, ui2c_video_info* info) {
 
 ui2c_status ui2c_decoder_decode(ui2c_decoder* d, const uint8_t* data, size_t size, size_t* consumed,
                                 uint32_t* frames) {
-  return guard([&] {
+  bool accepted = false;  // a packet that fails before this (e.g. truncated) leaves the decoder as it was
+  const ui2c_status status = guard([&] {
     require(d && (data || size == 0) && consumed, "decoder, data and consumed must not be null");
+    if (d->failed != UI2C_OK)
+      throw ui2c::Error(d->failed, "an earlier packet failed (" + d->failure + "); open a new decoder");
     d->frames.clear();
     const auto packet = ui2c::container::parse_packet(data, size, d->sequence->next_index(), consumed);
+    accepted = true;
     d->sequence->add(packet);
     d->frames = d->session->decode(packet);
     if (frames) *frames = static_cast<uint32_t>(d->frames.size());
   });
+  if (accepted && status != UI2C_OK) d->failed = status, d->failure = last_error;
+  return status;
 }
 
 ui2c_status ui2c_decoder_frame(ui2c_decoder* d, uint32_t i, const uint8_t** frame, size_t* size) {
@@ -252,6 +266,8 @@ ui2c_status ui2c_decoder_frame(ui2c_decoder* d, uint32_t i, const uint8_t** fram
 ui2c_status ui2c_decoder_finish(ui2c_decoder* d) {
   return guard([&] {
     require(d, "decoder must not be null");
+    if (d->failed != UI2C_OK) throw ui2c::Error(d->failed, "an earlier packet failed (" + d->failure + ")");
+    if (d->sequence->frames() == 0) throw ui2c::Error(UI2C_ERR_CORRUPT, "the stream holds no frames");
     d->sequence->finish();
   });
 }

@@ -5,6 +5,8 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -46,8 +48,8 @@ std::unique_ptr<rans::Tables> read_tables(const std::string& data, size_t* pos) 
     return v;
   };
   const uint32_t rows = u32(), width = u32();
-  const size_t count = size_t(rows) * width + 2 * size_t(rows);
-  if (rows == 0 || width == 0 || *pos + 4 * count > data.size()) fail("tables.bin is truncated");
+  const size_t count = size_t(rows) * width + 2 * size_t(rows);  // < 2^66 only in theory: 64-bit size_t, 32-bit factors
+  if (rows == 0 || width == 0 || count > (data.size() - *pos) / 4) fail("tables.bin is truncated");
   std::vector<int32_t> v(count);
   std::memcpy(v.data(), data.data() + *pos, 4 * count);
   *pos += 4 * count;
@@ -58,6 +60,17 @@ std::unique_ptr<rans::Tables> read_tables(const std::string& data, size_t* pos) 
   } catch (const std::exception& e) {
     fail(std::string("tables.bin holds invalid CDF tables: ") + e.what());
   }
+}
+
+// A manifest integer, or a one-line engine error naming the field (not std::stoi's "stoi").
+int parse_int(const std::string& text, const std::string& key, const fs::path& manifest) {
+  try {
+    size_t used = 0;
+    const int v = std::stoi(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  fail(manifest.string() + ": '" + key + "' is not an integer: '" + text + "'");
 }
 
 }  // namespace
@@ -90,22 +103,30 @@ Engine::Engine(const std::string& dir) {
     fail(dir + " was built with torch " + fields["torch"] + ", this library links torch " TORCH_VERSION
          "; rebuild the packages");
   preset = fields["preset"], weights = fields["weights"], tables = fields["tables"], backend = fields["backend"];
-  frames = std::stoi(fields["frames"]), ch_y = std::stoi(fields["ch_y"]), ch_z = std::stoi(fields["ch_z"]);
-  qp_levels = std::stoi(fields["qp_levels"]);
+  auto integer = [&](const char* key) { return parse_int(fields[key], key, manifest); };
+  frames = integer("frames"), ch_y = integer("ch_y"), ch_z = integer("ch_z"), qp_levels = integer("qp_levels");
   std::istringstream offsets(fields["qp_offsets"]);
-  for (std::string v; std::getline(offsets, v, ',');) qp_offsets.push_back(std::stoi(v));
-  if (frames != 2 || qp_offsets.empty()) fail(manifest.string() + " describes no pair model");
+  for (std::string v; std::getline(offsets, v, ',');) qp_offsets.push_back(parse_int(v, "qp_offsets", manifest));
+  if (frames != 2 || qp_offsets.empty() || ch_y <= 0 || ch_y % 2 || ch_z <= 0 || qp_levels <= 0 ||
+      *std::min_element(qp_offsets.begin(), qp_offsets.end()) < 0)
+    fail(manifest.string() + " describes no pair model");
+  qp_rows = qp_levels + *std::max_element(qp_offsets.begin(), qp_offsets.end());
   if (fields["device"] == "cuda") device = at::Device(at::kCUDA, 0);
   else if (fields["device"] != "cpu") fail(manifest.string() + ": unknown device " + fields["device"]);
   if (fields["precision"] == "fp16") dtype = at::kHalf;
   else if (fields["precision"] != "fp32") fail(manifest.string() + ": unknown precision " + fields["precision"]);
 
+  // engines/aoti.py _write_tables: "UI2T", the number of table sets (2: y, z), the sets.
   const std::string data = read_file(root / "tables.bin");
-  size_t pos = 4;
   if (data.compare(0, 4, "UI2T") != 0) fail((root / "tables.bin").string() + " is not a UI2C table file");
+  size_t pos = 4;
+  uint32_t sets = 0;
+  if (data.size() >= 8) std::memcpy(&sets, data.data() + 4, 4);
+  if (sets != 2) fail((root / "tables.bin").string() + " holds " + std::to_string(sets) + " table sets, not 2 (y, z)");
   pos += 4;
   y_tables = read_tables(data, &pos);
   z_tables = read_tables(data, &pos);
+  if (pos != data.size()) fail((root / "tables.bin").string() + " has trailing bytes");
 
   const std::string kind = backend.substr(0, backend.find('/'));
   for (const char* name : kGraphs) {

@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include <algorithm>
+
 #include "errors.hpp"
 
 namespace ui2c {
@@ -69,10 +71,13 @@ std::vector<container::Packet> EncoderSession::flush() {
   return {code_unit()};
 }
 
-bool EncoderSession::host_reset(uint32_t first, size_t) const {
+// runtime/session.py Encoder._host_reset: the first unit, and every unit that holds a
+// multiple of reset_interval (units start on even frames, so an odd interval still
+// resets on average every reset_interval frames).
+bool EncoderSession::host_reset(uint32_t first, size_t count) const {
   if (first == 0) return true;
-  const uint32_t n = options_.reset_interval;
-  return n && first / n != (first - 1) / n;
+  const uint64_t n = options_.reset_interval, last = uint64_t(first) + count - 1;
+  return n && last / n != (uint64_t(first) - 1) / n;
 }
 
 container::Packet EncoderSession::code_unit() {
@@ -141,13 +146,18 @@ DecoderSession::DecoderSession(Engine& engine, uint32_t height, uint32_t width, 
 
 std::vector<at::Tensor> DecoderSession::decode(const container::Packet& packet) {
   const size_t slots = size_t(engine_.frames);
+  const std::string name = "packet " + std::to_string(packet.first_frame / 2);
+  const int top = *std::max_element(packet.qps.begin(), packet.qps.end());
+  if (top >= engine_.qp_rows)  // would index past the networks' qp tables
+    throw Error(UI2C_ERR_CORRUPT, name + ": qp " + std::to_string(top) + " is beyond the model's " +
+                                      std::to_string(engine_.qp_rows) + " qp rows");
   std::vector<int> qps(packet.qps.begin(), packet.qps.end());
   if (qps.size() != slots) qps.assign(slots, packet.qps[0]);
   const at::Tensor qp = qp_tensor(qps);
   const auto streams = container::unpack_substreams(packet.payload.data(), packet.payload.size());
   if (streams.size() != 3)
-    throw Error(UI2C_ERR_CORRUPT, "packet " + std::to_string(packet.first_frame / 2) + " has " +
-                                      std::to_string(streams.size()) + " sub-streams, expected 3 (z, y0, y1)");
+    throw Error(UI2C_ERR_CORRUPT, name + " has " + std::to_string(streams.size()) +
+                                      " sub-streams, expected 3 (z, y0, y1)");
   if (packet.reset) current_ = blank_ref_;
   if (!current_)
     throw Error(UI2C_ERR_INPUT, "this unit is not a reset point and no reference was decoded before it");

@@ -1,7 +1,13 @@
 #include "video.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "container.hpp"
@@ -57,6 +63,9 @@ at::Tensor to_network(const uint8_t* frame, uint32_t width, uint32_t height, ui2
 }
 
 void from_network(const at::Tensor& x, uint32_t width, uint32_t height, ui2c_chroma chroma, uint8_t* out) {
+  if (x.dim() != 3 || x.size(0) != 3 || x.size(1) < height || x.size(2) < width)
+    throw Error(UI2C_ERR_ENGINE, "a graph returned a frame of shape " + c10::str(x.sizes()) + ", not (3, >= " +
+                                     std::to_string(height) + ", >= " + std::to_string(width) + ")");
   const at::Tensor t = x.to(at::kCPU, at::kFloat).contiguous();
   const int64_t ph = t.size(1), pw = t.size(2);
   const float* src = t.data_ptr<float>();
@@ -81,11 +90,67 @@ void from_network(const at::Tensor& x, uint32_t width, uint32_t height, ui2c_chr
   }
 }
 
-Y4mReader::Y4mReader(const std::string& path) : path_(path) {
-  f_ = std::fopen(path.c_str(), "rb");
+// A Y4M header number: decimal digits only, below 2^32 (std::stoul would wrap or stop early).
+static bool parse_u32(const std::string& text, uint32_t* out) {
+  if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos) return false;
+  const unsigned long long v = std::stoull(text);
+  if (v > UINT32_MAX) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+OutputFile::OutputFile(const std::string& path) : path_(path) {
+  // ".NAME.XXXXXX" beside the target (fileio.AtomicOutput's scheme): a unique new file,
+  // so neither a user's file nor a concurrent run's is ever touched.
+  const std::filesystem::path target(path);
+  std::string name = (target.parent_path() / ("." + target.filename().string() + ".XXXXXX")).string();
+  const int fd = ::mkstemp(name.data());
+  if (fd < 0) throw Error(UI2C_ERR_IO, "cannot write " + path + ": " + std::strerror(errno));
+  tmp_ = name;
+  f_.reset(::fdopen(fd, "wb"));
+  if (!f_) {
+    ::close(fd);
+    std::remove(tmp_.c_str());
+    throw Error(UI2C_ERR_IO, "cannot write " + path);
+  }
+}
+
+OutputFile::~OutputFile() {
+  if (!f_) return;
+  f_.reset();
+  std::remove(tmp_.c_str());
+}
+
+void OutputFile::fail() {
+  f_.reset();
+  std::remove(tmp_.c_str());
+  throw Error(UI2C_ERR_IO, "cannot write " + path_);
+}
+
+void OutputFile::write(const void* data, size_t size) {
+  if (!f_ || std::fwrite(data, 1, size, f_.get()) != size) fail();
+}
+
+void OutputFile::rewind() {
+  if (!f_ || std::fflush(f_.get()) != 0 || std::fseek(f_.get(), 0, SEEK_SET) != 0) fail();
+}
+
+void OutputFile::commit() {
+  if (!f_ || std::fflush(f_.get()) != 0 || std::ferror(f_.get())) fail();
+  if (std::fclose(f_.release()) != 0) {
+    std::remove(tmp_.c_str());
+    throw Error(UI2C_ERR_IO, "cannot write " + path_);
+  }
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    std::remove(tmp_.c_str());
+    throw Error(UI2C_ERR_IO, "cannot write " + path_);
+  }
+}
+
+Y4mReader::Y4mReader(const std::string& path) : f_(std::fopen(path.c_str(), "rb")), path_(path) {
   if (!f_) throw Error(UI2C_ERR_IO, "cannot open " + path);
   std::string line;
-  for (int c; (c = std::fgetc(f_)) != EOF && c != '\n';) {
+  for (int c; (c = std::fgetc(f_.get())) != EOF && c != '\n';) {
     if (line.size() >= kLineMax) input_error(path + ": Y4M header is not terminated by a newline");
     line.push_back(static_cast<char>(c));
   }
@@ -98,12 +163,8 @@ Y4mReader::Y4mReader(const std::string& path) : path_(path) {
     pos = end + 1;
   }
   if (!tags.count('W') || !tags.count('H')) input_error(path + ": Y4M header lacks W or H");
-  try {
-    info.width = static_cast<uint32_t>(std::stoul(tags['W']));
-    info.height = static_cast<uint32_t>(std::stoul(tags['H']));
-  } catch (const std::exception&) {
-    input_error(path + ": Y4M header has a bad size");
-  }
+  if (!parse_u32(tags['W'], &info.width) || !parse_u32(tags['H'], &info.height))
+    input_error(path + ": Y4M header has a bad size W" + tags['W'] + " H" + tags['H']);
   const std::string c = tags.count('C') ? tags['C'] : "420jpeg";
   info.chroma = UI2C_CHROMA_420, info.siting = UI2C_SITING_CENTER;
   if (c == "444") info.chroma = UI2C_CHROMA_444;
@@ -113,26 +174,20 @@ Y4mReader::Y4mReader(const std::string& path) : path_(path) {
   info.fps_num = 25, info.fps_den = 1;
   if (tags.count('F')) {
     const std::string& f = tags['F'];
-    try {
-      const size_t colon = f.find(':');
-      info.fps_num = static_cast<uint32_t>(std::stoul(f.substr(0, colon)));
-      info.fps_den = colon == std::string::npos ? 1 : static_cast<uint32_t>(std::stoul(f.substr(colon + 1)));
-    } catch (const std::exception&) {
-      input_error(path + ": Y4M header has a bad frame rate F" + f);
-    }
-    if (info.fps_num == 0 || info.fps_den == 0) input_error(path + ": Y4M header has a bad frame rate F" + f);
+    const size_t colon = f.find(':');  // "F30" means 30:1, as in video_io.py
+    const bool ok = parse_u32(f.substr(0, colon), &info.fps_num) &&
+                    (colon == std::string::npos || parse_u32(f.substr(colon + 1), &info.fps_den));
+    if (!ok || info.fps_num == 0 || info.fps_den == 0) input_error(path + ": Y4M header has a bad frame rate F" + f);
   }
+  if (tags.count('I') && tags['I'] != "p" && tags['I'] != "?")
+    input_error(path + ": Y4M interlacing I" + tags['I'] + " is not supported: the codec codes progressive frames");
   check_dimensions(info.width, info.height, info.chroma);
-}
-
-Y4mReader::~Y4mReader() {
-  if (f_) std::fclose(f_);
 }
 
 bool Y4mReader::read(std::vector<uint8_t>& frame) {
   std::string line;
   int c;
-  while ((c = std::fgetc(f_)) != EOF && c != '\n') {
+  while ((c = std::fgetc(f_.get())) != EOF && c != '\n') {
     if (line.size() >= kLineMax) input_error(path_ + ": frame " + std::to_string(index_) + " marker is too long");
     line.push_back(static_cast<char>(c));
   }
@@ -140,7 +195,7 @@ bool Y4mReader::read(std::vector<uint8_t>& frame) {
   if (line.substr(0, line.find(' ')) != "FRAME")
     input_error(path_ + ": frame " + std::to_string(index_) + " does not start with FRAME");
   frame.resize(frame_bytes(info.width, info.height, info.chroma));
-  if (std::fread(frame.data(), 1, frame.size(), f_) != frame.size())
+  if (std::fread(frame.data(), 1, frame.size(), f_.get()) != frame.size())
     input_error(path_ + ": frame " + std::to_string(index_) + " truncated");
   ++index_;
   return true;
@@ -151,30 +206,16 @@ static std::string y4m_chroma_tag(const ui2c_video_info& info) {
   return info.siting == UI2C_SITING_LEFT ? "420mpeg2" : info.siting == UI2C_SITING_PALDV ? "420paldv" : "420jpeg";
 }
 
-Y4mWriter::Y4mWriter(const std::string& path, const ui2c_video_info& info) : path_(path) {
-  f_ = std::fopen(path.c_str(), "wb");
-  if (!f_) throw Error(UI2C_ERR_IO, "cannot write " + path);
+Y4mWriter::Y4mWriter(const std::string& path, const ui2c_video_info& info) : out_(path) {
   const std::string header = "YUV4MPEG2 W" + std::to_string(info.width) + " H" + std::to_string(info.height) + " F" +
                              std::to_string(info.fps_num) + ":" + std::to_string(info.fps_den) + " Ip A1:1 C" +
                              y4m_chroma_tag(info) + "\n";
-  std::fwrite(header.data(), 1, header.size(), f_);
-}
-
-Y4mWriter::~Y4mWriter() {
-  if (f_) std::fclose(f_);
+  out_.write(header.data(), header.size());
 }
 
 void Y4mWriter::write(const uint8_t* frame, size_t size) {
-  if (std::fwrite("FRAME\n", 1, 6, f_) != 6 || std::fwrite(frame, 1, size, f_) != size)
-    throw Error(UI2C_ERR_IO, "cannot write " + path_);
-}
-
-void Y4mWriter::close() {
-  if (f_ && std::fclose(f_) != 0) {
-    f_ = nullptr;
-    throw Error(UI2C_ERR_IO, "cannot write " + path_);
-  }
-  f_ = nullptr;
+  out_.write("FRAME\n", 6);
+  out_.write(frame, size);
 }
 
 }  // namespace ui2c::video

@@ -9,6 +9,33 @@
 
 static int failures = 0;
 
+static void expect_message(const char* what, const char* part) {
+  const int ok = strstr(ui2c_last_error(), part) != NULL;
+  printf("%s %s: '%s' in '%s'\n", ok ? "ok  " : "FAIL", what, part, ui2c_last_error());
+  failures += !ok;
+}
+
+/* zlib's CRC-32 (CONTAINER.md), bit by bit: the test edits a packet and keeps it valid. */
+static uint32_t crc32_update(uint32_t crc, const uint8_t* p, size_t n) {
+  crc = ~crc;
+  while (n--) {
+    crc ^= *p++;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+/* Packet 0 with its slot-0 qp set to `qp` and the CRC (over bytes 4..15, then the
+ * payload) fixed; CONTAINER.md §2. */
+static uint8_t* with_qp(const uint8_t* packet, size_t size, uint8_t qp) {
+  uint8_t* copy = malloc(size);
+  memcpy(copy, packet, size);
+  copy[9] = qp;
+  const uint32_t crc = crc32_update(crc32_update(0, copy + 4, 12), copy + 20, size - 20);
+  for (int k = 0; k < 4; ++k) copy[16 + k] = (uint8_t)(crc >> (24 - 8 * k));
+  return copy;
+}
+
 static void expect(const char* what, ui2c_status got, ui2c_status want) {
   const char* msg = ui2c_last_error();
   const int ok = got == want && (want == UI2C_OK || (msg && msg[0]));
@@ -46,8 +73,24 @@ int main(int argc, char** argv) {
   expect("wrong frame size", ui2c_encoder_push(encoder, frame, bytes + 16, &data, &size, &frames), UI2C_ERR_INPUT);
   expect("null frame", ui2c_encoder_push(encoder, NULL, bytes, &data, &size, &frames), UI2C_ERR_ARGUMENT);
   expect("recon without reconstruct", ui2c_encoder_recon(encoder, 0, &data, &size), UI2C_ERR_ARGUMENT);
+  expect("null encoder push", ui2c_encoder_push(NULL, frame, bytes, &data, &size, &frames), UI2C_ERR_ARGUMENT);
+  expect("null encoder flush", ui2c_encoder_flush(NULL, &data, &size, &frames), UI2C_ERR_ARGUMENT);
+  expect("null encoder recon", ui2c_encoder_recon(NULL, 0, &data, &size), UI2C_ERR_ARGUMENT);
+  expect("null encoder header", ui2c_encoder_header(NULL, 0, &data, &size), UI2C_ERR_ARGUMENT);
   expect("push frame", ui2c_encoder_push(encoder, frame, bytes, &data, &size, &frames), UI2C_OK);
   expect("flush", ui2c_encoder_flush(encoder, &data, &size, &frames), UI2C_OK);
+  uint8_t* packet = malloc(size);
+  const size_t packet_size = size;
+  memcpy(packet, data, size);
+
+  /* more threads than the system gives (or the work needs) codes, slower, never aborts */
+  ui2c_encoder* many = NULL;
+  options.threads = 100000;
+  expect("open encoder, 100000 threads", ui2c_encoder_open(engine, &info, &options, &many), UI2C_OK);
+  expect("push, 100000 threads", ui2c_encoder_push(many, frame, bytes, &data, &size, &frames), UI2C_OK);
+  expect("flush, 100000 threads", ui2c_encoder_flush(many, &data, &size, &frames), UI2C_OK);
+  ui2c_encoder_close(many);
+  options.threads = 1;
 
   ui2c_decoder* decoder = NULL;
   size_t used = 0;
@@ -68,7 +111,27 @@ int main(int argc, char** argv) {
   expect("truncated packet", ui2c_decoder_decode(decoder, garbage, 7, &used, &frames), UI2C_ERR_TRUNCATED);
   expect("bad sync", ui2c_decoder_decode(decoder, garbage, sizeof garbage, &used, &frames), UI2C_ERR_CORRUPT);
   expect("frame before decode", ui2c_decoder_frame(decoder, 0, &data, &size), UI2C_ERR_ARGUMENT);
-  expect("null decoder", ui2c_decoder_finish(NULL), UI2C_ERR_ARGUMENT);
+  expect("no packets", ui2c_decoder_finish(decoder), UI2C_ERR_CORRUPT);
+  expect("null decoder finish", ui2c_decoder_finish(NULL), UI2C_ERR_ARGUMENT);
+  expect("null decoder decode", ui2c_decoder_decode(NULL, packet, packet_size, &used, &frames), UI2C_ERR_ARGUMENT);
+  expect("null decoder frame", ui2c_decoder_frame(NULL, 0, &data, &size), UI2C_ERR_ARGUMENT);
+  expect("null decoder info", ui2c_decoder_info(NULL, &info), UI2C_ERR_ARGUMENT);
+  /* a qp past the networks' tables is refused before any stage runs; the decoder then
+   * refuses to go on (its references are unknown), even with a good packet */
+  uint8_t* bad_qp = with_qp(packet, packet_size, 72);
+  expect("qp past the tables", ui2c_decoder_decode(decoder, bad_qp, packet_size, &used, &frames), UI2C_ERR_CORRUPT);
+  expect("decode after a failed packet", ui2c_decoder_decode(decoder, packet, packet_size, &used, &frames),
+         UI2C_ERR_CORRUPT);
+  expect_message("... names what to do", "open a new decoder");
+  expect("finish after a failed packet", ui2c_decoder_finish(decoder), UI2C_ERR_CORRUPT);
+  ui2c_decoder_close(decoder);
+  decoder = NULL;
+  expect("reopen decoder", ui2c_decoder_open(engine, header, header_size, &used, &decoder), UI2C_OK);
+  expect("decode the good packet", ui2c_decoder_decode(decoder, packet, packet_size, &used, &frames), UI2C_OK);
+  expect("frame 0", ui2c_decoder_frame(decoder, 0, &data, &size), UI2C_OK);
+  expect("finish", ui2c_decoder_finish(decoder), UI2C_OK);
+  free(bad_qp);
+  free(packet);
 
   free(copy);
   free(frame);

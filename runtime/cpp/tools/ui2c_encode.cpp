@@ -1,7 +1,8 @@
 // ui2c-encode: Y4M in, UI2C container out (the same bytes `ui2c encode` writes with
 // the aoti backend), optionally the encoder's reconstruction as Y4M.
+#include <climits>
 #include <cstdio>
-#include <memory>
+#include <optional>
 #include <vector>
 
 #include "common.hpp"
@@ -11,93 +12,73 @@ namespace t = ui2c::tools;
 
 static const char* kUsage =
     "--engines DIR [--qp N] [--reset-interval N] [--scene-cut T] [--drift-guard DB] [--frames N] [--threads N] "
-    "[--recon R.y4m] "
+    "[--recon R.y4m] [-y] "
     "INPUT.y4m -o OUTPUT.ui2c";
 
 int main(int argc, char** argv) {
   const char* prog = "ui2c-encode";
   const t::Args args = t::parse(argc, argv, kUsage,
                                 {"--engines", "--qp", "--reset-interval", "--scene-cut", "--drift-guard", "--frames", "--threads",
-                                 "--recon", "-o"});
+                                 "--recon", "-o"},
+                                {"-y"});
   if (args.positional.size() != 1 || !args.options.count("-o") || !args.options.count("--engines"))
     t::usage(prog, kUsage, "need --engines, one input and -o");
   auto opt = [&](const char* k) { return args.options.count(k) ? args.options.at(k) : std::string(); };
+  auto integer = [&](const char* k, long lo, long hi) { return t::number(prog, kUsage, opt(k), k, lo, hi); };
   ui2c_encoder_options options;
   ui2c_default_encoder_options(&options);
-  if (!opt("--qp").empty()) options.qp = static_cast<int>(t::number(prog, kUsage, opt("--qp"), "--qp"));
-  if (!opt("--reset-interval").empty())
-    options.reset_interval = static_cast<uint32_t>(t::number(prog, kUsage, opt("--reset-interval"), "--reset-interval"));
-  if (!opt("--scene-cut").empty()) options.scene_cut_threshold = std::strtof(opt("--scene-cut").c_str(), nullptr);
-  if (!opt("--drift-guard").empty()) options.drift_guard_db = std::strtof(opt("--drift-guard").c_str(), nullptr);
-  if (!opt("--threads").empty()) options.threads = static_cast<int>(t::number(prog, kUsage, opt("--threads"), "--threads"));
-  const long max_frames = opt("--frames").empty() ? -1 : t::number(prog, kUsage, opt("--frames"), "--frames");
+  if (!opt("--qp").empty()) options.qp = static_cast<int>(integer("--qp", INT_MIN, INT_MAX));  // range: the encoder's message
+  if (!opt("--reset-interval").empty()) options.reset_interval = static_cast<uint32_t>(integer("--reset-interval", 0, UINT32_MAX));
+  if (!opt("--scene-cut").empty()) options.scene_cut_threshold = t::real(prog, kUsage, opt("--scene-cut"), "--scene-cut");
+  if (!opt("--drift-guard").empty()) options.drift_guard_db = t::real(prog, kUsage, opt("--drift-guard"), "--drift-guard");
+  if (!opt("--threads").empty()) options.threads = static_cast<int>(integer("--threads", 1, 1024));
+  const long max_frames = opt("--frames").empty() ? -1 : integer("--frames", 1, LONG_MAX);
   options.reconstruct = !opt("--recon").empty();
 
-  std::unique_ptr<ui2c::video::Y4mReader> reader;
-  std::unique_ptr<ui2c::video::Y4mWriter> recon;
-  try {
-    reader = std::make_unique<ui2c::video::Y4mReader>(args.positional[0]);
-    if (options.reconstruct) recon = std::make_unique<ui2c::video::Y4mWriter>(opt("--recon"), reader->info);
-  } catch (const ui2c::Error& e) {
-    std::fprintf(stderr, "%s: %s: %s\n", prog, ui2c_status_name(e.code), e.what());
-    return static_cast<int>(e.code);
-  }
-  ui2c_engine* engine = nullptr;
-  t::check(prog, ui2c_engine_open(opt("--engines").c_str(), &engine));
-  ui2c_encoder* encoder = nullptr;
-  t::check(prog, ui2c_encoder_open(engine, &reader->info, &options, &encoder));
+  return t::run(prog, [&] {
+    const bool overwrite = args.flags.count("-y") != 0;
+    t::check_output(opt("-o"), args.positional, overwrite);
+    if (options.reconstruct) t::check_output(opt("--recon"), {args.positional[0], opt("-o")}, overwrite);
+    ui2c::video::Y4mReader reader(args.positional[0]);
+    std::optional<ui2c::video::Y4mWriter> recon;
+    if (options.reconstruct) recon.emplace(opt("--recon"), reader.info);
+    ui2c_engine* engine_ptr = nullptr;
+    t::check(ui2c_engine_open(opt("--engines").c_str(), &engine_ptr));
+    const t::Handle<ui2c_engine> engine(engine_ptr);
+    ui2c_encoder* encoder_ptr = nullptr;
+    t::check(ui2c_encoder_open(engine.get(), &reader.info, &options, &encoder_ptr));
+    const t::Handle<ui2c_encoder> encoder(encoder_ptr);
 
-  const std::string out = opt("-o"), tmp = out + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) {
-    std::fprintf(stderr, "%s: I/O error: cannot write %s\n", prog, tmp.c_str());
-    return static_cast<int>(UI2C_ERR_IO);
-  }
-  const uint8_t* data;
-  size_t size;
-  uint32_t frames = 0, total = 0;
-  t::check(prog, ui2c_encoder_header(encoder, 0, &data, &size));
-  std::fwrite(data, 1, size, f);
-  auto write_units = [&](ui2c_status status) {
-    if (status != UI2C_OK) std::remove(tmp.c_str());
-    t::check(prog, status);
-    std::fwrite(data, 1, size, f);
-    total += frames;
-    for (uint32_t i = 0; recon && i < frames; ++i) {
-      const uint8_t* frame;
-      size_t bytes;
-      t::check(prog, ui2c_encoder_recon(encoder, i, &frame, &bytes));
-      recon->write(frame, bytes);
-    }
-  };
-  std::vector<uint8_t> frame;
-  long read = 0;
-  try {
-    while ((max_frames < 0 || read < max_frames) && reader->read(frame)) {
+    ui2c::video::OutputFile out(opt("-o"));
+    const uint8_t* data;
+    size_t size;
+    uint32_t frames = 0, total = 0;
+    t::check(ui2c_encoder_header(encoder.get(), 0, &data, &size));
+    out.write(data, size);
+    auto write_units = [&](ui2c_status status) {
+      t::check(status);
+      out.write(data, size);
+      total += frames;
+      for (uint32_t i = 0; recon && i < frames; ++i) {
+        const uint8_t* frame;
+        size_t bytes;
+        t::check(ui2c_encoder_recon(encoder.get(), i, &frame, &bytes));
+        recon->write(frame, bytes);
+      }
+    };
+    std::vector<uint8_t> frame;
+    long read = 0;
+    while ((max_frames < 0 || read < max_frames) && reader.read(frame)) {
       ++read;
-      write_units(ui2c_encoder_push(encoder, frame.data(), frame.size(), &data, &size, &frames));
+      write_units(ui2c_encoder_push(encoder.get(), frame.data(), frame.size(), &data, &size, &frames));
     }
-  } catch (const ui2c::Error& e) {
-    std::remove(tmp.c_str());
-    std::fprintf(stderr, "%s: %s: %s\n", prog, ui2c_status_name(e.code), e.what());
-    return static_cast<int>(e.code);
-  }
-  write_units(ui2c_encoder_flush(encoder, &data, &size, &frames));
-  if (read == 0) {
-    std::remove(tmp.c_str());
-    std::fprintf(stderr, "%s: bad input: %s holds no frames\n", prog, args.positional[0].c_str());
-    return static_cast<int>(UI2C_ERR_INPUT);
-  }
-  t::check(prog, ui2c_encoder_header(encoder, total, &data, &size));  // patch the frame count
-  std::fseek(f, 0, SEEK_SET);
-  std::fwrite(data, 1, size, f);
-  if (std::fclose(f) != 0 || std::rename(tmp.c_str(), out.c_str()) != 0) {
-    std::fprintf(stderr, "%s: I/O error: cannot write %s\n", prog, out.c_str());
-    return static_cast<int>(UI2C_ERR_IO);
-  }
-  if (recon) recon->close();
-  std::printf("%s: %u frames %ux%u\n", out.c_str(), total, reader->info.width, reader->info.height);
-  ui2c_encoder_close(encoder);
-  ui2c_engine_close(engine);
-  return 0;
+    write_units(ui2c_encoder_flush(encoder.get(), &data, &size, &frames));
+    if (read == 0) throw ui2c::Error(UI2C_ERR_INPUT, args.positional[0] + " holds no frames");
+    t::check(ui2c_encoder_header(encoder.get(), total, &data, &size));  // patch the frame count
+    out.rewind();
+    out.write(data, size);
+    out.commit();
+    if (recon) recon->commit();
+    std::printf("%s: %u frames %ux%u\n", opt("-o").c_str(), total, reader.info.width, reader.info.height);
+  });
 }

@@ -89,11 +89,16 @@ void ui2c_encoder_close(ui2c_encoder* encoder);
 ui2c_status ui2c_decoder_open(ui2c_engine* engine, const uint8_t* data, size_t size, size_t* consumed,
                               ui2c_decoder** decoder);
 ui2c_status ui2c_decoder_info(const ui2c_decoder* decoder, ui2c_video_info* info);
-/* Decode the packet at `data`; `consumed` gets its size, `frames` its frame count. */
+/* Decode the packet at `data`; `consumed` gets its size, `frames` its frame count.
+ * A packet the container checks refuse (cut short, bad sync word or CRC) leaves the
+ * decoder as it was, so a caller may call again with more data.  Any later failure (a
+ * broken sequence rule, a corrupt entropy stream, an engine error) leaves the references
+ * unknown, so every later decode and finish fails too: open a new decoder. */
 ui2c_status ui2c_decoder_decode(ui2c_decoder* decoder, const uint8_t* data, size_t size, size_t* consumed,
                                 uint32_t* frames);
 ui2c_status ui2c_decoder_frame(ui2c_decoder* decoder, uint32_t i, const uint8_t** frame, size_t* size);
-/* End of stream: UI2C_ERR_TRUNCATED if the header announced more frames than were decoded. */
+/* End of stream: UI2C_ERR_TRUNCATED if the header announced more frames than were decoded,
+ * UI2C_ERR_CORRUPT if the stream held no packet at all. */
 ui2c_status ui2c_decoder_finish(ui2c_decoder* decoder);
 void ui2c_decoder_close(ui2c_decoder* decoder);
 
