@@ -55,22 +55,27 @@ def codec(engines):
     return load_codec("ui2c-s", backend="aoti", engine_dir=engines)
 
 
-@pytest.fixture(scope="session")
-def clip(tmp_path_factory) -> Path:
-    """5 frames of 72x40 4:2:0 (padded to 80x48; odd count: a 1-frame last packet): smooth,
-    then noise from frame 3 (a scene cut, and a PSNR drop the drift guard sees)."""
+def _make_clip(path: Path, chroma: str) -> Path:
+    """5 frames of 72x40 (padded to 80x48; odd count: a 1-frame last packet): smooth, then
+    noise from frame 3 (a scene cut, and a PSNR drop the drift guard sees)."""
     h, w = 40, 72
+    ch, cw = (h // 2, w // 2) if chroma == "420" else (h, w)
     yy, xx = np.mgrid[0:h, 0:w]
     rng = np.random.default_rng(5)
     frames = []
     for t in range(5):
         luma = (60 + 2 * xx + yy + 3 * t) % 256 if t < 3 else rng.integers(0, 256, (h, w))
-        u = np.full((h // 2, w // 2), 110 + 5 * t)
-        v = (np.arange(w // 2)[None, :] * 3 + np.arange(h // 2)[:, None]) % 256
+        u = np.full((ch, cw), 110 + 5 * t)
+        v = (np.arange(cw)[None, :] * 3 + np.arange(ch)[:, None]) % 256
         frames.append(b"FRAME\n" + b"".join(p.astype(np.uint8).tobytes() for p in (luma, u, v)))
-    path = tmp_path_factory.mktemp("clip") / "clip.y4m"
-    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F30000:1001 Ip A1:1 C420jpeg\n".encode() + b"".join(frames))
+    tag = "420jpeg" if chroma == "420" else "444"
+    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F30000:1001 Ip A1:1 C{tag}\n".encode() + b"".join(frames))
     return path
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    return _make_clip(tmp_path_factory.mktemp("clip") / "clip.y4m", "420")
 
 
 def _run(*cmd, env=None) -> subprocess.CompletedProcess:
@@ -154,11 +159,12 @@ def test_cpp_container_raises_the_python_errors(cut, error):
 # --- codec equality ------------------------------------------------------------------
 
 
-def test_cpp_decoder_output_equals_the_python_decoder(cpp_bin, engines, codec, clip, tmp_path):
+@pytest.mark.parametrize("chroma", ["420", "444"])
+def test_cpp_decoder_output_equals_the_python_decoder(cpp_bin, engines, codec, chroma, tmp_path):
     from ui2c.runtime.api import decode_file, encode_file
 
     stream = tmp_path / "py.ui2c"
-    encode_file(codec, clip, stream, qp=30, progress=False)
+    encode_file(codec, _make_clip(tmp_path / "clip.y4m", chroma), stream, qp=30, progress=False)
     decode_file(codec, stream, tmp_path / "py.y4m", progress=False)
     out = _run(cpp_bin / "ui2c-decode", "--engines", engines, stream, "-o", tmp_path / "cpp.y4m")
     assert out.returncode == 0, out.stderr
