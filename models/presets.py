@@ -10,6 +10,10 @@
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
+import torch
 from torch import nn
 
 from .conditional import ConditionalCodec, ConditionalConfig
@@ -24,6 +28,15 @@ UI2C_S = ConditionalConfig(frames=2, ch_d=144, ch_y=64, ch_z=64, ch_fusion=160, 
 
 PRESETS = ("ui2c", "ui2c-s", "dcvc-rt")
 PAIR_PRESETS = ("ui2c", "ui2c-s")
+
+
+@contextlib.contextmanager
+def fixed_seed(seed: int) -> Iterator[None]:
+    """Random initialisation from ``seed`` (the same networks in every process) that leaves
+    the caller's random state as it was.  Networks are built on the CPU, hence no CUDA RNGs."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def build_model(preset: str) -> nn.Module:

@@ -137,6 +137,12 @@ def add_bits_per_lane(p: argparse.ArgumentParser) -> None:
                         "for about 28 bits per extra lane")
 
 
+def default_precision(backend: str, device: str) -> str:
+    """fp16 where the networks run on a GPU (TensorRT engines and CUDA), else fp32: one rule
+    for ``ui2c encode`` and ``ui2c build-engines``, so the pair finds each other's engines."""
+    return "fp16" if backend == "tensorrt" or device != "cpu" else "fp32"
+
+
 def add_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
 

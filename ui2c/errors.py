@@ -43,3 +43,7 @@ class OutputError(UI2CError):
 
 class EngineError(UI2CError):
     """An engine or backend is missing, stale or was built for another target."""
+
+
+class UsageError(UI2CError):
+    """Options that do not apply together: refused rather than silently ignored."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import tempfile
 import weakref
 from pathlib import Path
@@ -79,6 +80,7 @@ class AtomicOutput:
         except OSError as e:
             raise OutputError(f"cannot write {self.path}: {e.strerror}") from None
         self.file: BinaryIO = os.fdopen(fd, "w+b")
+        self._committed = False
         self._cleanup = weakref.finalize(self, _discard, self.temp_path, self.file)
 
     @property
@@ -86,13 +88,19 @@ class AtomicOutput:
         return self.file.closed
 
     def commit(self) -> None:
-        """Flush and publish; on failure (disk full, target turned into a directory)
-        nothing is left behind."""
-        if self.file.closed:
+        """Flush to the disk and publish (so a crash right after leaves the whole file, not an
+        empty one); on failure (disk full, target turned into a directory) nothing is left
+        behind.  Committing twice is harmless; committing an aborted output is an error."""
+        if self._committed:
             return
+        if self.file.closed:
+            raise OutputError(f"cannot write {self.path}: the output was closed or aborted before it was complete")
         try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
             self.file.close()
             os.replace(self.temp_path, self.path)
+            self._committed = True
         except OSError as e:
             self.abort()
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
@@ -115,3 +123,28 @@ def write_atomic(path: PathLike, data: bytes | memoryview) -> None:
     """Publish ``data`` as ``path`` in one step (manifests, engines, sidecars)."""
     with AtomicOutput(path) as out:
         out.file.write(data)
+
+
+def staging_dir(target: Path) -> Path:
+    """A new private folder beside ``target`` in which to build its replacement (same file
+    system, so publishing it is a rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+
+def discard_dir(folder: Path) -> None:
+    """Remove ``folder``, renaming it aside first so that no reader sees it half-deleted."""
+    aside = staging_dir(folder)
+    try:
+        os.rename(folder, aside / folder.name)
+    except FileNotFoundError:  # someone else discarded it first
+        pass
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Publish the complete folder ``staging`` as ``target``, discarding an old ``target``:
+    a reader finds the old folder, the new one or (for an instant) none, never a mix."""
+    if target.exists():
+        discard_dir(target)
+    os.rename(staging, target)
