@@ -37,6 +37,7 @@ from ui2c.fileio import write_atomic
 from ..entropy.tables import scale_index_torch
 from .aoti_graphs import latent_graphs
 from .manifest import file_sha256
+from .sidecar import load_record, sidecar_path
 
 log = logging.getLogger("ui2c.engines")
 
@@ -67,10 +68,6 @@ class Graph:
 
 def package_path(out_dir: str | Path, graph: str, device: str) -> Path:
     return Path(out_dir) / f"{graph}.{TARGET}-{device}.pt2"
-
-
-def sidecar_path(package: Path) -> Path:
-    return package.with_name(package.name + ".json")
 
 
 def graphs(network: nn.Module) -> list[Graph]:
@@ -151,9 +148,10 @@ def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.d
             torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
             tmp.replace(path)
     except Exception as exc:  # export and inductor raise many types; report one line
-        tmp.unlink(missing_ok=True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EngineError(f"AOTInductor could not compile graph {graph.name!r} for {device.type}: {first}") from exc
+    finally:  # also on Ctrl-C / SIGTERM (BaseException); a no-op once renamed
+        tmp.unlink(missing_ok=True)
     return time.perf_counter() - start
 
 
@@ -161,28 +159,34 @@ def read_sidecar(package: Path) -> dict[str, Any]:
     if not package.is_file():
         raise EngineError(f"AOTInductor package {package} does not exist; build it with `ui2c build-engines --target aoti`")
     side = sidecar_path(package)
-    try:
-        record = json.loads(side.read_text())
-    except FileNotFoundError:
-        raise EngineError(f"package {package} has no sidecar {side.name}; its origin is unknown, rebuild it") from None
-    except json.JSONDecodeError as exc:
-        raise EngineError(f"sidecar {side} is not valid JSON: {exc}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA or record.get("target") != TARGET:
+    if not side.is_file():
+        raise EngineError(f"package {package} has no sidecar {side.name}; its origin is unknown, rebuild it")
+    record = load_record(side)
+    if record.get("schema") != SCHEMA or record.get("target") != TARGET:
         raise EngineError(f"sidecar {side} is not an AOTInductor sidecar of schema {SCHEMA}; rebuild the package")
     return record
 
 
-def check_package(package: Path, wanted: dict[str, Any], verify_hash: bool = True) -> dict[str, Any]:
-    """The sidecar of ``package`` if it was built for ``wanted``; else one-line :class:`EngineError`
-    saying whether it is foreign (other model/weights/device/precision) or stale (other code/torch)."""
+class StalePackageError(EngineError):
+    """A package of this model that a build replaces freely: built by other code or another
+    torch, or whose bytes no longer match its sidecar (an interrupted build, a damaged file)."""
+
+
+def check_package(package: Path, graph: str, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar of ``package`` if it holds ``graph`` built for ``wanted``; else one-line
+    :class:`EngineError`: foreign (another graph, model, weights, device or precision, or an
+    unknown origin) or :class:`StalePackageError` (other code or torch)."""
     record = read_sidecar(package)
-    diffs = [k for k in REBUILD_KEYS if record.get(k) != wanted.get(k)]
+    wanted = {**wanted, "graph": graph}  # a renamed package is someone else's stage
+    diffs = [k for k in (*REBUILD_KEYS, "graph") if record.get(k) != wanted.get(k)]
     if diffs:
-        kind = "stale" if set(diffs) <= {"code_fingerprint", "torch_version"} else "foreign"
+        stale = set(diffs) <= {"code_fingerprint", "torch_version"}
         detail = ", ".join(f"{k} {record.get(k)!r} (want {wanted.get(k)!r})" for k in diffs)
-        raise EngineError(f"package {package} is {kind}: {detail}; rebuild with `ui2c build-engines --target aoti`")
-    if verify_hash and record.get("package_sha256") != file_sha256(package):
-        raise EngineError(f"package {package} does not match the sha256 in its sidecar (replaced or corrupt)")
+        raise (StalePackageError if stale else EngineError)(
+            f"package {package} is {'stale' if stale else 'foreign'}: {detail}; "
+            "rebuild with `ui2c build-engines --target aoti`")
+    if record.get("package_sha256") != file_sha256(package):
+        raise StalePackageError(f"package {package} does not match the sha256 in its sidecar (replaced or corrupt)")
     return record
 
 
@@ -221,7 +225,7 @@ def read_manifest(engine_dir: str | Path) -> dict[str, str]:
 def _network(preset: str, weights: str | Path | None, allow_random: bool) -> tuple[nn.Module, str]:
     """The preset with its weights (the shipped ones by default) and their fingerprint."""
     from ..models.checkpoint import load_weights, weights_fingerprint
-    from ..models.presets import PAIR_PRESETS, build_model
+    from ..models.presets import PAIR_PRESETS, build_model, fixed_seed
     from ..shipped import default_weights
 
     if preset not in PAIR_PRESETS:
@@ -233,8 +237,8 @@ def _network(preset: str, weights: str | Path | None, allow_random: bool) -> tup
     elif not allow_random:
         raise EngineError(f"no weights for preset {preset!r}: pass --weights (or --allow-random for tests)")
     else:
-        torch.manual_seed(0)
-        network = build_model(preset).eval()
+        with fixed_seed(0):
+            network = build_model(preset).eval()
     return network, weights_fingerprint(network)
 
 
@@ -277,11 +281,13 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
         if only is not None and graph.name not in only:
             continue
         try:
-            check_package(package, wanted)
+            check_package(package, graph.name, wanted)
             kept.append(graph.name)
-        except EngineError as exc:
-            if package.exists() and not force and " is foreign: " in str(exc):
-                raise EngineError(f"refusing to overwrite {package}: {str(exc).split(': ', 1)[1]}; pass --force") from None
+        except StalePackageError:
+            todo.append(graph)
+        except EngineError as exc:  # foreign or of unknown origin: only replaced when asked to
+            if package.exists() and not force:
+                raise EngineError(f"refusing to overwrite {package} ({exc}); pass --force") from None
             todo.append(graph)
     seconds = _compile_all(todo, packages, preset, weights, allow_random, dev, precision, jobs)
     for graph in todo:

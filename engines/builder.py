@@ -7,14 +7,17 @@ single min/opt/max range tunes for ``opt`` only and pays for the range
 elsewhere); the runtime picks the profile matching the frame.  The cost is that a
 size outside the list needs a rebuild with it added (``--profiles 1280x544``).
 
-Precision: FP16 exports are built strongly typed (the graph's types are the
-precision).  FP32 exports get the FP16 builder flag where the library still has
-it (TensorRT 10.x); TensorRT-RTX and TensorRT 11 have no such flag, so they run
-FP32 graphs in FP32 and the sidecar says so.
+Precision: every export is built strongly typed, so an engine's precision is its
+export's (the FP16 export's casts are the precision).  Mixing in TensorRT 10's FP16
+builder flag for FP32 exports would make an "fp16" engine whose ONNX hash is the FP32
+export's: no runtime setup could load it (``--precision fp16`` looks for the FP16
+export, ``fp32`` refuses an fp16 engine), and TensorRT-RTX and TensorRT 11 have no
+such flag anyway.
 """
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -23,9 +26,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ui2c.errors import EngineError
-from ui2c.fileio import file_sha256, write_atomic
+from ui2c.fileio import write_atomic
 
-from .manifest import GraphSpec, Manifest, load_manifest, verified_sha256
+from .manifest import GraphSpec, load_manifest, verified_sha256
 from .shapes import Resolution, parse_resolution
 from .sidecar import SCHEMA, engine_path, is_up_to_date, read_sidecar, sidecar_path, write_sidecar
 from .targets import Target, load_target, make_logger
@@ -66,15 +69,6 @@ def load_timing_cache(config: Any, path: Path) -> tuple[Any, int]:
     return cache, 0
 
 
-def _precision(target: Target, manifest: Manifest) -> tuple[str, bool]:
-    """(engine precision, build strongly typed) for the export's precision."""
-    if manifest.precision == "fp16":
-        return "fp16", True
-    if hasattr(target.trt.BuilderFlag, "FP16"):
-        return "fp16", False
-    return manifest.precision, True
-
-
 def _new_builder(trt: Any, logger: Any) -> Any:
     """``trt.Builder(logger)`` without the collector running inside it.
 
@@ -93,11 +87,11 @@ def _new_builder(trt: Any, logger: Any) -> Any:
             gc.enable()
 
 
-def _parse(target: Target, graph: GraphSpec, strongly_typed: bool, logger: Any) -> tuple[Any, Any, Any]:
+def _parse(target: Target, graph: GraphSpec, logger: Any) -> tuple[Any, Any, Any]:
     """Builder, network and parser for ``graph``; every parser error is reported."""
     trt = target.trt
     builder = _new_builder(trt, logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(graph.path)):
@@ -125,16 +119,14 @@ def _io_dtypes(trt: Any, network: Any) -> dict[str, dict[str, str]]:
 
 
 def _build(
-    target: Target, graph: GraphSpec, profiles: list[dict], precision: str, strongly_typed: bool, cache_path: Path | None
+    target: Target, graph: GraphSpec, profiles: list[dict], cache_path: Path | None
 ) -> tuple[bytes | memoryview, dict[str, Any]]:
     """Serialized engine plus the build facts for the sidecar."""
     trt = target.trt
     logger = make_logger(trt)
-    builder, network, _parser = _parse(target, graph, strongly_typed, logger)  # parser owns the weights
+    builder, network, _parser = _parse(target, graph, logger)  # parser owns the weights
     config = builder.create_builder_config()
     target.configure(config)
-    if precision == "fp16" and not strongly_typed:
-        config.set_flag(trt.BuilderFlag.FP16)
     for profile_spec in profiles:
         profile = builder.create_optimization_profile()
         for name, shape in profile_spec["shapes"].items():
@@ -147,7 +139,7 @@ def _build(
     seconds = time.perf_counter() - start
     if serialized is None:
         raise EngineError(f"{target.name} failed to build graph {graph.name!r}:\n" + "\n".join(logger.errors))
-    facts: dict[str, Any] = {"build_seconds": round(seconds, 3), "strongly_typed": strongly_typed}
+    facts: dict[str, Any] = {"build_seconds": round(seconds, 3), "strongly_typed": True}
     facts["io"] = _io_dtypes(trt, network)
     if cache is not None:
         saved = bytes(cache.serialize())
@@ -216,7 +208,6 @@ def build_engines(
     tgt = load_target(target, tuple(compute_capabilities) if compute_capabilities else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    precision, strongly_typed = _precision(tgt, manifest)
     cache_path = timing_cache_path(out, target) if tgt.uses_timing_cache else None
     results = []
     for graph in manifest.graphs.values():
@@ -227,7 +218,7 @@ def build_engines(
             "tensorrt_version": tgt.version,
             "device": tgt.device,
             "onnx_sha256": verified_sha256(graph),
-            "precision": precision,
+            "precision": manifest.precision,
             "profiles": _profiles(graph, resolutions),
         }
         if not force and is_up_to_date(engine, wanted):
@@ -237,9 +228,8 @@ def build_engines(
         if not force:
             _guard_overwrite(engine, wanted["onnx_sha256"])
         log.info("building %s for %s at %s", graph.name, target, ", ".join(r.name for r in resolutions))
-        serialized, facts = _build(tgt, graph, wanted["profiles"], precision, strongly_typed, cache_path)
-        sidecar_path(engine).unlink(missing_ok=True)
-        write_atomic(engine, serialized)
+        serialized, facts = _build(tgt, graph, wanted["profiles"], cache_path)
+        data = memoryview(serialized)  # bytes, or TensorRT's IHostMemory (a buffer)
         record = {
             **wanted,
             **facts,
@@ -247,9 +237,13 @@ def build_engines(
             "model": manifest.preset,
             "onnx_file": graph.path.name,
             "engine_file": engine.name,
-            "engine_bytes": engine.stat().st_size,
-            "engine_sha256": file_sha256(engine),
+            "engine_bytes": data.nbytes,
+            "engine_sha256": hashlib.sha256(data).hexdigest(),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        results.append(BuildResult(graph.name, engine, write_sidecar(engine, record), True, record))
+        # Sidecar first: interrupted before the engine lands, the old engine fails the
+        # sidecar's hash (never used) and the next build replaces it without --force.
+        side = write_sidecar(engine, record)
+        write_atomic(engine, data)
+        results.append(BuildResult(graph.name, engine, side, True, record))
     return results

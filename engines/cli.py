@@ -10,6 +10,7 @@ import argparse
 import logging
 from typing import Any, Sequence
 
+from ui2c import args as opt
 from ui2c.errors import EngineError
 
 from .builder import DEFAULT_PROFILES, build_engines
@@ -30,10 +31,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--target", choices=(*TARGETS, "aoti"), default="trt",
                         help="trt (needs a GPU), trt-rtx (builds on CPU) or aoti (AOTInductor packages)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="aoti only: device to build for")
-    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="aoti only")
+    parser.add_argument("--precision", choices=("fp32", "fp16"),
+                        help="aoti only (default: fp16 on cuda, fp32 on cpu, as `ui2c encode` assumes)")
     parser.add_argument("--weights", help="aoti only: weights file (default: the preset's shipped weights)")
     parser.add_argument("--allow-random", action="store_true", help="aoti only: random weights (tests)")
-    parser.add_argument("--jobs", type=int, default=1, help="aoti only: graphs compiled at once (processes)")
+    parser.add_argument("--jobs", type=opt.positive_int, default=1, help="aoti only: graphs compiled at once (processes)")
     parser.add_argument(
         "--profiles",
         type=_csv,
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.target == "aoti":
         from .aoti import build_aoti
 
-        for graph, package, built in build_aoti(args.model, args.output, args.device, args.precision,
+        for graph, package, built in build_aoti(args.model, args.output, args.device,
+                                                args.precision or opt.default_precision("aoti", args.device),
                                                 weights=args.weights, allow_random=args.allow_random, force=args.force,
                                                 jobs=args.jobs):
             print(f"{graph}: {package} ({'built' if built else 'up to date'})")

@@ -8,6 +8,7 @@ with :class:`EngineError` naming the file and the missing piece instead of a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,10 @@ def load_manifest(onnx_dir: str | Path) -> Manifest:
         raise EngineError(f"{path} is malformed: missing or bad {exc}") from None
     if not graphs:
         raise EngineError(f"{path} lists no graphs")
+    for name, graph in graphs.items():  # names become engine file names, files are read: both stay in their folder
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or graph.path.parent != root or graph.path.name in ("", ".", ".."):
+            raise EngineError(f"{path} is malformed: graph {name!r} (file {graph.path.name!r}) must be a plain "
+                              "name inside the export directory")
     return manifest
 
 

@@ -46,12 +46,23 @@ def read_sidecar(engine: Path) -> dict[str, Any]:
     path = sidecar_path(engine)
     if not path.is_file():
         raise EngineError(f"engine {engine} has no sidecar {path.name}; its origin is unknown, rebuild it")
+    record = load_record(path)
+    if record.get("schema") != SCHEMA:
+        raise EngineError(f"sidecar {path} has an unknown schema; rebuild the engine")
+    return record
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """A sidecar's JSON object; a file that is unreadable, not UTF-8, not JSON or not an
+    object is one-line :class:`EngineError` (an engine of unknown origin), not a traceback."""
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EngineError(f"sidecar {path} cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise EngineError(f"sidecar {path} is not valid JSON: {exc}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise EngineError(f"sidecar {path} has an unknown schema; rebuild the engine")
+    if not isinstance(record, dict):
+        raise EngineError(f"sidecar {path} is not a JSON object; rebuild the engine")
     return record
 
 

@@ -122,11 +122,18 @@ def test_stale_foreign_and_replaced_packages_are_refused_with_one_line(engines, 
                   device={"type": "cuda", "gpu_name": "NVIDIA H100", "compute_capability": "9.0"})
     with pytest.raises(EngineError, match="is foreign: device"):
         backend.runner("adaptor")
+    for package in (aoti.package_path(dst, "encoder", "cpu"), aoti.sidecar_path(aoti.package_path(dst, "encoder", "cpu"))):
+        shutil.copy(package, str(package).replace("encoder", "context"))  # a package renamed to another stage
+    with pytest.raises(EngineError, match="is foreign: graph 'encoder' \\(want 'context'\\)"):
+        backend.runner("context")
     with pytest.raises(EngineError, match="does not exist"):
         AotiBackend(tmp_path / "missing", "ui2c-s", "x")
-    # A build never overwrites a foreign package unless forced (refused before compiling).
-    with pytest.raises(EngineError, match="refusing to overwrite .*decoder.*pass --force"):
-        aoti.build_aoti("ui2c-s", dst, "cpu", only=("decoder",))
+    # A build never overwrites a foreign package, or one of unknown origin, unless forced
+    # (refused before compiling).
+    aoti.sidecar_path(aoti.package_path(dst, "recon", "cpu")).unlink()
+    for stage, words in [("decoder", "weights_fingerprint"), ("recon", "no sidecar")]:
+        with pytest.raises(EngineError, match=f"refusing to overwrite .*{stage}.*{words}.*pass --force"):
+            aoti.build_aoti("ui2c-s", dst, "cpu", only=(stage,))
 
 
 def test_cli_target_aoti_and_onnx_requirement():

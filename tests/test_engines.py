@@ -185,6 +185,15 @@ def test_export_inconsistencies(export16: Path, tmp_path: Path) -> None:
     if HAVE_RTX:
         with pytest.raises(EngineError, match="manifest says 000000000000"):
             build_engines(copy, tmp_path / "eng", "trt-rtx", ["360p"])
+    for field, value in (("file", "../encoder.onnx"), ("file", "/etc/passwd"), ("name", "../../evil")):
+        hostile = json.loads(json.dumps(manifest))
+        if field == "file":
+            hostile["graphs"]["encoder"]["file"] = value
+        else:
+            hostile["graphs"][value] = hostile["graphs"].pop("encoder")
+        (copy / "manifest.json").write_text(json.dumps(hostile))
+        with pytest.raises(EngineError, match="must be a plain name inside the export directory"):
+            load_manifest(copy)
 
 
 @needs_rtx

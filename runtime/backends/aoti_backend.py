@@ -59,11 +59,11 @@ class AotiBackend(Backend):
     def runner(self, stage: str) -> AotiRunner:
         if stage not in self._runners:
             package = aoti.package_path(self.engine_dir, stage, self.device.type)
-            record: dict[str, Any] = aoti.check_package(package, self._wanted)
+            record: dict[str, Any] = aoti.check_package(package, stage, self._wanted)
             self._runners[stage] = AotiRunner(package, stage, record["inputs"], record["outputs"])
         return self._runners[stage]
 
     def check_all(self, stages: list[str]) -> None:
         """Validate every package up front, so a bad directory fails before coding starts."""
         for stage in stages:
-            aoti.check_package(aoti.package_path(self.engine_dir, stage, self.device.type), self._wanted)
+            aoti.check_package(aoti.package_path(self.engine_dir, stage, self.device.type), stage, self._wanted)
