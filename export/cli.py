@@ -8,10 +8,13 @@ directory ``OUT/<precision>/`` because a manifest describes exactly one precisio
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from .. import args as opt
 from ..errors import CheckpointError
+from ..fileio import replace_dir, staging_dir
 from ..models.checkpoint import load_weights
 from ..models.presets import PRESETS, build_intra_model, build_model
 from ..shipped import default_weights
@@ -52,21 +55,33 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--weights", type=Path,
                         help="weights file (default: the preset's shipped weights, else random weights from a fixed seed)")
     parser.add_argument("--intra-weights", type=Path, help="dcvc-rt only: weights of the I-frame model")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
+    parser.add_argument("--opset", type=opt.positive_int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
+    opt.add_overwrite(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export every requested precision; prints one manifest path per precision."""
+    """Export every requested precision; prints one manifest path per precision.
+
+    Each precision is exported into a private folder and published with a rename, so an
+    interrupted export leaves the previous one (if ``-y`` allowed replacing it) intact."""
+    for precision in args.precision:  # every output problem before any work
+        opt.refuse_existing(args.output / precision, args.overwrite)
     weights = read_weights(args.model, args.weights)
     intra = read_weights(args.model, args.intra_weights, intra=True)
     if weights is None:
         print(f"note: no weights for {args.model!r}; exporting random weights (the manifest records it)")
     for precision in args.precision:
-        manifest = export_model(args.model, args.output / precision, precision, weights=weights,
-                                opset=args.opset, intra_weights=intra)
-        print(manifest)
+        target = args.output / precision
+        staging = staging_dir(target)
+        try:
+            manifest = export_model(args.model, staging, precision, weights=weights, opset=args.opset,
+                                    intra_weights=intra)
+            replace_dir(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already once published
+        print(target / manifest.name)
     return 0
 
 

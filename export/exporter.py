@@ -15,7 +15,7 @@ from torch import nn
 
 from ..fileio import file_sha256, write_atomic
 from ..models.checkpoint import check_state_dict, unwrap_state_dict, weights_fingerprint
-from ..models.presets import build_intra_model, build_model
+from ..models.presets import build_intra_model, build_model, fixed_seed
 from ..models.stages import Stage
 from .graphs import TRACE_HEIGHT, TRACE_WIDTH, export_stage, manifest_dtype
 
@@ -36,9 +36,9 @@ def build_networks(preset: str, weights: StateDict | None = None,
     Without weights the models are random-initialised from a fixed seed, so two
     exports of the same preset are identical and tests can rebuild the same network.
     """
-    torch.manual_seed(RANDOM_SEED)
-    networks = {"inter": build_model(preset)}
-    intra = build_intra_model(preset)
+    with fixed_seed(RANDOM_SEED):
+        networks = {"inter": build_model(preset)}
+        intra = build_intra_model(preset)
     if intra is not None:
         networks["intra"] = intra
     elif intra_weights is not None:

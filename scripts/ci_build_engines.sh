@@ -5,7 +5,7 @@
 set -euo pipefail
 out=${1:-build/ci}
 for model in ui2c dcvc-rt; do
-  ui2c export --model "$model" -o "$out/onnx/$model" --precision fp16
+  ui2c export --model "$model" -o "$out/onnx/$model" --precision fp16 -y
   for manifest in $(find "$out/onnx/$model" -name manifest.json | sort); do
     dir=$(dirname "$manifest")
     ui2c build-engines --model "$model" --onnx "$dir" -o "$out/engines/$model/${dir#"$out/onnx/$model/"}" \

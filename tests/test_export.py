@@ -6,6 +6,7 @@ through the CLI so the command is covered by the same artefacts.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 from ui2c.engines.manifest import load_manifest, verified_sha256
+from ui2c.errors import OutputError
 from ui2c.export import export_model
 from ui2c.export.cli import main as export_cli, read_weights
 from ui2c.export.exporter import build_networks, graph_stages
@@ -112,7 +114,15 @@ def test_export_rejects_bad_arguments(tmp_path):
         export_model("ui2c-s", tmp_path, stages=["intra_encoder"])
     with pytest.raises(SystemExit):
         export_cli(["--model", "ui2c-s", "-o", str(tmp_path), "--precision", "fp32,bf16"])
+    with pytest.raises(SystemExit):
+        export_cli(["--model", "ui2c-s", "-o", str(tmp_path), "--opset", "0"])
     assert not (tmp_path / "manifest.json").exists()
+    (tmp_path / "fp16").mkdir()
+    (tmp_path / "fp16" / "manifest.json").write_text("the user's export")
+    with pytest.raises(OutputError, match="fp16 exists; pass -y"):  # refused before exporting fp32 either
+        export_cli(["--model", "ui2c-s", "-o", str(tmp_path), "--precision", "fp32,fp16"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp16"]
+    assert (tmp_path / "fp16" / "manifest.json").read_text() == "the user's export"
 
 
 def test_stage_subset_and_given_weights(tmp_path):
@@ -207,6 +217,17 @@ def test_ui2c_graph_set_exports(tmp_path):
     assert path == tmp_path / "manifest.json"
 
 
+def _fake_export(folder: Path, who: str) -> None:
+    """An export's manifest with one graph file and its real sha256, tagged ``who``."""
+    (folder / "g.onnx").write_bytes(who.encode())
+    graphs = {"g": {"file": "g.onnx", "sha256": hashlib.sha256(who.encode()).hexdigest()}}
+    (folder / "manifest.json").write_text(json.dumps({"who": who, "graphs": graphs}))
+
+
+def _who(manifest: Path) -> str:
+    return json.loads(manifest.read_text())["who"]
+
+
 def test_cached_export_survives_a_lost_race(tmp_path, monkeypatch):
     """Two first runs export the same key: each works in its own staging directory and
     the loser keeps the winner's complete export; no staging directory is left."""
@@ -215,19 +236,39 @@ def test_cached_export_survives_a_lost_race(tmp_path, monkeypatch):
     out = tmp_path / "onnx" / "key"
 
     def export_while_another_run_wins(preset, staging, precision, weights):
-        (Path(staging) / "manifest.json").write_text("loser")
+        _fake_export(Path(staging), "loser")
         out.mkdir()
-        (out / "manifest.json").write_text("winner")
+        _fake_export(out, "winner")
 
     monkeypatch.setattr(cache, "export_model", export_while_another_run_wins)
-    assert cache.cached_export(out, "ui2c-s", "fp32", {}).read_text() == "winner"
+    assert _who(cache.cached_export(out, "ui2c-s", "fp32", {})) == "winner"
     assert [p.name for p in out.parent.iterdir()] == ["key"]
 
     fresh = tmp_path / "onnx" / "fresh"
-    monkeypatch.setattr(cache, "export_model", lambda p, staging, precision, weights:
-                        (Path(staging) / "manifest.json").write_text("mine"))
-    assert cache.cached_export(fresh, "ui2c-s", "fp32", {}).read_text() == "mine"
+    monkeypatch.setattr(cache, "export_model", lambda p, staging, precision, weights: _fake_export(Path(staging), "mine"))
+    assert _who(cache.cached_export(fresh, "ui2c-s", "fp32", {})) == "mine"
     assert sorted(p.name for p in out.parent.iterdir()) == ["fresh", "key"]
+
+
+def test_a_damaged_cached_export_is_exported_again_not_loaded(tmp_path, monkeypatch):
+    from ui2c.export import cache
+
+    out = tmp_path / "onnx" / "key"
+    out.mkdir(parents=True)
+    _fake_export(out, "old")
+    monkeypatch.setattr(cache, "export_model", lambda p, staging, precision, weights: _fake_export(Path(staging), "new"))
+    assert _who(cache.cached_export(out, "ui2c-s", "fp32", {})) == "old"  # intact: reused
+    (out / "g.onnx").write_bytes(b"truncat")
+    assert _who(cache.cached_export(out, "ui2c-s", "fp32", {})) == "new"
+    assert [p.name for p in out.parent.iterdir()] == ["key"]  # nothing set aside is left
+
+
+def test_export_cache_key_names_the_exporter_versions(monkeypatch):
+    from ui2c.export import cache
+
+    before = cache.export_dir("ui2c-s", "w", "fp32")
+    monkeypatch.setattr(cache.torch, "__version__", "0.0.0-other")
+    assert cache.export_dir("ui2c-s", "w", "fp32") != before
 
 
 def test_export_does_not_import_the_codec_model():
