@@ -29,19 +29,23 @@ def unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+def _first(keys: list[str], shown: int = 3) -> str:
+    more = f", and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise ``CheckpointError`` listing every missing, unexpected or mis-shaped key."""
+    """Raise a one-line ``CheckpointError`` counting the missing, unexpected and mis-shaped
+    keys and naming the first of each (a wrong checkpoint mismatches hundreds)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     misshaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or misshaped:
-        parts = [f"{source} does not match {type(model).__name__}"]
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", misshaped)):
-            if keys:
-                parts.append(f"{len(keys)} {title}:\n  " + "\n  ".join(keys))
-        raise CheckpointError("\n".join(parts))
+        found = [f"{len(keys)} {title} ({_first(keys)})" for title, keys in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", misshaped)) if keys]
+        raise CheckpointError(f"{source} does not match {type(model).__name__}: " + "; ".join(found))
 
 
 def load_weights(model: nn.Module, path: str | Path) -> dict:

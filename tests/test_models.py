@@ -135,7 +135,7 @@ def test_official_checkpoint_wrappers_and_prefix_load(tmp_path):
         assert torch.equal(a, b), k
 
 
-def test_checkpoint_errors_name_every_bad_key(tmp_path):
+def test_checkpoint_errors_count_and_name_the_bad_keys_in_one_line(tmp_path):
     state = build_model("dcvc-rt").state_dict()
     state.pop("q_encoder")
     state["extra.weight"] = torch.zeros(1)
@@ -145,9 +145,18 @@ def test_checkpoint_errors_name_every_bad_key(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_weights(build_model("dcvc-rt"), path)
     msg = str(err.value)
-    assert "q_encoder" in msg and "extra.weight" in msg and "feature_adaptor_p.bias: checkpoint (3,)" in msg
+    assert "1 missing keys (q_encoder)" in msg and "1 unexpected keys (extra.weight)" in msg
+    assert "feature_adaptor_p.bias: checkpoint (3,)" in msg and "\n" not in msg
+    with pytest.raises(CheckpointError) as err:  # another model's checkpoint: hundreds of keys, one short line
+        load_weights(build_model("dcvc-rt"), _saved(build_model("ui2c-s").state_dict(), tmp_path / "other.pth"))
+    assert "\n" not in str(err.value) and "more" in str(err.value) and len(str(err.value)) < 1000
     with pytest.raises(CheckpointError, match="not found"):
         load_weights(build_model("dcvc-rt"), tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_weights(build_model("dcvc-rt"), tmp_path / "junk.pth")
+
+
+def _saved(state: dict, path):
+    torch.save(state, path)
+    return path

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import args as opt
-from .errors import ModelMismatchError, OutputError, UI2CError
+from .errors import ModelMismatchError, OutputError, UI2CError, UsageError
 
 PRESET_HELP = "model preset: ui2c-s (shipped demo weights), ui2c (paper size), dcvc-rt"
 PAIR_PRESET_HELP = "model preset: ui2c-s (shipped demo weights) or ui2c (paper size)"
@@ -64,11 +64,27 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
+def _refuse_unused_options(args: argparse.Namespace) -> None:
+    """An option the chosen setup would ignore is refused: the user meant something by it."""
+    problems = []
+    if args.size and args.input.suffix.lower() != ".yuv":
+        problems.append(f"--size is for raw .yuv input; {args.input.suffix or 'this input'} carries its own size")
+    if args.compile and args.backend != "torch":
+        problems.append(f"--compile applies to the torch backend, not {args.backend}")
+    if args.engines and args.backend not in ("tensorrt", "aoti"):
+        problems.append(f"--engines applies to the tensorrt and aoti backends, not {args.backend}")
+    if args.backend == "tensorrt" and not args.device.startswith("cuda"):
+        problems.append("--backend tensorrt runs on a GPU: pass --device cuda[:N]")
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     from .runtime.api import encode_file
 
+    _refuse_unused_options(args)
     _prepare_output(args.output, args.overwrite, protect=[args.input])
-    precision = args.precision or ("fp16" if args.backend == "tensorrt" or args.device != "cpu" else "fp32")
+    precision = args.precision or opt.default_precision(args.backend, args.device)
     codec = _load(args, args.model, args.backend, precision, args.device, args.compile)
     width, height = args.size if args.size else (None, None)
     res = encode_file(codec, args.input, args.output, args.qp, width=width, height=height, max_frames=args.frames,
@@ -96,6 +112,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .models.presets import PAIR_PRESETS
     from .runtime.api import decode_file
     from .runtime.container import ContainerReader
+    from .video_io import check_writer_path
 
     with ContainerReader(args.input) as reader:
         header = reader.header
@@ -103,6 +120,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         raise ModelMismatchError(f"stream names model preset {header.preset!r}, which this build does not have")
     setup = producer_setup(header.backend)
     _prepare_output(args.output, args.overwrite, protect=[args.input])
+    check_writer_path(args.output)
     codec = _load(args, header.preset, setup.backend, setup.precision, setup.device, setup.compile, setup.threads)
     n = decode_file(codec, args.input, args.output, from_reset=args.from_reset, threads=args.threads,
                     progress=_progress())

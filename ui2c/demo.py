@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .fileio import write_atomic
 from .runtime.api import decode_frames, encode_file
 from .runtime.metrics import frame_psnr, mean_psnr
 from .runtime.model import load_codec
@@ -38,13 +39,12 @@ def write_png(path: Path, images: list[np.ndarray], gap: int = 8) -> None:
     white = np.ones((height, gap, 3))
     parts = [p for img in images for p in (white, _rgb_preview(img))][1:]
     rgb = np.ascontiguousarray(np.concatenate(parts, axis=1) * 255 + 0.5, dtype=np.uint8)
-    with av.open(str(path), "w", format="image2") as container:
-        stream = container.add_stream("png")
-        stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
-        for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    # The PNG encoder alone, into memory (no muxer: image2 would read '%' in the path as
+    # a frame-number pattern and write in place), then published atomically.
+    codec = av.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+    packets = [*codec.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")), *codec.encode()]
+    write_atomic(path, b"".join(bytes(p) for p in packets))
 
 
 def run_demo(out_dir: Path, backend: str = "onnxruntime", qps=DEMO_QPS, clip: Path = DEMO_CLIP,

@@ -361,8 +361,11 @@ class Y4MReader(VideoReader):
 class AVReader(VideoReader):
     """Compressed video (.mp4, .mkv, ...) decoded by PyAV straight to YUV planes.
 
-    yuv444p stays 4:4:4, yuv420p stays 4:2:0; other YUV layouts (full-range ``yuvj``,
-    10-bit, 4:2:2) are converted by swscale to yuv420p, never through RGB.
+    yuv444p stays 4:4:4, yuv420p stays 4:2:0, and so do their full-range ``yuvj`` twins:
+    their samples are coded as they are (a range conversion would only lose levels; the
+    codec codes sample values, whatever their range).  Other YUV layouts (10-bit, 4:2:2)
+    are converted by swscale to yuv420p, never through RGB.  A stream whose frame size
+    changes midway is refused: a codec session codes one size.
     """
 
     _NATIVE: dict[str, Chroma] = {"yuv420p": "420", "yuvj420p": "420", "yuv444p": "444", "yuvj444p": "444"}
@@ -393,7 +396,10 @@ class AVReader(VideoReader):
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             try:
-                for decoded in container.decode(stream):
+                for index, decoded in enumerate(container.decode(stream)):
+                    if (decoded.width, decoded.height) != (self.width, self.height):
+                        raise InputFormatError(f"{self.path}: frame {index} is {decoded.width}x{decoded.height}, "
+                                               f"the stream started at {self.width}x{self.height}")
                     if decoded.format.name != self._format:
                         decoded = decoded.reformat(format=self._format)
                     yield Frame(*(self._plane(p) for p in decoded.planes), self.chroma)
@@ -486,12 +492,17 @@ class Y4MWriter(VideoWriter):
         super()._write_frame(frame)
 
 
+def check_writer_path(path: PathLike) -> str:
+    """The output's suffix if a writer exists for it (a caller checks before loading a model)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".y4m", ".yuv"):
+        raise InputFormatError(f"cannot write {path}: only .y4m and .yuv outputs are supported")
+    return suffix
+
+
 def open_writer(path: PathLike, fps: Fraction = DEFAULT_FPS,
                 protect: Iterable[PathLike] = (), siting: Siting = "center") -> VideoWriter:
     """Writer chosen by extension: ``.y4m`` or ``.yuv`` (compressed output is not supported)."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".y4m":
+    if check_writer_path(path) == ".y4m":
         return Y4MWriter(path, fps, protect, siting)
-    if suffix == ".yuv":
-        return YuvWriter(path, protect)
-    raise InputFormatError(f"cannot write {path}: only .y4m and .yuv outputs are supported")
+    return YuvWriter(path, protect)
