@@ -48,8 +48,8 @@ class CdfTables:
         self.cdf = np.ascontiguousarray(self.cdf, dtype=np.int32)
         self.cdf_length = np.ascontiguousarray(self.cdf_length, dtype=np.int32)
         self.offset = np.ascontiguousarray(self.offset, dtype=np.int32)
-        n = self.cdf.shape[0]
-        if self.cdf.ndim != 2 or self.cdf_length.shape != (n,) or self.offset.shape != (n,):
+        n = self.cdf.shape[0] if self.cdf.ndim == 2 else -1
+        if n < 0 or self.cdf_length.shape != (n,) or self.offset.shape != (n,):
             raise ValueError("CdfTables needs cdf [N, width], cdf_length [N], offset [N]")
 
     @property

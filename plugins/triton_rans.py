@@ -45,6 +45,7 @@ On a machine without a GPU the kernels run in Triton's interpreter when
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -78,8 +79,12 @@ COUNT_BLOCK = 4096  # symbols per program of the count/compact kernels
 # instead of ~160.)
 _ALIGN = 16
 HEADER_GROUPS = 512  # GB of the pack kernel: 2 * GB >= 2 * groups + 2 for every group count
-# positions (bytes <= 2 per symbol + 6 per lane, escapes, row indexes) are int32 on the device
-MAX_SYMBOLS = 1 << 29
+# Symbols of one call.  The largest step the container allows (2^26 pixels: 2^18 latent
+# positions x 64 channels of a checkerboard half for the pair presets, x 128 for DCVC-RT)
+# is 2^24; past it the count/compact/encode/pack programs, which each reduce over all
+# COUNT_BLOCK chunks in one warp, grow beyond what has been compiled and run.  (Positions
+# - bytes <= 2 per symbol + 6 per lane, escapes, row indexes - are int32 on the device.)
+MAX_SYMBOLS = 1 << 24
 _INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index or lane count
 # Lane prefix sums by warp ballot + popc (inline PTX; opt-in with UI2C_TRITON_BALLOT=1,
 # never in the interpreter).  The asm is only right when element j of its operands
@@ -210,7 +215,7 @@ def _check_lane_layout(kernel: object) -> None:
 
 
 @triton.jit(do_not_specialize=["n_all", "num_tables", "width"])
-def _count_kernel(sym_ptr, idx_ptr, n_all, num_tables, start_ptr, len_ptr, off_ptr, cost_ptr, width,
+def _count_kernel(sym_ptr, idx_ptr, n_all, num_tables, len_ptr, off_ptr, cost_ptr, width,
                   count_ptr, costsum_ptr, bad_ptr, BLOCK: tl.constexpr, WITH_COST: tl.constexpr):
     """Per chunk: number of coded symbols (index >= 0) and, for the encoder, their summed cost."""
     pid = tl.program_id(0)
@@ -632,15 +637,17 @@ def _max_groups(n_all: int, bits_per_lane: int) -> int:
 
 
 def _counts(symbols, indexes, tables, with_cost):
+    """Count and compact (``with_cost``: the encoder's symbols and costs too; the decoder
+    passes its indexes as ``symbols`` and gets no ``csym``/``costsum`` buffers)."""
     n_all = indexes.numel()
     chunks = max(1, -(-n_all // COUNT_BLOCK))
     dev = tables.device
     counts = torch.empty(chunks, dtype=torch.int32, device=dev)
-    costsum = torch.zeros(chunks, dtype=torch.int64, device=dev)
     bad = torch.empty(chunks, dtype=torch.int32, device=dev)
-    _count_kernel[(chunks,)](symbols, indexes, n_all, tables.num, tables.start, tables.length, tables.offset,
+    costsum = torch.empty(chunks if with_cost else 1, dtype=torch.int64, device=dev)
+    _count_kernel[(chunks,)](symbols, indexes, n_all, tables.num, tables.length, tables.offset,
                              tables.cost, tables.width, counts, costsum, bad, BLOCK=COUNT_BLOCK, WITH_COST=with_cost)
-    csym = torch.empty(n_all + 1, dtype=torch.int32, device=dev)
+    csym = torch.empty(n_all + 1 if with_cost else 1, dtype=torch.int32, device=dev)
     cidx = torch.empty(n_all + 1, dtype=torch.int32, device=dev)
     cpos = torch.empty(n_all + 1, dtype=torch.int32, device=dev)
     ncoded = torch.empty(1, dtype=torch.int32, device=dev)
@@ -651,8 +658,8 @@ def _counts(symbols, indexes, tables, with_cost):
 
 def _int32_1d(name: str, t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``t`` as a contiguous, 16-byte aligned int32 vector on ``device`` (a view at an odd
-    offset is copied: see ``COUNT_BLOCK``'s note), refused before any copy when it is
-    too long for the kernels' int32 positions."""
+    offset is copied: see ``_ALIGN``'s note), refused before any copy when it is longer
+    than ``MAX_SYMBOLS``."""
     if t.dim() != 1:
         raise ValueError(f"{name} must be a 1-D tensor")
     if t.numel() >= MAX_SYMBOLS:
@@ -678,30 +685,18 @@ class EncodeBuffers(NamedTuple):
     out: torch.Tensor  # pack kernel: u32 size prefix | stream
 
 
-class _HostBuffer:
-    """A reusable pinned host buffer (pageable on CPU-only machines).
+def _host_bytes(size: int) -> torch.Tensor:
+    """Pinned host bytes (pageable on CPU-only machines).  PyTorch's pinned-memory cache
+    hands a block out again only after the asynchronous copies that used it have ended,
+    so a buffer per call never waits on the device (a reused buffer would wait for its
+    last upload, which queues behind every kernel before it)."""
+    return torch.empty(size, dtype=torch.uint8, pin_memory=torch.cuda.is_available())
 
-    ``get`` waits for the asynchronous copy that last used the buffer, so reuse never
-    races a transfer still in flight.
-    """
 
-    def __init__(self) -> None:
-        self.buf = torch.empty(0, dtype=torch.uint8)
-        self.busy: torch.cuda.Event | None = None
-
-    def get(self, size: int) -> torch.Tensor:
-        if self.busy is not None:
-            self.busy.synchronize()
-            self.busy = None
-        if self.buf.numel() < size:
-            self.buf = torch.empty(max(size, 2 * self.buf.numel()), dtype=torch.uint8,
-                                   pin_memory=torch.cuda.is_available())
-        return self.buf[:size]
-
-    def mark_busy(self, device: torch.device) -> None:
-        if device.type == "cuda":
-            self.busy = torch.cuda.Event()
-            self.busy.record(torch.cuda.current_stream(device))
+def _on(device: torch.device):
+    """Make ``device`` current: Triton launches on the current device's current stream,
+    whatever device the tensors are on."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 class TritonRans:
@@ -715,8 +710,6 @@ class TritonRans:
             raise ValueError("bits_per_lane must be in [0, 2^32)")
         # the C++ policy divides by max(1, bits_per_lane); the kernels must never divide by 0
         self.bits_per_lane = max(1, int(bits_per_lane))
-        self._out_host = _HostBuffer()
-        self._in_host = _HostBuffer()
         self._copy_guess = 1 << 16
         self.last_error: torch.Tensor | None = None
 
@@ -730,6 +723,10 @@ class TritonRans:
 
     def encode_device(self, symbols: torch.Tensor, indexes: torch.Tensor, lanes: int | None = None) -> EncodeBuffers:
         """Launches the encode kernels without synchronising; :meth:`encode` copies ``out``."""
+        with _on(self.device):
+            return self._encode_device(symbols, indexes, lanes)
+
+    def _encode_device(self, symbols: torch.Tensor, indexes: torch.Tensor, lanes: int | None) -> EncodeBuffers:
         sym = _int32_1d("symbols", symbols, self.device)
         idx = _int32_1d("indexes", indexes, self.device)
         if sym.numel() != idx.numel():
@@ -739,7 +736,8 @@ class TritonRans:
         if lanes is not None and lanes < 1:
             raise ValueError("lanes must be >= 1")  # as ui2c.entropy.rans.encode
         forced = int(lanes or 0)
-        if forced and not (forced <= min(n_all, MAX_LANES) and (forced <= LANES or forced % LANES == 0)):
+        # as the C++ coder: with nothing to code, a forced count is moot (an empty stream)
+        if forced and n_all and not (forced <= min(n_all, MAX_LANES) and (forced <= LANES or forced % LANES == 0)):
             raise ValueError("forced lane count must be 1..32 or a multiple of 32, at most the symbol count")
         chunks, costsum, bad, csym, cidx, _, ncoded = _counts(sym, idx, tb, True)
         groups = -(-forced // LANES) if forced else _max_groups(n_all, self.bits_per_lane)
@@ -761,7 +759,7 @@ class TritonRans:
     def _fetch(self, out: torch.Tensor) -> bytes:
         """The one device→host copy (plus a second only when the stream outgrew the guess)."""
         first = min(out.numel(), self._copy_guess)
-        host = self._out_host.get(first)
+        host = _host_bytes(first)
         host.copy_(out[:first], non_blocking=True)
         if out.is_cuda:
             torch.cuda.current_stream(out.device).synchronize()
@@ -780,8 +778,12 @@ class TritonRans:
         Header problems raise the C++ parser's typed errors (the host holds the header,
         so parsing it costs no synchronisation).  With ``check`` a failed consistency
         check raises ``CorruptStreamError`` (one synchronisation); without, the error
-        flags stay on the device in ``last_error`` (nonzero means corrupt).
+        flags stay on the device in ``last_error`` (an int32 scalar, nonzero means corrupt).
         """
+        with _on(self.device):
+            return self._decode(data, indexes, check)
+
+    def _decode(self, data: bytes, indexes: torch.Tensor, check: bool) -> torch.Tensor:
         idx = _int32_1d("indexes", indexes, self.device)
         tb = self.tables
         n_h, lanes, header_bytes, byte_begin, esc_begin = _rans.parse_header(data, -1)
@@ -801,13 +803,12 @@ class TritonRans:
             nesc = esc_begin[-1]
             data_at = _aligned(4 * aux_words)
             esc_at = _aligned(data_at + payload)
-            host = self._in_host.get(esc_at + 4 * max(nesc, 1))
+            host = _host_bytes(esc_at + 4 * max(nesc, 1))
             hv = host.numpy()
             hv[: 4 * aux_words] = np.frombuffer(np.asarray(byte_begin + esc_begin, dtype="<i4").tobytes(), np.uint8)
             hv[data_at: data_at + payload] = np.frombuffer(data, np.uint8, payload, header_bytes)
             hv[esc_at: esc_at + 4 * nesc] = np.frombuffer(data, np.uint8, 4 * nesc, header_bytes + payload)
             dev = host.to(self.device, non_blocking=True)
-            self._in_host.mark_busy(self.device)
             width = lanes // groups
             err = torch.empty(groups, dtype=torch.int32, device=self.device)
             kernel = _decode_kernel[(groups,)](dev[data_at:], dev[: 4 * aux_words].view(torch.int32),
@@ -815,7 +816,7 @@ class TritonRans:
                                                tb.length, tb.offset, out, err, n_h, lanes, width, groups,
                                                CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)
             _check_lane_layout(kernel)
-        err = err.sum() + bad.sum()
+        err = (err.sum() + bad.sum()).to(torch.int32)
         self.last_error = err
         if check and int(err) != 0:
             if int(bad.sum()) != 0:

@@ -48,7 +48,7 @@ def kernel_specs() -> list[tuple[str, object, dict, dict, int]]:
     from ui2c.plugins import triton_rans as tr
 
     i32, pi32, pi64, pu8, pf32 = "i32", "*i32", "*i64", "*u8", "*fp32"
-    count_sig = {"sym_ptr": pi32, "idx_ptr": pi32, "n_all": i32, "num_tables": i32, "start_ptr": pi32,
+    count_sig = {"sym_ptr": pi32, "idx_ptr": pi32, "n_all": i32, "num_tables": i32,
                  "len_ptr": pi64, "off_ptr": pi64, "cost_ptr": pi32, "width": i32, "count_ptr": pi32,
                  "costsum_ptr": pi64, "bad_ptr": pi32, "BLOCK": "constexpr", "WITH_COST": "constexpr"}
     compact_sig = {"sym_ptr": pi32, "idx_ptr": pi32, "n_all": i32, "num_tables": i32, "count_ptr": pi32,

@@ -117,3 +117,9 @@ def test_fingerprint_tracks_every_integer():
     changed = T.CdfTables(t.cdf.copy(), t.cdf_length.copy(), t.offset.copy())
     changed.offset[5] -= 1
     assert changed.fingerprint() != fp
+
+
+@pytest.mark.parametrize("cdf", [np.int32(3), np.zeros(4), np.zeros((2, 3, 4))])
+def test_tables_refuse_a_cdf_that_is_not_2_d(cdf):
+    with pytest.raises(ValueError, match="needs cdf"):  # a 0-d cdf raised IndexError
+        T.CdfTables(cdf, np.zeros(2), np.zeros(2))
