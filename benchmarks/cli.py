@@ -13,8 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..args import add_bits_per_lane
+from ..args import add_bits_per_lane, non_negative_int, positive_int
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
+from ..errors import UsageError
 
 PRESETS = ("dcvc-rt", "ui2c", "ui2c-s")  # Table 2 order
 NAMED_SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -73,6 +74,9 @@ def cmd_fps(args: argparse.Namespace) -> int:
     from .roofline import PEAKS, roofline
 
     width, height = args.size
+    if args.compare and (args.device != "cpu" or args.backend not in ("onnxruntime", "torch")):
+        raise UsageError("--compare times DCVC-RT and the other backend on the CPU with onnxruntime and torch; "
+                         f"it cannot stand beside a {args.backend} run on {args.device}")
     options = dict(width=width, height=height, frames=args.frames, qp=args.qp, warmup_units=args.warmup,
                    threads=args.threads, video=args.video, device=args.device, precision=args.precision,
                    compile=args.compile, entropy=args.entropy, engine_dir=args.engine_dir,
@@ -97,7 +101,9 @@ def cmd_fps(args: argparse.Namespace) -> int:
         data["compare"] = compare(run, runs[1:], dcvc)
         sections.append(f"Compare ({args.backend}, {width}x{height}):\n\n" + format_compare(data["compare"]))
     key = f"fps-{args.model}-{args.backend}-{width}x{height}" + ("" if args.device == "cpu" else f"-{args.device}")
-    key += "".join(f"-{tag}" for tag, default in ((args.entropy, None), (f"t{args.threads}", "t1"),
+    key += "".join(f"-{tag}" for tag, default in ((args.entropy or "cpu", "cpu"), (args.precision, "fp32"),
+                                                  ("compiled" if args.compile else "eager", "eager"),
+                                                  (f"t{args.threads}", "t1"),
                                                   (f"b{args.bits_per_lane}", f"b{DEFAULT_BITS_PER_LANE}"))
                    if tag != default)  # variants of one configuration keep their own blocks
     _write(args, key, "\n\n".join(sections), data)
@@ -121,12 +127,12 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch", "tensorrt", "aoti"])
     p.add_argument("--engine-dir", type=Path, help="engines or AOTInductor packages (ui2c build-engines)")
     p.add_argument("--size", type=parse_size, default=(640, 360), help="frame size (default: 640x360)")
-    p.add_argument("--frames", type=int, default=6, help="frames to code (default: %(default)s)")
+    p.add_argument("--frames", type=positive_int, default=6, help="frames to code (default: %(default)s)")
     p.add_argument("--qp", type=int, default=32)
     p.add_argument("--video", type=Path,
                    help="source video, tiled or cropped to --size (default: the shipped 320x180 clip)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed coding units (pairs) (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1, help="entropy-coder threads (default: %(default)s)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed coding units (pairs) (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=1, help="entropy-coder threads (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: %(default)s)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     p.add_argument("--compile", action="store_true",
@@ -137,7 +143,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="?", const="all", choices=["all", "dcvc-rt", "backends"],
                    help="ratios against a DCVC-RT estimate on this backend (dcvc-rt), against the other CPU "
                         "backend running the same model (backends), or both (all, the default)")
-    p.add_argument("--repeats", type=int, default=2, help="timed calls per DCVC-RT stage with --compare")
+    p.add_argument("--repeats", type=positive_int, default=2, help="timed calls per DCVC-RT stage with --compare")
     p.set_defaults(func=cmd_fps)
 
     for p in sub.choices.values():

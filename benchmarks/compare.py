@@ -69,9 +69,11 @@ def _dcvc_backends(backend: str) -> dict[str, tuple[Backend, str, dict[str, Stag
 
 
 def entropy_ms_per_element(run: dict, side: str) -> float:
-    """The measured entropy-coding ms per latent element of one side of a run."""
+    """The measured entropy-coding ms per latent element of one side of a run: its latent
+    ops and rANS, wherever they ran (the encoder's rANS is on its worker, ``overlapped``)."""
     units = run[side]["frames"] / run["frames_per_unit"]
-    ms = sum(run[side]["parts"].get(p, {"ms": 0.0})["ms"] for p in ENTROPY_PARTS)
+    ms = sum(table.get(p, {"ms": 0.0})["ms"] for table in (run[side]["parts"], run[side]["overlapped"])
+             for p in ENTROPY_PARTS)
     return ms / units / run["latent_elements_per_unit"]
 
 

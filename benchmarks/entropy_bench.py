@@ -201,7 +201,7 @@ def run(device: str, repeats: int) -> dict:
         row = {"lanes": chosen, "policy": lanes is None, **runner.time_forced(sym, idx, chosen)}
         row["overhead_pct"] = overhead_pct(row["bytes"], ideal, escapes(sym, idx, t))
         real["sweep"].append(row)
-    return {"command": f"python -m ui2c.benchmarks.entropy_bench --device {device}",
+    return {"command": f"python -m ui2c.benchmarks.entropy_bench --device {device} --repeats {repeats}",
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "device": device,
             "machine": device_name(device), "format": "rANS format 2 (0xB6)", "repeats": repeats,
             "coders": list(runner.coders), "points": points, "realistic_step": real}

@@ -230,6 +230,9 @@ def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: 
     convert_s = (time.perf_counter() - start) / frames
     size = (width, height)
     peak_reset = reset_peak_rss()
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     clock = Clock()
     timed = dataclasses.replace(codec, backend=TimingBackend(codec.backend, clock))
     with instrument_entropy(clock):
@@ -254,7 +257,8 @@ def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: 
         "source_convert_ms_per_frame": convert_s * 1e3,
         "memory": {"peak_rss_mib": peak_rss_mb(),
                    "scope": "this run (VmHWM reset)" if peak_reset else "process lifetime",
-                   **({"peak_device_mib": torch.cuda.max_memory_allocated() / 2**20} if device != "cpu" else {})},
+                   **({"peak_device_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+                       "device_scope": "this run, torch allocations (peak stats reset)"} if cuda else {})},
     }
 
 

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ui2c.benchmarks.cli import add_cli
 from ui2c.benchmarks.onnx_macs import graph_macs
 from ui2c.benchmarks.table2 import table2_row
-from ui2c.errors import EngineError
+from ui2c.errors import EngineError, UsageError
 
 # Spec §0 (measured on the official DCVC-RT code) and the UI2C paper's Table 2.
 DMC_PARAMS, DMCI_PARAMS = 20_691_456, 45_651_314
@@ -138,3 +138,19 @@ def test_fps_compare_json_is_consistent(tmp_path):
 def test_tensorrt_without_gpu_is_a_clear_error():
     with pytest.raises(EngineError, match="(?i)gpu|cuda|tensorrt"):
         bench("fps", "--backend", "tensorrt", "--size", "128x64", "--frames", "4")
+
+
+def test_compare_is_refused_beside_a_gpu_or_engine_run():
+    """Its DCVC-RT estimate and second backend run on the CPU: beside a CUDA run they would
+    compare a GPU with a CPU (refused before anything runs)."""
+    for extra in (["--device", "cuda"], ["--backend", "aoti"]):
+        with pytest.raises(UsageError, match="--compare"):
+            bench("fps", "--size", "128x64", "--frames", "4", "--compare", "dcvc-rt", *extra)
+
+
+def test_entropy_per_element_counts_the_encoders_overlapped_rans():
+    from ui2c.benchmarks.compare import entropy_ms_per_element
+
+    side = {"frames": 4, "parts": {"entropy:latent ops": {"ms": 2.0}}, "overlapped": {"entropy:rANS": {"ms": 6.0}}}
+    run = {"encode": side, "frames_per_unit": 2, "latent_elements_per_unit": 100}
+    assert entropy_ms_per_element(run, "encode") == pytest.approx((2.0 + 6.0) / 2 / 100)
