@@ -9,6 +9,7 @@ trip to compact them.
 """
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 
 from ui2c.entropy import rans
 from ui2c.entropy.tables import CdfTables
+from ui2c.errors import EngineError
 
 
 class EntropyCoder(ABC):
@@ -133,5 +135,9 @@ def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None =
     if kind == "cpu":
         return CpuCoder(tables, threads, bits_per_lane)
     if kind == "triton":
+        if dev.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
+            # else the first kernel launch fails, deep in Triton, with an untyped error
+            raise EngineError(f"the triton entropy coder needs a CUDA device, not {dev.type} "
+                              "(or TRITON_INTERPRET=1 for tests); use the cpu coder")
         return TritonCoder(tables, threads, dev, bits_per_lane)
     raise ValueError(f"unknown entropy coder kind {kind!r} (expected 'cpu' or 'triton')")

@@ -1,8 +1,10 @@
 """Python API of the CPU rANS coder (format: ``entropy/csrc/rans_format.hpp``).
 
-Callers drop skipped symbols (scale under the force-zero threshold) before
-:func:`encode` and pass the same reduced ``cdf_indexes`` to :func:`decode`; the stream
-carries only coded symbols and checks that both sides agree on their number.
+The stream carries only coded symbols and checks that both sides agree on their
+number.  Skipped symbols (scale under the force-zero threshold) are either dropped by
+the caller, who then passes the same reduced ``cdf_indexes`` to :func:`decode`, or
+marked by a negative index with ``skip_negative``, which drops them here and has
+:func:`decode` put 0 in their place.
 """
 from __future__ import annotations
 

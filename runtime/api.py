@@ -20,9 +20,8 @@ from tqdm import tqdm
 
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from ..errors import CorruptStreamError, InputFormatError, OutputError
-from ..models.ops import QP_ROWS
 from ..models.stages import padded
-from .container import ContainerReader, ContainerWriter, SequenceHeader, check_compatible
+from .container import ContainerReader, ContainerWriter, Packet, SequenceHeader, check_compatible
 from .model import CodecModel
 from .session import DecodedUnit, Decoder, Encoder, SCENE_CUT_THRESHOLD
 from ..video_io import array_to_frame, crop, frame_to_array, open_video, open_writer, pad
@@ -69,8 +68,12 @@ def _naming_full_disks(dst: PathLike) -> Iterator[None]:
 
 
 def _frames(path: PathLike, width: int | None, height: int | None, limit: int | None):
+    """The open reader and its frames, at most ``limit``: islice stops reading there
+    (a filter would read, and decode, the rest of the file for nothing)."""
+    if limit is not None and limit < 1:
+        raise InputFormatError(f"max_frames must be at least 1, got {limit}")
     reader = open_video(path, width=width, height=height)
-    return reader, (f for i, f in enumerate(reader) if limit is None or i < limit)
+    return reader, itertools.islice(reader, limit)
 
 
 def encode_file(codec: CodecModel, src: PathLike, dst: PathLike, qp: int, *, width: int | None = None,
@@ -133,28 +136,34 @@ def decode_frames(codec: CodecModel, src: PathLike, *, from_reset: int | None = 
 
     ``from_reset`` starts at the n-th reset point (random access)."""
     with ContainerReader(src) as reader:
-        header = reader.header
-        check_compatible(header, codec.preset, codec.weights_fingerprint, codec.tables_fingerprint, codec.producer)
-        if from_reset is None:
-            packets = iter(reader)
-        else:
-            points = reader.reset_points()
-            if not 0 <= from_reset < len(points):
-                raise InputFormatError(f"{src} has {len(points)} reset points; cannot start at #{from_reset}")
-            packets = reader.packets_from(points[from_reset])
-        # As for encoding: one verified packet before the decoder's buffers are allocated.
-        first = next(packets, None)
-        if first is None:
-            raise CorruptStreamError(f"{src} holds no frames")
-        decoder = Decoder(codec, padded(header.height), padded(header.width), threads=threads)
-        for packet in itertools.chain([first], packets):
-            if max(packet.qps) >= QP_ROWS:  # would index past the qp tables of the networks
-                raise CorruptStreamError(f"packet {packet.index}: qp {max(packet.qps)} is beyond the "
-                                         f"model's {QP_ROWS} qp rows")
-            for unit in decoder.decode(packet):
-                yield from _frames_of(header, unit)
-        for unit in decoder.flush():
+        yield from _decode(codec, reader.header, src, _packets(codec, reader, src, from_reset), threads)
+
+
+def _packets(codec: CodecModel, reader: ContainerReader, src: PathLike, from_reset: int | None) -> Iterator[Packet]:
+    """The packets to decode, once the stream is known to be this codec's."""
+    check_compatible(reader.header, codec.preset, codec.weights_fingerprint, codec.tables_fingerprint,
+                     codec.producer)
+    if from_reset is None:
+        return iter(reader)
+    points = reader.reset_points()
+    if not 0 <= from_reset < len(points):
+        raise InputFormatError(f"{src} has {len(points)} reset points; cannot start at #{from_reset}")
+    return reader.packets_from(points[from_reset])
+
+
+def _decode(codec: CodecModel, header: SequenceHeader, src: PathLike, packets: Iterator[Packet],
+            threads: int) -> Iterator[tuple[SequenceHeader, int, np.ndarray]]:
+    """(header, frame index, cropped float frame) of every frame ``packets`` code."""
+    # As for encoding: one verified packet before the decoder's buffers are allocated.
+    first = next(packets, None)
+    if first is None:
+        raise CorruptStreamError(f"{src} holds no frames")
+    decoder = Decoder(codec, padded(header.height), padded(header.width), threads=threads)
+    for packet in itertools.chain([first], packets):
+        for unit in decoder.decode(packet):
             yield from _frames_of(header, unit)
+    for unit in decoder.flush():
+        yield from _frames_of(header, unit)
 
 
 def _frames_of(header: SequenceHeader, unit: DecodedUnit) -> Iterator[tuple[SequenceHeader, int, np.ndarray]]:
@@ -164,15 +173,17 @@ def _frames_of(header: SequenceHeader, unit: DecodedUnit) -> Iterator[tuple[Sequ
 
 def decode_file(codec: CodecModel, src: PathLike, dst: PathLike, *, from_reset: int | None = None,
                 threads: int = 1, progress: bool = True) -> int:
-    """Decode the container ``src`` to a .y4m or .yuv file; returns the frame count."""
+    """Decode the container ``src`` to a .y4m or .yuv file; returns the frame count.
+    ``src`` is opened once: a pipe or FIFO cannot be opened again for its packets."""
+    count = 0
     with ContainerReader(src) as reader:
         header = reader.header
-    count = 0
-    bar = tqdm(total=header.frame_count or None, unit="frame", desc="decode", disable=not progress)
-    with _naming_full_disks(dst), open_writer(dst, fps=header.fps, protect=[src], siting=header.siting) as writer:
-        for _, _, frame in decode_frames(codec, src, from_reset=from_reset, threads=threads):
-            writer.write(array_to_frame(frame, header.chroma))
-            count += 1
-            bar.update(1)
+        packets = _packets(codec, reader, src, from_reset)
+        bar = tqdm(total=header.frame_count or None, unit="frame", desc="decode", disable=not progress)
+        with _naming_full_disks(dst), open_writer(dst, fps=header.fps, protect=[src], siting=header.siting) as writer:
+            for _, _, frame in _decode(codec, header, src, packets, threads):
+                writer.write(array_to_frame(frame, header.chroma))
+                count += 1
+                bar.update(1)
     bar.close()
     return count

@@ -16,6 +16,7 @@ the streaming reader and writer (atomic output, pipes, random access).
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import BinaryIO, Iterable, Iterator, Sequence
@@ -122,11 +123,23 @@ class ContainerWriter:
         self._atomic = None if hasattr(target, "write") else AtomicOutput(target, protect)
         self._f: BinaryIO = self._atomic.file if self._atomic else target  # type: ignore[assignment]
         self.header = header
-        self._start = self._f.tell() if self._seekable() else 0
-        self._f.write(header.to_bytes())
         # The reader's sequence rules, so the writer cannot produce a stream it refuses;
         # no frame count: the header's is a placeholder, patched on close.
         self._sequence = _container.PacketSequence(0, writer=True)
+        with self._aborting():
+            self._start = self._f.tell() if self._seekable() else 0
+            self._f.write(header.to_bytes())
+
+    @contextmanager
+    def _aborting(self) -> Iterator[None]:
+        """Abort on any failure: no ``with`` block covers the constructor, and
+        ``__exit__`` aborts when its block fails, not when ``close`` does, so a failed
+        header write or patch would otherwise leave the ``.part`` file until collection."""
+        try:
+            yield
+        except BaseException:
+            self.abort()
+            raise
 
     @property
     def frames_written(self) -> int:
@@ -148,14 +161,15 @@ class ContainerWriter:
         """Patch the frame count (if seekable) and publish the file."""
         if self._atomic is not None and self._atomic.closed:
             return
-        if self._seekable():
-            end = self._f.tell()
-            self._f.seek(self._start)
-            self._f.write(replace(self.header, frame_count=self.frames_written).to_bytes())
-            self._f.seek(end)
-        self._f.flush()
-        if self._atomic is not None:
-            self._atomic.commit()
+        with self._aborting():
+            if self._seekable():
+                end = self._f.tell()
+                self._f.seek(self._start)
+                self._f.write(replace(self.header, frame_count=self.frames_written).to_bytes())
+                self._f.seek(end)
+            self._f.flush()
+            if self._atomic is not None:
+                self._atomic.commit()
 
     def abort(self) -> None:
         """Delete the temporary file (path targets; a file-like is the caller's)."""

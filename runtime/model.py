@@ -58,8 +58,10 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
                device: str = "cpu", compile: bool = False, threads: int | None = None) -> CodecModel:
     """Build ``preset``, load its weights (the shipped ones by default) and wrap the
     networks in ``backend`` on ``device``.  A preset without weights needs
-    ``allow_random``.  ``compile`` (torch backend) compiles each stage with inductor
-    and, on CUDA, captures it in CUDA graphs.  ``threads`` (torch backend on the CPU)
+    ``allow_random`` (seeded weights, the same in every process; the caller's random
+    state is left alone).  ``compile`` (torch backend) compiles each stage with
+    inductor; on CUDA the torch backend captures its stages in CUDA graphs, compiled
+    or not.  ``threads`` (torch backend on the CPU)
     is the thread count its stages run with, recorded in the producer string, since
     torch's CPU kernels round differently per count; default: torch's current count.
 
@@ -69,7 +71,9 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
         raise ValueError(f"the codec runtime codes pair presets {PAIR_PRESETS}; got {preset!r}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    network = build_model(preset).eval()
+    with torch.random.fork_rng(devices=[]):  # the network is built on the CPU
+        torch.manual_seed(0)  # random weights (allow_random) must be the same in every process
+        network = build_model(preset).eval()
     path = Path(weights) if weights is not None else default_weights(preset)
     if path is not None:
         meta = load_weights(network, path)
@@ -78,9 +82,6 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
     elif not allow_random:
         raise CheckpointError(f"no weights for preset {preset!r}: pass --weights, or allow random weights "
                               "(for benchmarks only: reconstructions are noise)")
-    else:
-        torch.manual_seed(0)
-        network = build_model(preset).eval()
     fingerprint = weights_fingerprint(network)
     if backend == "torch":
         from .backends.torch_backend import TorchBackend
@@ -91,7 +92,7 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
 
         if engine_dir is None:
             raise EngineError("the aoti backend needs an engine directory (ui2c build-engines --target aoti)")
-        runner_backend = AotiBackend(engine_dir, preset, fingerprint, precision=precision)
+        runner_backend = AotiBackend(engine_dir, preset, fingerprint, device=device, precision=precision)
     else:
         from ..export.cache import cached_export, export_dir
 
@@ -101,7 +102,8 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
 
             if engine_dir is None:
                 raise EngineError("the tensorrt backend needs an engine directory (ui2c build-engines)")
-            runner_backend = TensorRTBackend(engine_dir, out_dir, precision=precision)
+            runner_backend = TensorRTBackend(engine_dir, out_dir, precision=precision,
+                                             device=torch.device(device).index or 0)
         manifest = cached_export(out_dir, preset, precision, network.state_dict())
         if backend == "onnxruntime":
             from .backends.onnxruntime_backend import OnnxRuntimeBackend

@@ -38,7 +38,7 @@ class EntropyWorker:
             if self._stream is None:
                 self._stream = torch.cuda.Stream(flag.device)
             ready = torch.cuda.Event()
-            ready.record()
+            ready.record(torch.cuda.current_stream(flag.device))
         return self._pool.submit(self._encode, ready, flag, steps)
 
     def _encode(self, ready: torch.cuda.Event | None, flag: torch.Tensor, steps: list[Step]) -> list:
@@ -74,7 +74,7 @@ class DeferredCheck:
         self.copied: torch.cuda.Event | None = None
         if total.is_cuda:
             self.copied = torch.cuda.Event()
-            self.copied.record()
+            self.copied.record(torch.cuda.current_stream(total.device))
         self.packet_index = packet_index
 
     def verify(self) -> None:

@@ -7,8 +7,8 @@ used for both; the decoder outputs only the first frame, so it returns exactly t
 input's frame count.
 
 A unit is a *reset point* when the reference is replaced by the blank frame through
-the first-frame adaptor: the first unit, a detected scene cut, every
-``reset_interval`` frames if asked, or frames the caller names.  Nothing before a
+the first-frame adaptor: the first unit, a detected scene cut, each unit holding a
+multiple of ``reset_interval`` if asked, or frames the caller names.  Nothing before a
 reset point is needed to decode it, so decoding can start at any reset point.
 
 Everything stays on the backend's device: buffers are allocated once per resolution
@@ -16,28 +16,30 @@ Everything stays on the backend's device: buffers are allocated once per resolut
 stage output), the latent codec runs there (``entropy.latent``), and only flat int32
 symbols and indexes reach the entropy coder.  The encoder never waits for rANS
 bytes before queueing the next unit's networks: a unit's entropy coding runs on the
-:class:`EntropyWorker` while the device computes the next unit, so ``push`` returns
-each unit one call later (``flush`` returns the rest).  The scene-cut decision is
+:class:`EntropyWorker` while the device computes the next unit, so a unit comes back
+from the ``push`` that completes the next unit, two pushes after its last frame
+(``flush`` returns the rest).  The scene-cut decision is
 made on the device too (the reference is selected with ``torch.where``), so the
 encoder never synchronises with the device per unit.
 """
 from __future__ import annotations
 
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from numbers import Integral
+from typing import ContextManager, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import CorruptStreamError, InputFormatError
-from ..models.ops import frame_qps
+from ..models.ops import QP_LEVELS, QP_ROWS, frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
 from ..entropy.coder import EntropyCoder
 from ..entropy.latent import SKIP_THRESHOLD, checkerboard_masks, dequantize_step, quantize_step, step_indexes, z_indexes
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
+from .backends.torch_backend import torch_threads
 from .model import CodecModel
 from .overlap import DeferredCheck, EntropyWorker
 
@@ -45,9 +47,16 @@ SCENE_CUT_THRESHOLD = 0.1  # mean |ΔY| in [0, 1] units between consecutive fram
 Frame = torch.Tensor | np.ndarray
 
 
+def _slot_qps(qps: Sequence[int], slots: int) -> list[int]:
+    """The qp of each model slot: a 1-frame unit codes its frame in every slot, with its qp."""
+    return list(qps) if len(qps) == slots else [qps[0]] * slots
+
+
 class UnitBuffers:
     """Every tensor one coding unit writes, allocated once per padded size on the
-    backend's device: runners write into them, so addresses never change."""
+    backend's device: runners write into them, so addresses never change.  The
+    decoder stage's ``ref`` goes to ``refs`` (alternately), and the adaptor runs once,
+    into ``blank_ref``: neither has a buffer in ``outputs``."""
 
     def __init__(self, codec: CodecModel, height: int, width: int):
         backend = codec.backend
@@ -55,7 +64,9 @@ class UnitBuffers:
         self.height, self.width = height, width
         stages = codec.network.stages()
         empty = lambda spec: torch.empty(resolve_shape(spec, height, width), dtype=dtype, device=self.device)  # noqa: E731
-        self.outputs = {name: {s.name: empty(s) for s in stage.outputs} for name, stage in stages.items()}
+        self.outputs = {name: {s.name: empty(s) for s in stage.outputs if (name, s.name) != ("decoder", "ref")}
+                        for name, stage in stages.items() if name != "adaptor"}
+        self.z_shape = resolve_shape(stages["prior"].inputs[0], height, width)
         self.refs = [empty(stages["decoder"].outputs[1]) for _ in range(2)]
         self.y_hat0 = empty(stages["spatial_prior"].inputs[0])
         self.y_hat = empty(stages["decoder"].inputs[0])
@@ -96,20 +107,23 @@ class _Session:
         if height % 16 or width % 16 or height <= 0 or width <= 0:
             raise InputFormatError(f"sessions code padded frames (multiples of 16); got {width}x{height}")
         self.codec = codec
-        self.buffers = UnitBuffers(codec, height, width)
-        self.device = self.buffers.device
+        self.device = codec.backend.device
         self.skip_threshold = skip_threshold
-        self.masks = checkerboard_masks(codec.network.cfg.ch_y, height // 16, width // 16, self.device)
+        # The coders first: a bad coder setting is refused before any buffer or graph exists.
         self.worker = EntropyWorker(codec.entropy_coder(self.device, entropy, "y", threads, bits_per_lane),
                                     codec.entropy_coder(self.device, entropy, "z", threads, bits_per_lane))
-        ch_z = codec.network.cfg.ch_z
-        self.z_shape = (1, ch_z, -(-height // 64), -(-width // 64))
-        self._z_indexes: dict[int, torch.Tensor] = {}
+        self.buffers = UnitBuffers(codec, height, width)
+        self.masks = checkerboard_masks(codec.network.cfg.ch_y, height // 16, width // 16, self.device)
+        self._z_indexes: dict[tuple[int, bool], torch.Tensor] = {}
 
-    def z_indexes(self, qp_row: int) -> torch.Tensor:
-        if qp_row not in self._z_indexes:
-            self._z_indexes[qp_row] = z_indexes(self.z_shape, qp_row, self.device)
-        return self._z_indexes[qp_row]
+    def z_indexes(self, qp_row: int, pinned: bool = False) -> torch.Tensor:
+        """z's CDF indexes, which depend on the qp alone: cached per qp row, on the device,
+        or ``pinned`` on the host (the C++ coder then decodes into pinned memory)."""
+        key = (qp_row, pinned)
+        if key not in self._z_indexes:
+            indexes = z_indexes(self.buffers.z_shape, qp_row, "cpu" if pinned else self.device)
+            self._z_indexes[key] = indexes.pin_memory() if pinned else indexes
+        return self._z_indexes[key]
 
     def _run(self, stage: str, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.codec.backend.runner(stage).infer(feed, self.buffers.out(stage))
@@ -127,22 +141,14 @@ class _Session:
         recon = self._run("recon", {"feature": feature, "qp": qp})
         return [recon[f"frame{s}"][0].clone() for s in range(frames)]
 
-    @contextmanager
-    def _unit(self) -> Iterator[None]:
+    def _unit(self) -> ContextManager[None]:
         """Context of one unit's work.  Beside ONNX Runtime on the CPU, torch runs only
         the latent codec's small tensors, and its OpenMP pool would fight ONNX Runtime's
         threads for the same cores (each tiny op then costs milliseconds on a busy
         machine): torch runs single-threaded for the unit and gets its thread count back.
         Never for torch or AOTInductor stages, whose CPU results depend on the count."""
-        if self.device.type != "cpu" or self.codec.backend.name != "onnxruntime":
-            yield
-            return
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
+        beside_onnxruntime = self.device.type == "cpu" and self.codec.backend.name == "onnxruntime"
+        return torch_threads(1 if beside_onnxruntime else None)
 
     def close(self) -> None:
         self.worker.close()
@@ -158,9 +164,26 @@ class _Pending:
     recon: list[torch.Tensor]
 
 
+def _check_settings(qp: int, reset_interval: int | None, scene_cut_threshold: float | None,
+                    drift_guard_db: float | None) -> None:
+    """Refuse a bad encoder setting before any buffer is allocated or graph captured: it
+    would fail late, or quietly make every unit a reset point (a negative threshold)."""
+    if not (isinstance(qp, Integral) and 0 <= qp < QP_LEVELS):
+        raise InputFormatError(f"qp must be in [0, {QP_LEVELS - 1}], got {qp!r}")
+    if reset_interval is not None and not (isinstance(reset_interval, Integral) and reset_interval >= 0):
+        raise InputFormatError(f"reset_interval must be a frame count >= 0 (0 or None: never), got {reset_interval!r}")
+    if scene_cut_threshold is not None and not 0 < scene_cut_threshold <= 1:
+        raise InputFormatError(f"scene_cut_threshold must be a mean |ΔY| in (0, 1] (None: off), "
+                               f"got {scene_cut_threshold!r}")
+    if drift_guard_db is not None and not drift_guard_db >= 0:
+        raise InputFormatError(f"drift_guard_db must be a non-negative number of dB, got {drift_guard_db!r}")
+
+
 class Encoder(_Session):
     """``push`` frames (float (3, H, W) in [0, 1], padded, NumPy or torch on any
-    device); get coded units back, each one call after its last frame was pushed.
+    device); get coded units back, each from the ``push`` that completes the next
+    unit (two pushes after its last frame), the rest from ``flush``.  A flush that
+    codes an odd last frame ends the stream.
     ``bits_per_lane`` sets the rANS layout density (``EntropyCoder``): lower it to let
     a decoder spread each step over more threads, at about 28 bits per extra lane."""
 
@@ -169,10 +192,8 @@ class Encoder(_Session):
                  scene_cut_threshold: float | None = SCENE_CUT_THRESHOLD, threads: int = 1,
                  skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None,
                  drift_guard_db: float | None = None, bits_per_lane: int = DEFAULT_BITS_PER_LANE):
+        _check_settings(qp, reset_interval, scene_cut_threshold, drift_guard_db)
         super().__init__(codec, height, width, threads, skip_threshold, entropy, bits_per_lane)
-        frame_qps(qp, 0, 1)  # validates the range
-        if drift_guard_db is not None and not drift_guard_db >= 0:
-            raise ValueError(f"drift_guard_db must be a non-negative number of dB, got {drift_guard_db}")
         self.drift_guard_db = drift_guard_db
         self._reset_psnr: torch.Tensor | None = None  # PSNR of the last reset unit (device scalar)
         self._drifted: torch.Tensor | None = None  # device bool: the next unit must be a reset point
@@ -185,10 +206,10 @@ class Encoder(_Session):
         self.in_flight: list[_Pending] = []
 
     def push(self, frame: Frame) -> list[CodedUnit]:
-        if tuple(frame.shape) != (3, self.buffers.height, self.buffers.width):
-            raise InputFormatError(f"frame shape {tuple(frame.shape)} does not match the session's "
-                                   f"(3, {self.buffers.height}, {self.buffers.width})")
-        self.pending.append(torch.as_tensor(frame, dtype=torch.float32).to(self.device, non_blocking=True))
+        if self.frame_index % self.codec.frames_per_unit:
+            raise InputFormatError("cannot push after a flush that coded an odd last frame: that 1-frame unit "
+                                   "ended the stream (start a new Encoder)")
+        self.pending.append(self._owned(frame))
         if len(self.pending) < self.codec.frames_per_unit:
             return []
         with self._unit():
@@ -201,6 +222,23 @@ class Encoder(_Session):
                 self._code_unit()
         return self._collect(keep=0)
 
+    def _owned(self, frame: Frame) -> torch.Tensor:
+        """A float32 copy of ``frame`` on the device.  A copy, always: the session keeps
+        frames after ``push`` returns (a pair's first frame, the scene-cut luma), and a
+        caller may refill one buffer for every frame.  To a GPU, a copy from pageable
+        host memory is asynchronous yet safe (the data is staged before it returns);
+        pinned memory is read by the device later, so that copy waits.  (Pinning is
+        asked only then: the query would create a CUDA context for a CPU session.)"""
+        if tuple(frame.shape) != (3, self.buffers.height, self.buffers.width):
+            raise InputFormatError(f"frame shape {tuple(frame.shape)} does not match the session's "
+                                   f"(3, {self.buffers.height}, {self.buffers.width})")
+        tensor = torch.as_tensor(frame)
+        if not tensor.is_floating_point():
+            raise InputFormatError(f"frames must be floats in [0, 1], got {tensor.dtype} (scale integer samples "
+                                   "to [0, 1] first)")
+        asynchronous = self.device.type == "cuda" and not tensor.is_pinned()
+        return tensor.to(self.device, torch.float32, non_blocking=asynchronous, copy=True)
+
     def _collect(self, keep: int) -> list[CodedUnit]:
         """Units whose bytes are (or become) ready, leaving ``keep`` in flight."""
         done = []
@@ -212,10 +250,13 @@ class Encoder(_Session):
         return done
 
     def _host_reset(self, first: int, count: int) -> bool:
-        """Reset reasons the host knows without looking at pixels."""
+        """Reset reasons the host knows without looking at pixels.  ``reset_interval``
+        resets each unit that holds a multiple of it (not only units starting on one:
+        units start on even frames, so an odd interval would reset half as often)."""
         if first == 0 or any(first + s in self.reset_frames for s in range(count)):
             return True
-        return bool(self.reset_interval) and first // self.reset_interval != (first - 1) // self.reset_interval
+        n = self.reset_interval
+        return bool(n) and (first + count - 1) // n != (first - 1) // n
 
     def _scene_cut(self, frames: list[torch.Tensor]) -> torch.Tensor | None:
         """Device bool: does any consecutive pair of frames differ by a scene cut, or
@@ -244,7 +285,7 @@ class Encoder(_Session):
         frames, self.pending = self.pending, []
         first, count = self.frame_index, len(frames)
         slots = self.codec.frames_per_unit
-        qps = frame_qps(self.qp, first, slots) if count == slots else [frame_qps(self.qp, first, 1)[0]] * slots
+        qps = _slot_qps(frame_qps(self.qp, first, count), slots)
         qp = self.buffers.qp(qps)
         buf = self.buffers
         for s in range(slots):
@@ -302,14 +343,13 @@ class Decoder(_Session):
     def __init__(self, codec: CodecModel, height: int, width: int, threads: int = 1,
                  skip_threshold: float = SKIP_THRESHOLD, entropy: str | None = None):
         super().__init__(codec, height, width, threads, skip_threshold, entropy)
-        self.z_hat = torch.empty(self.z_shape, dtype=codec.backend.dtype, device=self.device)
+        self.z_hat = torch.empty(self.buffers.z_shape, dtype=codec.backend.dtype, device=self.device)
         # (first frame, frames, qp, deferred check) of the unit awaiting recon
         self._held: tuple[int, int, torch.Tensor, DeferredCheck | None] | None = None
         self._ready: list[DecodedUnit] = []
         self._host_staging = self.device.type == "cuda" and self.worker.y_coder.name == "cpu"
         self._recon_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._recon_done: torch.cuda.Event | None = None
-        self._z_host_indexes: dict[int, torch.Tensor] = {}
         # A device coder's consistency flags are read one unit later (DeferredCheck),
         # not after every decode: each read would wait for the device.
         self._device_flags: list[torch.Tensor] | None = None
@@ -321,9 +361,22 @@ class Decoder(_Session):
         with self._unit():
             return self._decode(packet)
 
-    def _decode(self, packet: Packet) -> list[DecodedUnit]:
+    def _qps(self, packet: Packet) -> list[int]:
+        """The unit's slot qps, refused before any stage runs if one would index past
+        the networks' qp tables: callers of ``decode`` need not read a container."""
         slots = self.codec.frames_per_unit
-        qps = list(packet.qps) if len(packet.qps) == slots else [packet.qps[0]] * slots
+        if not 1 <= packet.num_frames <= slots:
+            raise CorruptStreamError(f"packet {packet.index} codes {packet.num_frames} frames; "
+                                     f"a unit codes 1 to {slots}")
+        beyond = [q for q in packet.qps if not 0 <= q < QP_ROWS]
+        if beyond:
+            raise CorruptStreamError(f"packet {packet.index}: qp {beyond[0]} is beyond the model's {QP_ROWS} qp rows")
+        return _slot_qps(packet.qps, slots)
+
+    def _decode(self, packet: Packet) -> list[DecodedUnit]:
+        qps = self._qps(packet)
+        if self._device_flags is not None:  # a unit that raised midway must not leave its flags to this one
+            self._device_flags = []
         qp = self.buffers.qp(qps)
         substreams = unpack_substreams(packet.payload)
         if len(substreams) != 3:
@@ -350,9 +403,7 @@ class Decoder(_Session):
         y_hat1 = dequantize_step(self._symbols(s1, staged), step1["means"], mask1)
         self._join_recon()
         self._synthesize((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp)
-        check = None
-        if self._device_flags is not None:
-            check, self._device_flags = DeferredCheck(self._device_flags, packet.index), []
+        check = None if self._device_flags is None else DeferredCheck(self._device_flags, packet.index)
         self._held = (packet.first_frame, packet.num_frames, qp, check)
         done, self._ready = self._ready, []
         return done
@@ -401,9 +452,7 @@ class Decoder(_Session):
         if not self._host_staging:
             self.z_hat.view(-1).copy_(self._device_decode(self.worker.z_coder, stream, self.z_indexes(qp_row)))
             return
-        if qp_row not in self._z_host_indexes:  # pinned: the coder then decodes into pinned memory
-            self._z_host_indexes[qp_row] = z_indexes(self.z_shape, qp_row).pin_memory()
-        symbols = self.worker.z_coder.decode(stream, self._z_host_indexes[qp_row])
+        symbols = self.worker.z_coder.decode(stream, self.z_indexes(qp_row, pinned=True))
         self.z_hat.view(-1).copy_(symbols.to(self.device, non_blocking=True))
 
     def _stage(self, indexes: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
@@ -414,7 +463,7 @@ class Decoder(_Session):
         host = torch.empty(indexes.shape, dtype=torch.int32, pin_memory=True)
         host.copy_(indexes, non_blocking=True)
         copied = torch.cuda.Event()
-        copied.record()
+        copied.record(torch.cuda.current_stream(self.device))  # the copy's stream, not the current GPU's
         return host, copied
 
     def _symbols(self, stream: bytes, staged: tuple[torch.Tensor, torch.cuda.Event | None]) -> torch.Tensor:

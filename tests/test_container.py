@@ -1,4 +1,5 @@
 """The UI2C container against hand-built bytes, every error path, pipes and a fuzz."""
+import errno
 import io
 import os
 import random
@@ -75,6 +76,23 @@ def test_round_trip_through_a_path_patches_count_and_is_atomic(tmp_path):
         w.write_packet(packets[0])
         raise RuntimeError("encoder died")
     assert os.listdir(tmp_path) == ["s.ui2c"]
+
+
+def test_a_failed_header_write_or_patch_leaves_no_part_file(tmp_path, monkeypatch):
+    """Neither the constructor nor ``close`` runs where a ``with`` block aborts; the
+    exceptions are held, as a caller's handler would, so the writers stay alive."""
+    _, packets = make_stream(2)
+
+    def disk_full(self) -> bytes:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError) as header_failed:
+        patch.setattr(SequenceHeader, "to_bytes", disk_full)
+        ContainerWriter(tmp_path / "a.ui2c", HEADER)
+    with pytest.raises(OSError) as patch_failed, ContainerWriter(tmp_path / "b.ui2c", HEADER) as w:
+        w.write_packet(packets[0])
+        monkeypatch.setattr(SequenceHeader, "to_bytes", disk_full)  # the frame count patched by close
+    assert os.listdir(tmp_path) == [] and header_failed.value and patch_failed.value
 
 
 def test_writer_refuses_its_input(tmp_path):

@@ -3,6 +3,8 @@ random access from reset points, buffer reuse, backend parity, bad input."""
 from __future__ import annotations
 
 import math
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from ui2c.entropy import rans
 from ui2c.cli import main
 from ui2c.errors import (CorruptStreamError, InputFormatError, ModelMismatchError, TruncatedStreamError,
                          UI2CError)
+from ui2c.runtime import api
 from ui2c.runtime.api import decode_file, decode_frames, encode_file
 from ui2c.runtime.container import ContainerReader, unpack_substreams
 from ui2c.runtime.model import load_codec
@@ -154,6 +157,8 @@ def test_reference_buffers_are_reused(codec):
             seen.append(id(enc.buffers.current))
     assert set(seen) == refs and seen[0] != seen[1] and seen[0] == seen[2]  # ping-pong between two arrays
     assert outputs == {(s, n): id(a) for s, outs in enc.buffers.outputs.items() for n, a in outs.items()}
+    # The decoder stage's ref goes to refs, the adaptor's to blank_ref: no buffer for either.
+    assert "adaptor" not in enc.buffers.outputs and "ref" not in enc.buffers.outputs["decoder"]
 
 
 def test_torch_and_onnxruntime_reconstructions_agree(codec):
@@ -167,6 +172,58 @@ def test_torch_and_onnxruntime_reconstructions_agree(codec):
     for x, y in zip(a.recon, b.recon):
         mse = float(((x - y) ** 2).mean())
         assert mse == 0 or -10 * math.log10(mse) > 45
+
+
+class _Counting:
+    """A video reader that counts the frames taken from it."""
+
+    def __init__(self, reader):
+        self.reader, self.taken = reader, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.reader, name)
+
+    def __enter__(self) -> "_Counting":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.close()
+
+    def __iter__(self):
+        for frame in self.reader:
+            self.taken += 1
+            yield frame
+
+
+def test_max_frames_stops_reading_the_input_there(codec, tmp_path, monkeypatch):
+    readers = []
+
+    def counting(*args, **kwargs) -> _Counting:
+        readers.append(_Counting(open_video(*args, **kwargs)))
+        return readers[-1]
+
+    monkeypatch.setattr(api, "open_video", counting)
+    assert encode_file(codec, DEMO, tmp_path / "s.ui2c", qp=30, max_frames=2, progress=False).frames == 2
+    assert readers[0].taken == 2
+    with pytest.raises(InputFormatError, match="max_frames must be at least 1, got 0"):
+        encode_file(codec, DEMO, tmp_path / "t.ui2c", qp=30, max_frames=0, progress=False)
+
+
+def test_decode_file_opens_its_source_once(codec, tmp_path):
+    """From a FIFO, whose data a second open cannot read again (it would wait for a writer)."""
+    stream, fifo = tmp_path / "s.ui2c", tmp_path / "in.fifo"
+    encode_file(codec, DEMO, stream, qp=30, max_frames=3, progress=False)
+    os.mkfifo(fifo)
+    threading.Thread(target=lambda: fifo.write_bytes(stream.read_bytes()), daemon=True).start()
+    decoded = []
+    decoding = threading.Thread(target=lambda: decoded.append(decode_file(codec, fifo, tmp_path / "out.y4m",
+                                                                          progress=False)), daemon=True)
+    decoding.start()
+    decoding.join(60)
+    if decoding.is_alive():  # stuck in a second open: an empty writer ends it
+        open(fifo, "wb").close()
+        decoding.join()
+    assert decoded == [3]
 
 
 # ---------------------------------------------------------------- bad input

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported (the Triton decoder test)
 
@@ -12,8 +13,14 @@ import numpy as np
 import pytest
 import torch
 
+from ui2c.entropy.coder import CpuCoder, make_coder
 from ui2c.export.feeds import clip_frames
-from ui2c.errors import CorruptStreamError
+from ui2c.errors import CorruptStreamError, EngineError, InputFormatError, TruncatedStreamError
+from ui2c.models.ops import QP_ROWS
+from ui2c.runtime import model, session
+from ui2c.runtime.backends import aoti_backend
+from ui2c.runtime.backends.cuda_graph import CudaGraphRunner
+from ui2c.runtime.backends.torch_backend import TorchBackend, TorchRunner, torch_threads
 from ui2c.runtime.container import pack_substreams, unpack_substreams
 from ui2c.runtime.model import load_codec
 from ui2c.runtime.session import Decoder, Encoder
@@ -27,6 +34,18 @@ def codec():
 @pytest.fixture(scope="module")
 def frames():
     return clip_frames(12)
+
+
+@pytest.fixture(scope="module")
+def small(frames):
+    """64x64 crops: the cheapest size a session codes, for tests of its bookkeeping."""
+    return [np.ascontiguousarray(f[:, :64, :64]) for f in frames]
+
+
+def _code(enc: Encoder, frames) -> list:
+    units = [u for f in frames for u in enc.push(f)] + enc.flush()
+    enc.close()
+    return units
 
 
 def test_decoded_units_come_back_one_packet_later(codec, frames):
@@ -148,8 +167,184 @@ def test_drift_guard_off_keeps_the_only_reset_at_the_start(codec, frames):
     enc = Encoder(codec, 192, 320, qp=8, scene_cut_threshold=None)
     units = [u for f in frames for u in enc.push(f)] + enc.flush()
     assert [u.packet.reset for u in units] == [True] + [False] * (len(units) - 1)
-    with pytest.raises(ValueError, match="drift_guard_db"):
-        Encoder(codec, 192, 320, qp=8, drift_guard_db=-1.0)
+
+
+@pytest.mark.parametrize("interval, resets", [(3, [0, 2, 6, 8]), (5, [0, 4, 10])])
+def test_reset_interval_resets_each_unit_holding_a_multiple_of_it(codec, small, interval, resets):
+    """Units start on even frames, so an odd interval's multiples (3, 9, 5) are often a
+    unit's second frame: that unit is the reset point, not the next multiple's."""
+    enc = Encoder(codec, 64, 64, qp=30, scene_cut_threshold=None, reset_interval=interval)
+    units = _code(enc, small[:11])
+    assert [u.packet.first_frame for u in units if u.packet.reset] == resets
+
+
+@pytest.mark.parametrize("setting, mentions", [
+    (dict(qp=64), "qp must be in"),
+    (dict(qp=-1), "qp must be in"),
+    (dict(qp=8.5), "qp must be in"),
+    (dict(reset_interval=-2), "reset_interval"),
+    (dict(scene_cut_threshold=-0.1), "scene_cut_threshold"),
+    (dict(scene_cut_threshold=0.0), "scene_cut_threshold"),
+    (dict(scene_cut_threshold=float("nan")), "scene_cut_threshold"),
+    (dict(drift_guard_db=-1.0), "drift_guard_db"),
+    (dict(drift_guard_db=float("nan")), "drift_guard_db"),
+])
+def test_bad_encoder_settings_are_refused_before_any_buffer(codec, monkeypatch, setting, mentions):
+    def allocate(*args):
+        raise AssertionError("buffers were allocated before the settings were checked")
+
+    monkeypatch.setattr(session, "UnitBuffers", allocate)
+    with pytest.raises(InputFormatError, match=mentions):
+        Encoder(codec, 64, 64, **{"qp": 8, **setting})
+
+
+def test_a_flush_that_codes_an_odd_last_frame_ends_the_stream(codec, small):
+    enc = Encoder(codec, 64, 64, qp=30, scene_cut_threshold=None)
+    units = [u for f in small[:3] for u in enc.push(f)] + enc.flush()
+    assert [u.packet.num_frames for u in units] == [2, 1]
+    with pytest.raises(InputFormatError, match="odd last frame"):
+        enc.push(small[3])
+    enc.close()
+
+
+def test_push_copies_the_frame_and_refuses_integer_samples(codec, small):
+    """A caller refilling one buffer for every frame gets the stream of distinct frames
+    (the encoder keeps a pair's first frame, and the last luma, after push returns)."""
+    buffer = np.empty_like(small[0])
+
+    def refilled():
+        for f in small[:5]:
+            buffer[...] = f
+            yield buffer
+
+    distinct, reused = ([u.packet.payload for u in _code(Encoder(codec, 64, 64, qp=30), feed)]
+                        for feed in (small[:5], refilled()))
+    assert distinct == reused
+    enc = Encoder(codec, 64, 64, qp=30)
+    with pytest.raises(InputFormatError, match="floats in"):
+        enc.push((small[0] * 255).astype(np.uint8))
+    enc.close()
+
+
+def test_decoder_refuses_a_qp_beyond_the_tables_before_any_stage_runs(codec, small):
+    """Benchmarks feed packets to ``Decoder.decode`` without a container reader; the
+    refused packet leaves the decoder as it was, so the real one decodes bit-exactly."""
+    units = _code(Encoder(codec, 64, 64, qp=30, scene_cut_threshold=None, reconstruct=True), small[:4])
+    decoder = Decoder(codec, 64, 64)
+    assert decoder.decode(units[0].packet) == []
+    bad = dataclasses.replace(units[1].packet, qps=(units[1].packet.qps[0], QP_ROWS))
+    with pytest.raises(CorruptStreamError, match=f"packet 1: qp {QP_ROWS} is beyond the model's {QP_ROWS} qp rows"):
+        decoder.decode(bad)
+    decoded = [f for d in decoder.decode(units[1].packet) + decoder.flush() for f in d.frames]
+    recon = [r for u in units for r in u.recon]
+    assert len(decoded) == 4 and all(torch.equal(a, b) for a, b in zip(decoded, recon))
+
+
+class _FlaggingCoder(CpuCoder):
+    """The Triton coder as the decoder drives it (``check`` off): corrupt data is
+    reported in ``last_error``, on the device, not raised; a stream too short for its
+    header still raises on the host."""
+
+    name = "triton"
+    check = True
+    last_error: torch.Tensor | None = None
+
+    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        try:
+            symbols, bad = super().decode(data, indexes), 0
+        except CorruptStreamError:
+            symbols, bad = torch.zeros_like(indexes), 1
+        self.last_error = torch.tensor(bad, dtype=torch.int32)
+        return symbols
+
+
+def test_a_unit_that_raised_midway_leaves_no_device_flags_to_the_next(codec, small, monkeypatch):
+    """A unit whose z decode flagged corruption and whose y0 stream then raised: the
+    next unit's deferred check must judge that unit's own flags only."""
+    units = _code(Encoder(codec, 64, 64, qp=30, scene_cut_threshold=None), small[:6])
+    monkeypatch.setattr(codec, "entropy_coder", lambda device, kind, latent, threads=1, bits_per_lane=None:
+                        _FlaggingCoder(codec.y_tables if latent == "y" else codec.z_tables, threads))
+    decoder = Decoder(codec, 64, 64)
+    assert decoder.decode(units[0].packet) == []
+    z, _, y1 = unpack_substreams(units[1].packet.payload)
+    z = z[:-3] + bytes([z[-3] ^ 0x5A]) + z[-2:]
+    with pytest.raises(TruncatedStreamError):
+        decoder.decode(dataclasses.replace(units[1].packet, payload=pack_substreams([z, b"", y1])))
+    assert [d.first_frame for d in decoder.decode(units[1].packet)] == [0]
+    assert [d.first_frame for d in decoder.decode(units[2].packet) + decoder.flush()] == [2, 4]
+
+
+def _fresh_thread_count() -> int:
+    """The intra-op thread count a thread starts with (torch keeps one per thread)."""
+    counts = []
+    thread = threading.Thread(target=lambda: counts.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return counts[0]
+
+
+def test_torch_threads_keeps_its_count_from_threads_that_start_meanwhile():
+    """A thread takes its first count from the last one set anywhere: without the lock,
+    a thread starting inside another thread's block keeps that block's count."""
+    default = _fresh_thread_count()
+    inside, done = threading.Event(), threading.Event()
+    after = []
+
+    def holder() -> None:
+        with torch_threads(default + 1):
+            inside.set()
+            done.wait(0.5)  # with the lock the newcomer cannot enter meanwhile
+
+    def newcomer() -> None:
+        inside.wait()
+        with torch_threads(default + 2):
+            pass
+        after.append(torch.get_num_threads())
+        done.set()
+
+    threads = [threading.Thread(target=f) for f in (holder, newcomer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert after == [default] and _fresh_thread_count() == default
+    with torch_threads(1), torch_threads(2):  # re-entrant on one thread
+        assert torch.get_num_threads() == 2
+
+
+def test_the_one_off_adaptor_is_not_captured_in_a_cuda_graph(codec):
+    backend = TorchBackend(codec.network, cuda_graphs=True)  # wrapping needs no GPU; capturing would
+    assert type(backend.runner("adaptor")) is TorchRunner and type(backend.runner("context")) is CudaGraphRunner
+
+
+def test_load_codec_leaves_the_callers_random_state_alone(monkeypatch):
+    """Random weights are seeded (the same in every process) on a forked generator."""
+    monkeypatch.setattr(model, "default_weights", lambda preset: None)
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    fingerprints = {load_codec("ui2c-s", backend="torch", allow_random=True).weights_fingerprint for _ in range(2)}
+    assert torch.equal(torch.rand(4), expected) and len(fingerprints) == 1
+
+
+def test_load_codec_builds_the_aoti_backend_on_the_asked_device(monkeypatch, tmp_path):
+    asked = {}
+
+    def backend(*args, **kwargs):
+        asked.update(kwargs)
+        raise EngineError("recorded")
+
+    monkeypatch.setattr(aoti_backend, "AotiBackend", backend)
+    with pytest.raises(EngineError, match="recorded"):
+        load_codec("ui2c-s", backend="aoti", engine_dir=tmp_path, device="cuda:1")
+    assert asked["device"] == "cuda:1"
+
+
+def test_the_triton_coder_needs_cuda_or_the_interpreter(codec, monkeypatch):
+    """Refused when made, with a typed error, not at its first kernel launch."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(EngineError, match="needs a CUDA device"):
+        make_coder(codec.y_tables, "cpu", "triton")
 
 
 FRESH_DECODE = """

@@ -50,7 +50,7 @@ class OnnxRuntimeRunner(Runner):
             else:
                 binding.bind_output(name, "cpu")
         if self.device.type == "cuda":
-            torch.cuda.current_stream().synchronize()  # ONNX Runtime runs on its own stream
+            torch.cuda.current_stream(self.device).synchronize()  # ONNX Runtime runs on its own stream
         self.session.run_with_iobinding(binding)
         allocated = iter(binding.get_outputs())
         results = {}
@@ -78,7 +78,8 @@ class OnnxRuntimeBackend(Backend):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise EngineError("this ONNX Runtime has no CUDA execution provider (onnxruntime-gpu is needed "
                                   "for --device cuda)")
-            self.providers = ["CUDAExecutionProvider"]
+            # The session's GPU (as ``_bind`` binds its tensors), not ONNX Runtime's default 0.
+            self.providers = [("CUDAExecutionProvider", {"device_id": self.device.index or 0})]
         else:
             self.providers = ["CPUExecutionProvider"]
         self.options = ort.SessionOptions()

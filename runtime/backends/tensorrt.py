@@ -171,7 +171,7 @@ class TensorRTBackend(Backend):
                 raise EngineError(f"TensorRT could not deserialize {path}: {self._logger.errors}")
             runner: Runner = TensorRTRunner(stage, engine, self._trt, self._context_factory(engine), self.device)
             if self._cuda_graph and self._target == "trt":
-                runner = CudaGraphRunner(runner)
+                runner = CudaGraphRunner(runner, self.device)
             self._runners[stage] = runner
         return self._runners[stage]
 

@@ -2,10 +2,11 @@
 
 ``compile=True`` wraps each stage in ``torch.compile`` (default mode: no timing-based
 autotuning, so an encoder and a decoder in different processes pick the same
-kernels); on CUDA every stage is then captured in a CUDA graph per resolution
-(:class:`CudaGraphRunner`), which removes the launch overhead that dominates eager
-mode.  Compiled and eager kernels round differently, so the mode is part of the
-producer string a stream header records.  So is the CPU thread count: torch's CPU
+kernels).  On CUDA every stage a unit runs, compiled or eager, is captured in a CUDA
+graph per resolution (:class:`CudaGraphRunner`; ``cuda_graphs=False`` turns this
+off), which removes the launch overhead that dominates eager mode.  Compiled and
+eager kernels round differently, so the mode is part of the producer string a
+stream header records.  So is the CPU thread count: torch's CPU
 convolutions split their work, and round, differently per count (a stream encoded
 with 2 threads failed to decode with 1), so the stages run with a fixed count,
 recorded as ``-t<N>`` in the mode, that a decoder reproduces.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping
 
@@ -25,18 +27,30 @@ from .base import Backend, PRECISIONS, Runner, into
 from .cuda_graph import CudaGraphRunner
 
 
+_THREADS_LOCK = threading.RLock()
+
+
 @contextmanager
 def torch_threads(count: int | None) -> Iterator[None]:
-    """Run the block with ``count`` intra-op threads (None: as they are)."""
-    previous = torch.get_num_threads()
-    if count is None or count == previous:
+    """Run the block with ``count`` intra-op threads (None: as they are).
+
+    torch (OpenMP) keeps the count per thread, but ``set_num_threads`` also sets the
+    count every thread starts with: without the lock, a thread first using torch
+    inside another's block would inherit that block's count for good.  Re-entrant,
+    so blocks nest on one thread."""
+    if count is None:
         yield
         return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    with _THREADS_LOCK:
+        previous = torch.get_num_threads()
+        if count == previous:
+            yield
+            return
+        torch.set_num_threads(count)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 class TorchRunner(Runner):
@@ -100,7 +114,7 @@ class TorchBackend(Backend):
                 fn = torch.compile(fn, dynamic=False)
             runner: Runner = TorchRunner(fn, stage, [s.name for s in spec.inputs], [s.name for s in spec.outputs],
                                          self.threads)
-            if self.cuda_graphs:
-                runner = CudaGraphRunner(runner)
+            if self.cuda_graphs and (spec.encode_calls or spec.decode_calls):  # not the one-off adaptor
+                runner = CudaGraphRunner(runner, self.device)
             self._runners[stage] = runner
         return self._runners[stage]
