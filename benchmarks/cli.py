@@ -136,7 +136,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: %(default)s)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     p.add_argument("--compile", action="store_true",
-                   help="torch backend: compile each stage with inductor (+ CUDA graphs on CUDA)")
+                   help="torch backend: compile each stage with inductor (on CUDA, stages run as CUDA graphs either way)")
     p.add_argument("--entropy", choices=["cpu", "triton"],
                    help="entropy coder (default: cpu, the C++ coder; triton is opt-in until verified on a GPU)")
     add_bits_per_lane(p)

@@ -242,7 +242,7 @@ def run_fps(model: str, backend: str, width: int, height: int, frames: int, qp: 
         encode, stream = _encode(timed, source, size, qp, threads, entropy, clock, bits_per_lane)
         decode = _decode(timed, stream, threads, entropy, clock)
     ceiling = network_only(codec, padded(height), padded(width), max(1, frames // cfg.frames))
-    coder = codec.entropy_coder(torch.device(device), entropy, "y").name
+    coder = entropy or "cpu"  # make_coder's default, without building a coder (and its device tables) to ask
     return {
         "model": model, "weights": "shipped" if default_weights(model) else "random", "backend": backend,
         "producer": codec.producer, "device": device_name(device), "entropy_coder": coder,

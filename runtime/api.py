@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import itertools
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -172,11 +172,13 @@ def _frames_of(header: SequenceHeader, unit: DecodedUnit) -> Iterator[tuple[Sequ
 
 
 def decode_file(codec: CodecModel, src: PathLike, dst: PathLike, *, from_reset: int | None = None,
-                threads: int = 1, progress: bool = True) -> int:
+                threads: int = 1, progress: bool = True, reader: ContainerReader | None = None) -> int:
     """Decode the container ``src`` to a .y4m or .yuv file; returns the frame count.
-    ``src`` is opened once: a pipe or FIFO cannot be opened again for its packets."""
+    ``src`` is read once, since a pipe or FIFO cannot be opened again for its packets:
+    a caller that has already read its header (to choose the model) passes that
+    ``reader``, which stays the caller's to close."""
     count = 0
-    with ContainerReader(src) as reader:
+    with nullcontext(reader) if reader is not None else ContainerReader(src) as reader:
         header = reader.header
         packets = _packets(codec, reader, src, from_reset)
         bar = tqdm(total=header.frame_count or None, unit="frame", desc="decode", disable=not progress)

@@ -15,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -100,6 +101,16 @@ def test_encode_options_are_checked_when_parsed(case, args, mentions):
 
 
 @pytest.mark.parametrize("args, mentions", [
+    (["--size", "320x180"], "--size is for raw .yuv input"),
+    (["--compile"], "--compile applies to the torch backend"),
+    (["--engines", "engines"], "--engines applies to the tensorrt and aoti backends"),
+    (["--backend", "tensorrt"], "--backend tensorrt runs on a GPU"),
+])
+def test_encode_options_the_setup_would_ignore_are_refused(case, args, mentions):
+    case("encode", DEMO_CLIP, "-o", "out.ui2c", "--qp", "8", *args, mentions=mentions)
+
+
+@pytest.mark.parametrize("args, mentions", [
     (["eval", str(DEMO_CLIP), "-o", "res", "--qps", "8,64"], "qp must be in 0..63"),
     (["eval", str(DEMO_CLIP), "-o", "res", "--model", "dcvc-rt"], "--model"),
     (["eval", str(DEMO_CLIP), "-o", "res", "--anchors", "x266-fast"], "unknown anchor"),
@@ -138,6 +149,18 @@ def test_unwritable_decode_output_is_refused_before_the_model_loads(stream, tmp_
     monkeypatch.setattr(ui2c.runtime.model, "load_codec", no_model)
     (tmp_path / "in.ui2c").write_bytes(stream)
     assert main(["decode", str(tmp_path / "in.ui2c"), "-o", "/proc/out.y4m"]) == 2
+    assert main(["decode", str(tmp_path / "in.ui2c"), "-o", str(tmp_path / "out.mp4")]) == 2  # no writer for it
+
+
+def test_decode_reads_its_input_once_so_a_fifo_works(stream, tmp_path):
+    """The CLI reads the header to choose the model, then the packets: from one open (a
+    second open of a FIFO would wait for a writer that never comes)."""
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    threading.Thread(target=lambda: fifo.write_bytes(stream), daemon=True).start()
+    result = run("decode", fifo, "-o", "out.y4m", cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.y4m").read_bytes().count(b"FRAME\n") == 16
 
 
 def test_disk_full_while_encoding_and_decoding(case, stream, tmp_path):

@@ -107,7 +107,7 @@ def output_path(text: str) -> Path:
 def add_reset_options(p: argparse.ArgumentParser) -> None:
     """Where an encoder inserts reset points (``encode`` and ``eval`` share them)."""
     p.add_argument("--reset-interval", type=non_negative_int, default=0,
-                   help="insert a reset point every N frames (0 = never)")
+                   help="a reset point in each unit holding a multiple of N frames (0 = never)")
     p.add_argument("--scene-cut", type=unit_interval, default=0.1,
                    help="mean |ΔY| (0..1) that starts a reset point; 0 disables (default: %(default)s)")
     p.add_argument("--drift-guard", type=non_negative_float, metavar="DB",

@@ -36,7 +36,7 @@ def _codec_args(p: argparse.ArgumentParser, encode: bool) -> None:
         p.add_argument("--precision", choices=["fp32", "fp16"],
                        help="network precision (default: fp16 for tensorrt and CUDA, else fp32)")
         p.add_argument("--compile", action="store_true",
-                       help="torch backend: compile each stage with inductor (+ CUDA graphs on CUDA)")
+                       help="torch backend: compile each stage with inductor (on CUDA, stages run as CUDA graphs either way)")
     p.add_argument("--weights", type=Path, help="weights file (default: the preset's shipped weights)")
     p.add_argument("--engines", type=Path, help="engine directory for the tensorrt and aoti backends (ui2c build-engines)")
     p.add_argument("--threads", type=opt.positive_int, default=1, help="entropy-coder threads (default: %(default)s)")
@@ -114,16 +114,16 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .runtime.container import ContainerReader
     from .video_io import check_writer_path
 
-    with ContainerReader(args.input) as reader:
+    with ContainerReader(args.input) as reader:  # read once: the input may be a pipe
         header = reader.header
-    if header.preset not in PAIR_PRESETS:
-        raise ModelMismatchError(f"stream names model preset {header.preset!r}, which this build does not have")
-    setup = producer_setup(header.backend)
-    _prepare_output(args.output, args.overwrite, protect=[args.input])
-    check_writer_path(args.output)
-    codec = _load(args, header.preset, setup.backend, setup.precision, setup.device, setup.compile, setup.threads)
-    n = decode_file(codec, args.input, args.output, from_reset=args.from_reset, threads=args.threads,
-                    progress=_progress())
+        if header.preset not in PAIR_PRESETS:
+            raise ModelMismatchError(f"stream names model preset {header.preset!r}, which this build does not have")
+        setup = producer_setup(header.backend)
+        _prepare_output(args.output, args.overwrite, protect=[args.input])
+        check_writer_path(args.output)
+        codec = _load(args, header.preset, setup.backend, setup.precision, setup.device, setup.compile, setup.threads)
+        n = decode_file(codec, args.input, args.output, from_reset=args.from_reset, threads=args.threads,
+                        progress=_progress(), reader=reader)
     print(f"{args.output}: {n} frames {header.width}x{header.height}")
     return 0
 
