@@ -56,9 +56,9 @@ def export_and_engines(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 
 def _backend(engines: Path, export: Path, **options: object) -> TensorRTBackend:
-    """A backend at the precision the engines were built with (FP32 exports stay FP32
-    on TensorRT 11, which has no FP16 builder flag)."""
-    precision = check_engine(engines / "encoder.trt.engine", None)["precision"]
+    """A backend at the export's precision, which is the engines' (built strongly typed)."""
+    precision = load_manifest(export).precision
+    assert check_engine(engines / "encoder.trt.engine", None)["precision"] == precision
     return TensorRTBackend(engines, export, precision=precision, **options)
 
 
