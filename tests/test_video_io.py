@@ -257,6 +257,33 @@ def test_pyav_reader_rejects_non_video(tmp_path):
         vio.open_video(tmp_path / "missing.mkv")
 
 
+def _h264(width: int, height: int, frames: int) -> bytes:
+    """A raw H.264 stream of flat frames (a new stream, so a new SPS: concatenated, the size changes)."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height * 3 // 2, width), 16 * i, np.uint8), format="yuv420p")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buf.getvalue()
+
+
+def test_pyav_reader_refuses_a_size_change_midway(tmp_path):
+    """A session codes one size: frames of another (padded to the same 64x48 here, so
+    nothing downstream would notice) must not be coded as if they were the first size."""
+    path = write(tmp_path / "change.h264", _h264(64, 48, 3) + _h264(56, 40, 3))
+    reader = vio.open_video(path)
+    assert (reader.width, reader.height) == (64, 48)
+    with pytest.raises(InputFormatError, match="frame 3 is 56x40, the stream started at 64x48"):
+        list(reader)
+
+
 ASSET = DEMO_CLIP
 
 
