@@ -101,10 +101,20 @@ def _imported_modules(path: Path, package: str) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
-            found.add(".".join(base + ([node.module] if node.module else [])))
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)  # `from ui2c import runtime`
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return {name for name in found if name == "ui2c" or name.startswith("ui2c.")}
+
+
+def test_imported_modules_sees_every_spelling_of_a_runtime_import(tmp_path):
+    source = tmp_path / "x.py"
+    for line in ("import ui2c.runtime.api", "from ui2c.runtime import api", "from ui2c import runtime",
+                 "from .. import runtime", "from ..runtime.session import Encoder"):
+        source.write_text(line + "\n")
+        assert any(m.startswith("ui2c.runtime") for m in _imported_modules(source, "ui2c.engines")), line
 
 
 @pytest.mark.parametrize("folder", LOWER_LAYERS)

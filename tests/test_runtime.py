@@ -169,6 +169,7 @@ def test_torch_and_onnxruntime_reconstructions_agree(codec):
         enc = Encoder(c, 192, 320, qp=30, reconstruct=True)
         recons.append(enc.push(frames[0]) + enc.push(frames[1]) + enc.flush())
     (a,), (b,) = recons
+    assert len(a.recon) == len(b.recon) == 2
     for x, y in zip(a.recon, b.recon):
         mse = float(((x - y) ** 2).mean())
         assert mse == 0 or -10 * math.log10(mse) > 45
@@ -267,11 +268,13 @@ def test_wrong_resolution_and_overwriting_input_are_refused(codec, tmp_path):
     copy = tmp_path / "clip.y4m"
     copy.write_bytes(DEMO.read_bytes())
     before = copy.read_bytes()
-    with pytest.raises(UI2CError):
+    with pytest.raises(UI2CError, match="it is the input file"):
         encode_file(codec, copy, copy, qp=30, max_frames=2, progress=False)
     assert copy.read_bytes() == before
-    stream = tmp_path / "s.ui2c"
+    stream = tmp_path / "s.y4m"  # a stream under a name a decode may write: only its being the input is wrong
     encode_file(codec, DEMO, stream, qp=30, max_frames=2, progress=False)
-    with pytest.raises(UI2CError):
+    before = stream.read_bytes()
+    with pytest.raises(UI2CError, match="it is the input file"):
         decode_file(codec, stream, stream, progress=False)
+    assert stream.read_bytes() == before
     assert main(["encode", str(tmp_path / "nope.y4m"), "-o", str(tmp_path / "x.ui2c"), "--qp", "3"]) == 2

@@ -96,7 +96,7 @@ def test_denser_lanes_cost_bits_and_decode_over_threads(codec, frames):
     y_lanes = {bits: [_lanes(y) for subs in steps[bits] for y in subs[1:]] for bits in steps}
     assert max(y_lanes[8192]) <= 32 < min(y_lanes[16])
     assert sum(len(p.payload) for p in packets[16]) > sum(len(p.payload) for p in packets[8192])
-    assert all(torch.equal(a, b) for a, b in zip(recon[16], recon[8192]))
+    assert len(recon[16]) == len(recon[8192]) == 4 and all(torch.equal(a, b) for a, b in zip(recon[16], recon[8192]))
     decoder = Decoder(codec, 192, 320, threads=2)
     out = [f for p in packets[16] for d in decoder.decode(p) for f in d.frames] + \
         [f for d in decoder.flush() for f in d.frames]
@@ -134,8 +134,8 @@ def test_triton_sessions_match_cpp_and_check_each_unit_before_its_frames_leave(c
         decoder.decode(units[2].packet)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return -10 * math.log10(max(float(np.mean((a.astype(np.float64) - b) ** 2)), 1e-10))
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) - b) ** 2))
 
 
 @pytest.mark.parametrize("guard_db", [0.0, 0.3])
@@ -149,9 +149,9 @@ def test_drift_guard_resets_when_quality_falls_under_the_last_reset(codec, frame
     resets = [u.packet.reset for u in units]
     assert resets[:3] == [True, False, True]
     reset_psnr = None
-    for k, unit in enumerate(units):
-        psnr = np.mean([_psnr(r.numpy(), frames[unit.packet.first_frame + s])
-                        for s, r in enumerate(unit.recon)])
+    for k, unit in enumerate(units):  # the guard's rule: the PSNR of the unit's mean MSE
+        mse = np.mean([_mse(r.numpy(), frames[unit.packet.first_frame + s]) for s, r in enumerate(unit.recon)])
+        psnr = -10 * math.log10(max(mse, 1e-10))
         if unit.packet.reset:
             reset_psnr = psnr
         if k + 1 < len(units):
@@ -160,6 +160,7 @@ def test_drift_guard_resets_when_quality_falls_under_the_last_reset(codec, frame
     decoded = [d for u in units for d in decoder.decode(u.packet)] + decoder.flush()
     assert [d.first_frame for d in decoded] == [u.packet.first_frame for u in units]
     for d, unit in zip(decoded, units):
+        assert len(d.frames) == len(unit.recon) > 0
         assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(d.frames, unit.recon))
 
 
@@ -249,11 +250,16 @@ class _FlaggingCoder(CpuCoder):
     check = True
     last_error: torch.Tensor | None = None
 
+    def __init__(self, tables, threads: int, flags: list[int]):
+        super().__init__(tables, threads)
+        self.flags = flags  # every decode's flag, in order (shared by the y and z coders)
+
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
         try:
             symbols, bad = super().decode(data, indexes), 0
         except CorruptStreamError:
             symbols, bad = torch.zeros_like(indexes), 1
+        self.flags.append(bad)
         self.last_error = torch.tensor(bad, dtype=torch.int32)
         return symbols
 
@@ -262,14 +268,17 @@ def test_a_unit_that_raised_midway_leaves_no_device_flags_to_the_next(codec, sma
     """A unit whose z decode flagged corruption and whose y0 stream then raised: the
     next unit's deferred check must judge that unit's own flags only."""
     units = _code(Encoder(codec, 64, 64, qp=30, scene_cut_threshold=None), small[:6])
+    flags: list[int] = []
     monkeypatch.setattr(codec, "entropy_coder", lambda device, kind, latent, threads=1, bits_per_lane=None:
-                        _FlaggingCoder(codec.y_tables if latent == "y" else codec.z_tables, threads))
+                        _FlaggingCoder(codec.y_tables if latent == "y" else codec.z_tables, threads, flags))
     decoder = Decoder(codec, 64, 64)
     assert decoder.decode(units[0].packet) == []
     z, _, y1 = unpack_substreams(units[1].packet.payload)
     z = z[:-3] + bytes([z[-3] ^ 0x5A]) + z[-2:]
+    decoded_before = len(flags)
     with pytest.raises(TruncatedStreamError):
         decoder.decode(dataclasses.replace(units[1].packet, payload=pack_substreams([z, b"", y1])))
+    assert flags[decoded_before:] == [1]  # the damaged z was flagged (then y0 raised): a stale flag to leak
     assert [d.first_frame for d in decoder.decode(units[1].packet)] == [0]
     assert [d.first_frame for d in decoder.decode(units[2].packet) + decoder.flush()] == [2, 4]
 

@@ -18,6 +18,7 @@ from ui2c.models.ops import QP_ROWS, slot_scale
 from ui2c.models.presets import build_model
 from ui2c.training import qp as qp_anchors
 from ui2c.training import state as state_mod
+from ui2c.training import trainer as trainer_mod
 from ui2c.training.data import load_dataset
 from ui2c.training.motion import camera_path
 from ui2c.training.trainer import TrainConfig, lambda_for_qp, train, yuv_mse
@@ -98,6 +99,7 @@ def test_per_sample_lookup_and_coding_match_the_codec_stages_for_one_qp():
         feature, next_ref = model.run_stage("decoder", y_hat * q_dec, ctx, qp)
         recon = model.run_stage("recon", feature, qp)
     assert torch.allclose(ours["ref"], next_ref, atol=1e-5)
+    assert len(ours["recon"]) == len(recon) == 2
     assert all(torch.allclose(a.clamp(0, 1), b, atol=1e-5) for a, b in zip(ours["recon"], recon))
 
 
@@ -142,13 +144,18 @@ def test_state_shards_round_trip(tmp_path, monkeypatch):
     tensors = {f"t{i}": torch.randn(300) for i in range(10)}
     state_mod.save_shards(tmp_path, "model", tensors)
     assert len(list(tmp_path.glob("model-*.pt"))) == 4  # 1200 bytes each: three per 4 KiB shard
-    assert all(torch.equal(a, tensors[k]) for k, a in state_mod.load_shards(tmp_path, "model").items())
+    loaded = state_mod.load_shards(tmp_path, "model")
+    assert loaded.keys() == tensors.keys() and all(torch.equal(a, tensors[k]) for k, a in loaded.items())
 
 
-def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, data_file):
+def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, data_file, monkeypatch):
     cfg = TrainConfig(data=str(data_file), out_dir=str(tmp_path), init=str(SHIPPED), minutes=0.15, batch=2, crop=64,
                       pairs=(2, 4), warmup=1, checkpoint_minutes=0.02)  # also checkpoints mid-run
+    saves = []
+    checkpoint = trainer_mod._checkpoint
+    monkeypatch.setattr(trainer_mod, "_checkpoint", lambda *a: saves.append(a[3]["iteration"]) or checkpoint(*a))
     train(cfg)
+    assert len(saves) >= 2 and saves == sorted(saves)  # the budget (9 s) outlasts a save interval (1.2 s)
     info = json.loads((tmp_path / "state" / "state.json").read_text())
     first = info["iteration"]
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
