@@ -11,7 +11,7 @@ import logging
 from typing import Any, Sequence
 
 from ui2c import args as opt
-from ui2c.errors import EngineError
+from ui2c.errors import EngineError, UsageError
 
 from .builder import DEFAULT_PROFILES, build_engines
 from .targets import TARGETS
@@ -30,17 +30,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("-o", "--output", required=True, help="engine output directory")
     parser.add_argument("--target", choices=(*TARGETS, "aoti"), default="trt",
                         help="trt (needs a GPU), trt-rtx (builds on CPU) or aoti (AOTInductor packages)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="aoti only: device to build for")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="aoti only: device to build for (default: cpu)")
     parser.add_argument("--precision", choices=("fp32", "fp16"),
                         help="aoti only (default: fp16 on cuda, fp32 on cpu, as `ui2c encode` assumes)")
     parser.add_argument("--weights", help="aoti only: weights file (default: the preset's shipped weights)")
     parser.add_argument("--allow-random", action="store_true", help="aoti only: random weights (tests)")
-    parser.add_argument("--jobs", type=opt.positive_int, default=1, help="aoti only: graphs compiled at once (processes)")
+    parser.add_argument("--jobs", type=opt.positive_int, help="aoti only: graphs compiled at once, in processes (default: 1)")
     parser.add_argument(
         "--profiles",
         type=_csv,
-        default=list(DEFAULT_PROFILES),
-        help="comma-separated resolutions, each its own exact profile: 360p,720p,1080p or WIDTHxHEIGHT",
+        help="TensorRT targets only: comma-separated resolutions, each its own exact profile: 360p,720p,1080p or "
+             f"WIDTHxHEIGHT (default: {','.join(DEFAULT_PROFILES)}; aoti packages take any size)",
     )
     parser.add_argument(
         "--compute-capabilities",
@@ -53,16 +53,33 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
+# The options only one kind of target reads: given to another, they would be ignored.
+AOTI_ONLY = ("device", "precision", "weights", "allow_random", "jobs")
+TENSORRT_ONLY = ("onnx", "profiles")
+RTX_ONLY = ("compute_capabilities",)
+
+
+def _refuse_foreign_options(args: argparse.Namespace) -> None:
+    aoti = args.target == "aoti"
+    foreign = [*(AOTI_ONLY if not aoti else ()), *(TENSORRT_ONLY if aoti else ()),
+               *(RTX_ONLY if args.target != "trt-rtx" else ())]
+    given = [f"--{name.replace('_', '-')}" for name in foreign if getattr(args, name) not in (None, False)]
+    if given:
+        raise UsageError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --target {args.target}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the engines described by parsed ``args``; prints one line per graph."""
+    _refuse_foreign_options(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.target == "aoti":
         from .aoti import build_aoti
 
-        for graph, package, built in build_aoti(args.model, args.output, args.device,
-                                                args.precision or opt.default_precision("aoti", args.device),
+        device = args.device or "cpu"
+        for graph, package, built in build_aoti(args.model, args.output, device,
+                                                args.precision or opt.default_precision("aoti", device),
                                                 weights=args.weights, allow_random=args.allow_random, force=args.force,
-                                                jobs=args.jobs):
+                                                jobs=args.jobs or 1):
             print(f"{graph}: {package} ({'built' if built else 'up to date'})")
         return 0
     if args.onnx is None:
@@ -71,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         args.onnx,
         args.output,
         args.target,
-        args.profiles,
+        args.profiles or DEFAULT_PROFILES,
         model=args.model,
         force=args.force,
         compute_capabilities=args.compute_capabilities,

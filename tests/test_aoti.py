@@ -13,7 +13,7 @@ import torch
 
 from ui2c.engines import aoti
 from ui2c.engines.aoti_graphs import latent_graphs
-from ui2c.errors import EngineError
+from ui2c.errors import EngineError, UsageError
 from ui2c.models.checkpoint import load_weights
 from ui2c.models.presets import build_model
 from ui2c.runtime.model import default_weights
@@ -141,6 +141,12 @@ def test_cli_target_aoti_and_onnx_requirement():
 
     with pytest.raises(EngineError, match="--target trt needs --onnx"):
         main(["--model", "ui2c-s", "--target", "trt", "-o", "x"])
+    for target, options, named in [("aoti", ["--onnx", "e", "--profiles", "720p"], "--onnx, --profiles do not"),
+                                   ("trt", ["--device", "cuda"], "--device does not"),
+                                   ("trt-rtx", ["--jobs", "2", "--allow-random"], "--allow-random, --jobs do not"),
+                                   ("trt", ["--compute-capabilities", "SM86"], "--compute-capabilities does not")]:
+        with pytest.raises(UsageError, match=f"{named} apply to --target {target}"):  # never silently ignored
+            main(["--model", "ui2c-s", "--target", target, "-o", "x", *options])
     if not torch.cuda.is_available():
         with pytest.raises(EngineError, match="no CUDA device visible"):
             main(["--model", "ui2c-s", "--target", "aoti", "--device", "cuda", "-o", "x", "--allow-random"])
