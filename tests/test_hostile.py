@@ -112,6 +112,7 @@ def test_encode_options_the_setup_would_ignore_are_refused(case, args, mentions)
 
 @pytest.mark.parametrize("args, mentions", [
     (["eval", str(DEMO_CLIP), "-o", "res", "--qps", "8,64"], "qp must be in 0..63"),
+    (["eval", str(DEMO_CLIP), "-o", "res", "--qps", "8,24,8"], "qp 8 is listed twice"),
     (["eval", str(DEMO_CLIP), "-o", "res", "--model", "dcvc-rt"], "--model"),
     (["eval", str(DEMO_CLIP), "-o", "res", "--anchors", "x266-fast"], "unknown anchor"),
     (["decode", "in.ui2c", "-o", "out.y4m", "--model", "foo"], "unrecognized arguments"),

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ui2c.models.checkpoint import load_weights
 from ui2c.entropy import latent
+from ui2c.errors import CheckpointError
 from ui2c.models.ops import QP_ROWS, slot_scale
 from ui2c.models.presets import build_model
 from ui2c.training import qp as qp_anchors
@@ -136,7 +137,23 @@ def test_prepared_file_holds_the_frames_it_names(data_file):
 def test_held_out_clips_are_refused(tmp_path):
     run = subprocess.run([sys.executable, "-m", "ui2c.training.prepare", "-o", str(tmp_path / "x.zip"),
                           "--video", "/work/shared/data/cockatoo.mp4:1"], capture_output=True, text=True)
-    assert run.returncode != 0 and "held out" in run.stderr
+    assert run.returncode == 2 and "held out" in run.stderr.splitlines()[-1]
+    assert not (tmp_path / "x.zip").exists() and list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_held_out_photos_under_a_searched_folder_are_skipped_and_outputs_kept(tmp_path):
+    photos = tmp_path / "usr" / "share" / "backgrounds"
+    (photos / "mate").mkdir(parents=True)
+    ramp = np.tile((np.arange(400) % 256).astype(np.uint8), (300, 1))
+    for path in (photos / "ok.png", photos / "mate" / "held.png"):
+        Image.fromarray(np.stack([ramp] * 3, -1)).save(path)
+    prepare = [sys.executable, "-m", "ui2c.training.prepare", "-o", str(tmp_path / "d.zip"), "--photos", str(photos),
+               "--photo-size", "400"]
+    assert subprocess.run(prepare, capture_output=True, text=True).returncode == 0
+    assert [p["source"] for p in load_dataset(tmp_path / "d.zip").manifest["photos"]] == ["usr/share/backgrounds/ok.png"]
+    before = (tmp_path / "d.zip").read_bytes()
+    again = subprocess.run(prepare, capture_output=True, text=True)
+    assert again.returncode == 2 and "pass -y" in again.stderr and (tmp_path / "d.zip").read_bytes() == before
 
 
 def test_state_shards_round_trip(tmp_path, monkeypatch):
@@ -146,6 +163,28 @@ def test_state_shards_round_trip(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("model-*.pt"))) == 4  # 1200 bytes each: three per 4 KiB shard
     loaded = state_mod.load_shards(tmp_path, "model")
     assert loaded.keys() == tensors.keys() and all(torch.equal(a, tensors[k]) for k, a in loaded.items())
+
+
+def test_a_save_survives_the_leftovers_of_a_killed_one_and_a_foreign_folder_is_refused(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    state = tmp_path / "state"
+    state_mod.save_state(state, model, opt, {"iteration": 1, "adam_resumed": True})
+    (tmp_path / "state.old").mkdir()  # a save killed after its renames, before removing the old state
+    (tmp_path / "state.old" / "model-0.pt").write_bytes(b"stale")
+    state_mod.save_state(state, model, opt, {"iteration": 2})
+    assert json.loads((state / "state.json").read_text())["iteration"] == 2 and not (tmp_path / "state.old").exists()
+    info = state_mod.load_state(state_mod.readable_state(state), model, opt)
+    assert info["adam_resumed"] is True
+    for shard in state.glob("exp_avg*.pt"):  # a model-only state: Adam restarts, whatever an earlier run said
+        shard.unlink()
+    (state / "state.json").write_text(json.dumps({"iteration": 2, "adam_resumed": True}))
+    assert "adam_resumed" not in state_mod.load_state(state, model, opt)
+    (state / "state.json").unlink()
+    with pytest.raises(CheckpointError, match="holds no state.json"):
+        state_mod.readable_state(state)
 
 
 def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, data_file, monkeypatch):
@@ -204,7 +243,8 @@ def test_flat_tables_start_as_a_rate_ramp_and_learned_ones_are_kept(tmp_path, ma
 
 
 @pytest.mark.parametrize("args, message", [(["--data", "missing.zip"], "training data not found"),
-                                           (["--crop", "100"], "multiple of 64")])
+                                           (["--crop", "100"], "multiple of 64"),
+                                           (["--pairs", "3-3", "--bptt", "2"], "holds no multiple of --bptt 2")])
 def test_bad_input_is_a_one_line_error(tmp_path, args, message):
     run = subprocess.run([sys.executable, "-m", "ui2c.training.cli", "-o", str(tmp_path), *args],
                          capture_output=True, text=True)
@@ -244,3 +284,17 @@ def test_drift_summary_and_bd_against_a_base_run(tmp_path):
     assert out.count("**clip.y4m**") == 3  # each folder summarised once
     assert "- cheaper vs off: BD-rate -20.00 %, BD-PSNR " in out
     assert "- better vs off: BD-rate " in out and out.rstrip().endswith("BD-PSNR +0.50 dB")
+
+
+def test_video_frames_load_in_numeric_order_past_99(tmp_path):
+    """Frame names are zero-padded to 2 digits: 100.jpg must follow 99.jpg, not 10.jpg."""
+    import zipfile
+
+    from ui2c.training.prepare import _jpeg
+
+    with zipfile.ZipFile(tmp_path / "v.zip", "w") as archive:
+        for t in range(101):
+            archive.writestr(f"video/000/{t:02d}.jpg", _jpeg(np.full((16, 16, 3), (40 + t, 128, 128), np.uint8), 92))
+        archive.writestr("manifest.json", json.dumps({"videos": [{"source": "x", "frames": 101}], "photos": []}))
+    luma = load_dataset(tmp_path / "v.zip").videos[0][:, 0].float().mean(dim=(1, 2))
+    assert torch.all(luma.diff() > 0)

@@ -46,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import UI2CError
     from .trainer import TrainConfig, train
 
     compile_mode = args.compile or ("reduce-overhead" if args.device.startswith("cuda") else "none")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                       compile=compile_mode, checkpoint_minutes=args.checkpoint_minutes, seed=args.seed)
     try:
         print(f"trained into {train(cfg)}")
-    except (ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback
+    except (UI2CError, ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
     return 0

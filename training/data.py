@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,7 +50,9 @@ def load_dataset(path: str | Path) -> Dataset:
         raise FileNotFoundError(f"training data not found: {path} (make it with python -m ui2c.training.prepare)")
     with zipfile.ZipFile(path) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-        names = [n for n in sorted(archive.namelist()) if n.endswith(".jpg")]
+        # numeric order: "video/000/100.jpg" follows 99, not 10 (windows may hold 100+ frames)
+        names = sorted((n for n in archive.namelist() if n.endswith(".jpg")),
+                       key=lambda n: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", n)])
         blobs = [archive.read(n) for n in names]
     with ThreadPoolExecutor() as pool:
         arrays = dict(zip(names, pool.map(decode_jpeg, blobs)))

@@ -22,12 +22,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..args import add_overwrite, refuse_existing
+from ..errors import UI2CError
+from ..fileio import AtomicOutput
+
 HELD_OUT = ("cockatoo", "bikes", "mate-backgrounds", "mate/")
 PHOTO_TYPES = (".jpg", ".jpeg", ".png", ".webp")
 
 
+def _held_out(path: Path) -> bool:
+    return any(word in str(path.resolve()) for word in HELD_OUT)
+
+
 def _check_not_held_out(path: Path) -> None:
-    if any(word in str(path.resolve()) for word in HELD_OUT):
+    if _held_out(path):
         raise ValueError(f"{path} is held out for evaluation ({', '.join(HELD_OUT)}); do not train on it")
 
 
@@ -80,8 +88,8 @@ def find_photos(roots: list[Path], min_side: int) -> list[Path]:
     best: dict[Path, tuple[int, Path]] = {}
     for root in roots:
         _check_not_held_out(root)
-        for path in sorted(root.rglob("*")):
-            if path.suffix.lower() not in PHOTO_TYPES or "screenshot" in path.name:
+        for path in sorted(root.rglob("*")):  # a root such as /usr/share/backgrounds may hold held-out ones
+            if path.suffix.lower() not in PHOTO_TYPES or "screenshot" in path.name or _held_out(path):
                 continue
             with Image.open(path) as image:
                 w, h = image.size
@@ -123,10 +131,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--photo-size", type=int, default=960, help="long side of stored photos")
     parser.add_argument("--window", type=int, default=33, help="frames per video window")
     parser.add_argument("--quality", type=int, default=92)
+    add_overwrite(parser)
     args = parser.parse_args(argv)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        refuse_existing(args.output, args.overwrite)
+        with AtomicOutput(args.output) as out:  # a cut-off run leaves no zip without its manifest
+            manifest = _write(out.file, args, parser)
+    except (UI2CError, ValueError, OSError) as exc:
+        parser.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    print(f"{args.output}: {args.output.stat().st_size / 2**20:.1f} MiB, {len(manifest['videos'])} video windows, "
+          f"{len(manifest['photos'])} photos")
+
+
+def _write(file, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """The archive's members into ``file``; returns the manifest."""
     manifest: dict = {"videos": [], "photos": [], "jpeg_quality": args.quality}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(args.output, "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
         for spec in args.video:
             path_text, _, count = spec.rpartition(":")
             if not path_text or not count.isdigit():
@@ -146,8 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             source = str(path)
             manifest["photos"].append({"source": source[source.find("usr/share/"):], "size": list(array.shape[1::-1])})
         archive.writestr("manifest.json", json.dumps(manifest, indent=1))
-    print(f"{args.output}: {args.output.stat().st_size / 2**20:.1f} MiB, {len(manifest['videos'])} video windows, "
-          f"{len(manifest['photos'])} photos")
+    return manifest
 
 
 if __name__ == "__main__":

@@ -10,10 +10,13 @@ replaces the old one, so an interrupted save leaves the previous state readable.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import torch
+
+from ..errors import CheckpointError
 
 SHARD_BYTES = 15 * 2**20
 
@@ -50,24 +53,47 @@ def save_state(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
         save_shards(tmp, moment, {str(i): s[moment].to(torch.bfloat16) for i, s in opt_state["state"].items()})
     steps = {str(i): float(s["step"]) for i, s in opt_state["state"].items()}
     (tmp / "state.json").write_text(json.dumps({**info, "adam_steps": steps}, indent=1))
+    _sync(tmp)  # on the disk before it replaces anything: a crash must not leave empty shards behind a rename
     old = directory.with_name(directory.name + ".old")
-    if directory.exists():
+    if (directory / "state.json").exists():  # the last good state becomes .old (an older .old is superseded:
+        shutil.rmtree(old, ignore_errors=True)  # a save killed before its cleanup left one)
         directory.replace(old)
+    elif directory.exists():
+        shutil.rmtree(directory)  # not a state (resuming refuses it); .old, if any, stays the good copy
     tmp.replace(directory)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _sync(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def readable_state(directory: Path) -> Path | None:
-    """The folder to resume from: ``directory``, or the previous state if a save was cut off."""
-    for candidate in (directory, directory.with_name(directory.name + ".old")):
+    """The folder to resume from: ``directory``, or the previous state if a save was cut off;
+    None when there is none.  A folder there that is not a state is an error, not a fresh
+    start (training from the init weights would then overwrite it)."""
+    old = directory.with_name(directory.name + ".old")
+    for candidate in (directory, old):
         if (candidate / "state.json").exists():
             return candidate
+    if directory.exists() or old.exists():
+        raise CheckpointError(f"{directory} holds no state.json: not a training state to resume "
+                              "(move it away to start from --init)")
     return None
 
 
 def load_state(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
-    """Load what ``save_state`` wrote; returns the saved ``info``."""
+    """Load what ``save_state`` wrote; returns the saved ``info`` (``adam_resumed`` says
+    whether Adam's moments came back, for this load only)."""
     info = json.loads((directory / "state.json").read_text())
+    info.pop("adam_resumed", None)
     model.load_state_dict(load_shards(directory, "model"))
     moments = {m: load_shards(directory, m) for m in ("exp_avg", "exp_avg_sq")}
     steps = info.pop("adam_steps", {})

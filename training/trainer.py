@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
 from ..fileio import AtomicOutput
 from ..models.checkpoint import load_weights
 from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
@@ -166,6 +167,10 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
     if init_meta:  # provenance of the starting weights travels with every later export
         info["init"] = {"weights": Path(cfg.init).name, **{k: v for k, v in init_meta.items() if k not in ("sources", "runs")}}
     if state_dir is not None:
+        saved = json.loads((state_dir / "state.json").read_text()).get("config", {}).get("preset", cfg.preset)
+        if saved != cfg.preset:  # else a strict load fails with a page of mismatched keys
+            raise CheckpointError(f"{state_dir} resumes a {saved} run, not {cfg.preset}: pass --model {saved} "
+                                  "or another --out")
         info = load_state(state_dir, model, opt)
     return model, opt, info
 
@@ -195,6 +200,9 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.crop <= 0 or cfg.crop % 64 or cfg.batch < 1 or cfg.bptt < 1:
         raise ValueError(f"need --crop a positive multiple of 64 (the latent's 4x4 hyperprior grid), --batch and "
                          f"--bptt >= 1; got crop {cfg.crop}, batch {cfg.batch}, bptt {cfg.bptt}")
+    lo, hi = cfg.pairs
+    if not 1 <= lo <= hi or hi // cfg.bptt < -(-lo // cfg.bptt):  # windows are whole chunks of bptt pairs
+        raise ValueError(f"--pairs {lo}-{hi} holds no multiple of --bptt {cfg.bptt}")
     if cfg.device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError("--device cuda asked for, but torch sees no CUDA device")
@@ -208,6 +216,10 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed + info["iteration"])
     rng = np.random.default_rng(cfg.seed + info["iteration"])
     data = load_dataset(cfg.data)
+    longest = 1 + 2 * cfg.bptt * (hi // cfg.bptt)
+    if data.videos and max(v.shape[0] for v in data.videos) < longest:  # found now, not minutes into the run
+        raise ValueError(f"--pairs up to {hi} needs video windows of {longest} frames; {cfg.data} holds at most "
+                         f"{max(v.shape[0] for v in data.videos)} (prepare it with a larger --window)")
     sampler = WindowSampler(data, cfg.crop, cfg.device, seed=cfg.seed + info["iteration"])
     streams = Streams(sampler, cfg, rng)
     pair_fn = _pair_function(cfg)

@@ -43,6 +43,8 @@ def qp_list(text: str) -> list[int]:
     values = [qp(v) for v in text.split(",") if v.strip()]
     if not values:
         raise argparse.ArgumentTypeError("expected at least one qp, e.g. 8,24,40,56")
+    if len(set(values)) != len(values):  # each qp names its own stream and CSV
+        raise argparse.ArgumentTypeError(f"qp {next(v for v in values if values.count(v) > 1)} is listed twice")
     return values
 
 

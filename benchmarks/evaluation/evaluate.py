@@ -215,7 +215,7 @@ def bd_table(points: Sequence[RatePoint], reference: str = REFERENCE_ANCHOR) -> 
 
 
 def format_bd_value(value: BDValue, unit: str) -> str:
-    return "n/a (no overlap)" if value is None else f"{value:+.2f} {unit}"
+    return "n/a (no overlap, or under 2 points)" if value is None else f"{value:+.2f} {unit}"
 
 
 def markdown(title: str, points: Sequence[RatePoint], bd: BDTable) -> str:
