@@ -242,6 +242,9 @@ def test_failed_eval_leaves_no_results_folder_and_existing_ones_need_y(tmp_path)
     (out / "old.json").write_text("{}")
     assert main(["eval", str(CLIP), "-o", str(out)]) == 2  # refused before any work
     assert (out / "old.json").read_text() == "{}"
+    # with -y a failed run keeps the old results whole; nothing of its own is left beside them
+    assert main(["eval", str(tmp_path / "missing.y4m"), "-o", str(out), "--anchors", "", "-y"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"] and list(out.iterdir()) == [out / "old.json"]
 
 
 def test_eval_passes_the_reset_options_to_the_encoder(codec, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ...args import add_overwrite, add_reset_options, output_path, positive_int, qp_list, refuse_existing, reset_settings
+from ...fileio import replace_dir, staging_dir
 from ...models.presets import PAIR_PRESETS
 from .anchors import QP_MAX, QP_MIN, AnchorError, AnchorSpec
 from .evaluate import DEFAULT_ANCHORS, DEFAULT_QPS, REFERENCE_ANCHOR, EvalConfig, evaluate, format_bd_value, scene_cut_trace
@@ -44,18 +45,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ...runtime.model import load_codec
 
     refuse_existing(args.output, args.overwrite)
-    created = not args.output.exists()
+    # Built in a private folder and swapped in whole: a failed run leaves no half-filled
+    # folder, and a replaced one (-y) keeps no file of its earlier run.
+    staging = staging_dir(args.output)
     try:
         codec = load_codec(args.model, weights=args.weights, backend=args.backend)
         cfg = EvalConfig(qps=args.qps, anchors=args.anchors, anchor_qps=args.anchor_qps, frames=args.frames,
                          downscale=args.downscale, threads=args.threads, progress=sys.stderr.isatty(),
                          resets=reset_settings(args))
         run = scene_cut_trace if args.cut_plot else evaluate
-        results = run(codec, args.input, args.output, cfg, weights=None if args.weights is None else str(args.weights))
-    except BaseException:
-        if created:  # a failed run leaves no half-filled results folder
-            shutil.rmtree(args.output, ignore_errors=True)
-        raise
+        results = run(codec, args.input, staging, cfg, weights=None if args.weights is None else str(args.weights))
+        replace_dir(staging, args.output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already once published
     for name, v in results.get("bd", {}).items():
         print(f"{name} vs {REFERENCE_ANCHOR}: BD-rate {format_bd_value(v['bd_rate_pct'], '%')}, "
               f"BD-PSNR {format_bd_value(v['bd_psnr_db'], 'dB')}")
