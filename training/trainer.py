@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,6 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     log_every: int = 25
     seed: int = 0
-    sources: dict = field(default_factory=dict)
 
 
 def pair_loss(model, frames, ref, qps, weight):
