@@ -50,7 +50,7 @@ LATENT_PREFIX = "latent_"
 # hyper-prior crop is not a no-op and export does not tie ceil(H/64) to H/16 exactly;
 # no latent dim is 1, which export would specialise.
 EXAMPLE_SIZE = (208, 272)
-MAX_SIZE = 4096
+MIN_SIZE, MAX_SIZE = 32, 4096  # padded H and W a package takes (its dynamic dims: size / 16 in 2..256)
 REBUILD_KEYS = ("schema", "target", "torch_version", "device", "precision", "preset", "weights_fingerprint",
                 "code_fingerprint")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
@@ -132,7 +132,7 @@ def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.d
     """Export ``graph`` with dynamic H/W and compile it into the package ``path``; seconds taken."""
     Dim = torch.export.Dim
     top = MAX_SIZE // 16
-    dims = {"h": Dim("h", min=2, max=top), "w": Dim("w", min=2, max=top),
+    dims = {"h": Dim("h", min=MIN_SIZE // 16, max=top), "w": Dim("w", min=MIN_SIZE // 16, max=top),
             "zh": Dim("zh", min=1, max=top // 4), "zw": Dim("zw", min=1, max=top // 4)}
     # scale_index_torch caches its threshold tensor per device; filled inside export's
     # fake-tensor tracing it would cache a fake tensor, so fill it with a real one first.
@@ -292,7 +292,7 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
     seconds = _compile_all(todo, packages, preset, weights, allow_random, dev, precision, jobs)
     for graph in todo:
         package = packages[graph.name]
-        record = {**wanted, "graph": graph.name, "dynamic": {"H": [32, MAX_SIZE], "W": [32, MAX_SIZE], "multiple": 16},
+        record = {**wanted, "graph": graph.name, "dynamic": {"H": [MIN_SIZE, MAX_SIZE], "W": [MIN_SIZE, MAX_SIZE], "multiple": 16},
                   "inputs": [s.name for s in graph.inputs], "outputs": [s.name for s in graph.outputs],
                   "package_bytes": package.stat().st_size, "package_sha256": file_sha256(package),
                   "build_seconds": round(seconds[graph.name], 2),
@@ -305,7 +305,8 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
                           "tables": f"{y_tables.fingerprint()}{zt.fingerprint()}", "backend": backend,
                           "device": dev.type, "precision": precision, "frames": cfg.frames, "ch_y": cfg.ch_y,
                           "ch_z": cfg.ch_z, "code": wanted["code_fingerprint"], "torch": torch.__version__,
-                          "qp_levels": QP_LEVELS, "qp_offsets": ",".join(map(str, HIERARCHICAL_QP_OFFSETS))},
+                          "qp_levels": QP_LEVELS, "qp_offsets": ",".join(map(str, HIERARCHICAL_QP_OFFSETS)),
+                          "min_size": MIN_SIZE, "max_size": MAX_SIZE},
                     packages)
     built = {g.name for g in todo}
     return [(name, packages[name], name in built) for name in packages if name in built or name in kept]

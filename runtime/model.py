@@ -93,6 +93,7 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
         if engine_dir is None:
             raise EngineError("the aoti backend needs an engine directory (ui2c build-engines --target aoti)")
         runner_backend = AotiBackend(engine_dir, preset, fingerprint, device=device, precision=precision)
+        runner_backend.check_all(list(network.stages()))  # a bad folder fails here, not midway through a video
     else:
         from ..export.cache import cached_export, export_dir
 

@@ -106,6 +106,7 @@ class _Session:
                  entropy: str | None, bits_per_lane: int = DEFAULT_BITS_PER_LANE):
         if height % 16 or width % 16 or height <= 0 or width <= 0:
             raise InputFormatError(f"sessions code padded frames (multiples of 16); got {width}x{height}")
+        codec.backend.check_size(height, width)
         self.codec = codec
         self.device = codec.backend.device
         self.skip_threshold = skip_threshold

@@ -167,6 +167,9 @@ def test_aoti_backend_codes_a_clip_through_load_codec(engines, tmp_path):
     recon = [r for u in units for r in u.recon]
     decoded = [f for u in units for d in decoder.decode(u.packet) for f in d.frames]
     decoded += [f for d in decoder.flush() for f in d.frames]
-    assert len(decoded) == 3
+    assert len(decoded) == len(recon) == 3
     for a, b in zip(recon, decoded):
         assert torch.equal(a, b)
+    for height, width in ((16, 64), (48, 4112)):  # outside the packages' dynamic range: refused before any work
+        with pytest.raises(EngineError, match=f"padded frame size {width}x{height} is outside the 32..4096 x 32..4096"):
+            Encoder(codec, height, width, qp=30)

@@ -54,16 +54,33 @@ class AotiBackend(Backend):
         self.device = torch.device(device if device is not None else aoti.read_manifest(self.engine_dir)["device"])
         self.precision = precision
         self._wanted = aoti.identity(preset, weights_fingerprint, self.device, precision)
+        self._records: dict[str, dict[str, Any]] = {}
         self._runners: dict[str, AotiRunner] = {}
+
+    def _record(self, stage: str) -> dict[str, Any]:
+        """The checked sidecar of ``stage``'s package (checked once: it hashes the package)."""
+        if stage not in self._records:
+            package = aoti.package_path(self.engine_dir, stage, self.device.type)
+            self._records[stage] = aoti.check_package(package, stage, self._wanted)
+        return self._records[stage]
 
     def runner(self, stage: str) -> AotiRunner:
         if stage not in self._runners:
-            package = aoti.package_path(self.engine_dir, stage, self.device.type)
-            record: dict[str, Any] = aoti.check_package(package, stage, self._wanted)
-            self._runners[stage] = AotiRunner(package, stage, record["inputs"], record["outputs"])
+            record = self._record(stage)
+            self._runners[stage] = AotiRunner(aoti.package_path(self.engine_dir, stage, self.device.type), stage,
+                                              record["inputs"], record["outputs"])
         return self._runners[stage]
+
+    def check_size(self, height: int, width: int) -> None:
+        """The packages' dynamic dims cover the padded sizes their sidecars record; outside
+        them a package may run anyway (its guards are not always compiled in) and compute garbage."""
+        dynamic = self._record("adaptor")["dynamic"]
+        (h_lo, h_hi), (w_lo, w_hi) = dynamic["H"], dynamic["W"]
+        if not (h_lo <= height <= h_hi and w_lo <= width <= w_hi):
+            raise EngineError(f"padded frame size {width}x{height} is outside the {w_lo}..{w_hi} x {h_lo}..{h_hi} "
+                              f"range the AOTInductor packages in {self.engine_dir} were built for")
 
     def check_all(self, stages: list[str]) -> None:
         """Validate every package up front, so a bad directory fails before coding starts."""
         for stage in stages:
-            aoti.check_package(aoti.package_path(self.engine_dir, stage, self.device.type), stage, self._wanted)
+            self._record(stage)

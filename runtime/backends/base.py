@@ -63,6 +63,10 @@ class Backend(ABC):
     def runner(self, stage: str) -> Runner:
         """The runner for ``stage`` (created once, then reused)."""
 
+    def check_size(self, height: int, width: int) -> None:
+        """Raise :class:`EngineError` for a padded frame size this backend's compiled graphs
+        were not built for, before a session allocates anything (default: any size)."""
+
     def describe(self) -> str:
         """``backend/device/precision/mode``, e.g. ``torch/cuda/fp16/inductor``.
 

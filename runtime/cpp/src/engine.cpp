@@ -95,7 +95,7 @@ Engine::Engine(const std::string& dir) {
     }
   }
   for (const char* key : {"format", "preset", "weights", "tables", "backend", "device", "precision", "frames", "ch_y",
-                          "ch_z", "code", "torch", "qp_offsets", "qp_levels"})
+                          "ch_z", "code", "torch", "qp_offsets", "qp_levels", "min_size", "max_size"})
     if (!fields.count(key)) fail(manifest.string() + " lacks '" + key + "'");
   if (fields["format"] != "1") fail(manifest.string() + " has format " + fields["format"] + ", this build reads 1");
   const std::string built_torch = fields["torch"].substr(0, fields["torch"].find('+'));
@@ -105,6 +105,7 @@ Engine::Engine(const std::string& dir) {
   preset = fields["preset"], weights = fields["weights"], tables = fields["tables"], backend = fields["backend"];
   auto integer = [&](const char* key) { return parse_int(fields[key], key, manifest); };
   frames = integer("frames"), ch_y = integer("ch_y"), ch_z = integer("ch_z"), qp_levels = integer("qp_levels");
+  min_size = integer("min_size"), max_size = integer("max_size");
   std::istringstream offsets(fields["qp_offsets"]);
   for (std::string v; std::getline(offsets, v, ',');) qp_offsets.push_back(parse_int(v, "qp_offsets", manifest));
   if (frames != 2 || qp_offsets.empty() || ch_y <= 0 || ch_y % 2 || ch_z <= 0 || qp_levels <= 0 ||

@@ -25,6 +25,7 @@ class Engine {
   std::string preset, weights, tables, backend;
   int frames = 2, ch_y = 0, ch_z = 0, qp_levels = 64;
   int qp_rows = 0;  // rows of the networks' qp tables: qp_levels + the largest offset (models/ops.py QP_ROWS)
+  int min_size = 0, max_size = 0;  // padded H and W the packages' dynamic dims cover
   std::vector<int> qp_offsets;
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;

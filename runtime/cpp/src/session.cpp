@@ -10,6 +10,11 @@ Session::Session(Engine& engine, uint32_t height, uint32_t width, int threads)
     : engine_(engine), height_(height), width_(width), threads_(threads) {
   if (height % 16 || width % 16 || height == 0 || width == 0)
     throw Error(UI2C_ERR_INPUT, "sessions code padded frames (multiples of 16)");
+  // outside their dynamic dims a package may run anyway (its guards are not always compiled in)
+  if (std::min(height, width) < uint32_t(engine.min_size) || std::max(height, width) > uint32_t(engine.max_size))
+    throw Error(UI2C_ERR_INPUT, "padded frame size " + std::to_string(width) + "x" + std::to_string(height) +
+                                    " is outside the " + std::to_string(engine.min_size) + ".." +
+                                    std::to_string(engine.max_size) + " range the engine's packages were built for");
   const auto opts = at::TensorOptions().dtype(engine.dtype).device(engine.device);
   blank_ref_ = engine.run("adaptor", {at::zeros({1, 3, height, width}, opts)}, 1)[0];
   auto masks = engine.run("latent_masks", {at::zeros({1, engine.ch_y, height / 16, width / 16}, opts)}, 2);

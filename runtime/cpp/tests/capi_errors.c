@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
   ui2c_video_info odd = info;
   odd.width = 63;
   expect("odd 4:2:0 width", ui2c_encoder_open(engine, &odd, &options, &encoder), UI2C_ERR_INPUT);
+  ui2c_video_info tiny = info;
+  tiny.width = tiny.height = 16;  /* padded 16x16: under the packages' dynamic range */
+  expect("frame size outside the packages' range", ui2c_encoder_open(engine, &tiny, &options, &encoder),
+         UI2C_ERR_INPUT);
+  expect_message("... names the range", "range the engine's packages were built for");
   expect("open encoder", ui2c_encoder_open(engine, &info, &options, &encoder), UI2C_OK);
   const size_t bytes = ui2c_frame_bytes(info.width, info.height, info.chroma);
   unsigned char* frame = calloc(bytes + 16, 1);
