@@ -103,6 +103,8 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
 
             if engine_dir is None:
                 raise EngineError("the tensorrt backend needs an engine directory (ui2c build-engines)")
+            if torch.device(device).type != "cuda":  # else it would quietly run on GPU 0
+                raise EngineError(f"the tensorrt backend runs on a GPU: pass device='cuda[:N]', not {device!r}")
             runner_backend = TensorRTBackend(engine_dir, out_dir, precision=precision,
                                              device=torch.device(device).index or 0)
         manifest = cached_export(out_dir, preset, precision, network.state_dict())
