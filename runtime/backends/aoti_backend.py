@@ -54,18 +54,14 @@ class AotiBackend(Backend):
         self.device = torch.device(device if device is not None else aoti.read_manifest(self.engine_dir)["device"])
         self.precision = precision
         self._wanted = aoti.identity(preset, weights_fingerprint, self.device, precision)
-        self._records: dict[str, dict[str, Any]] = {}
         self._runners: dict[str, AotiRunner] = {}
 
     def _record(self, stage: str) -> dict[str, Any]:
-        """The checked sidecar of ``stage``'s package (checked once: it hashes the package)."""
-        if stage not in self._records:
-            package = aoti.package_path(self.engine_dir, stage, self.device.type)
-            self._records[stage] = aoti.check_package(package, stage, self._wanted)
-        return self._records[stage]
+        """The sidecar of ``stage``'s package, checked against the model and the package's bytes now."""
+        return aoti.check_package(aoti.package_path(self.engine_dir, stage, self.device.type), stage, self._wanted)
 
     def runner(self, stage: str) -> AotiRunner:
-        if stage not in self._runners:
+        if stage not in self._runners:  # checked again when loaded: the folder may have changed since check_all
             record = self._record(stage)
             self._runners[stage] = AotiRunner(aoti.package_path(self.engine_dir, stage, self.device.type), stage,
                                               record["inputs"], record["outputs"])
