@@ -9,7 +9,7 @@ weights or kernels built for another GPU.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 
@@ -56,21 +56,18 @@ class AotiBackend(Backend):
         self._wanted = aoti.identity(preset, weights_fingerprint, self.device, precision)
         self._runners: dict[str, AotiRunner] = {}
 
-    def _record(self, stage: str) -> dict[str, Any]:
-        """The sidecar of ``stage``'s package, checked against the model and the package's bytes now."""
-        return aoti.check_package(aoti.package_path(self.engine_dir, stage, self.device.type), stage, self._wanted)
-
     def runner(self, stage: str) -> AotiRunner:
         if stage not in self._runners:  # checked again when loaded: the folder may have changed since check_all
-            record = self._record(stage)
-            self._runners[stage] = AotiRunner(aoti.package_path(self.engine_dir, stage, self.device.type), stage,
-                                              record["inputs"], record["outputs"])
+            package = aoti.package_path(self.engine_dir, stage, self.device.type)
+            record = aoti.check_package(package, stage, self._wanted)
+            self._runners[stage] = AotiRunner(package, stage, record["inputs"], record["outputs"])
         return self._runners[stage]
 
     def check_size(self, height: int, width: int) -> None:
         """The packages' dynamic dims cover the padded sizes their sidecars record; outside
         them a package may run anyway (its guards are not always compiled in) and compute garbage."""
-        dynamic = self._record("adaptor")["dynamic"]
+        # the range only (no hash of the package: every runner checks its package as it loads it)
+        dynamic = aoti.read_sidecar(aoti.package_path(self.engine_dir, "adaptor", self.device.type))["dynamic"]
         (h_lo, h_hi), (w_lo, w_hi) = dynamic["H"], dynamic["W"]
         if not (h_lo <= height <= h_hi and w_lo <= width <= w_hi):
             raise EngineError(f"padded frame size {width}x{height} is outside the {w_lo}..{w_hi} x {h_lo}..{h_hi} "
@@ -79,4 +76,4 @@ class AotiBackend(Backend):
     def check_all(self, stages: list[str]) -> None:
         """Validate every package up front, so a bad directory fails before coding starts."""
         for stage in stages:
-            self._record(stage)
+            aoti.check_package(aoti.package_path(self.engine_dir, stage, self.device.type), stage, self._wanted)
