@@ -56,10 +56,17 @@ class AotiBackend(Backend):
         self._wanted = aoti.identity(preset, weights_fingerprint, self.device, precision)
         self._runners: dict[str, AotiRunner] = {}
 
+    def _package(self, stage: str) -> Path:
+        return aoti.package_path(self.engine_dir, stage, self.device.type)
+
+    def _checked(self, stage: str) -> tuple[Path, dict]:
+        """``stage``'s package and its checked sidecar (the check hashes the package)."""
+        package = self._package(stage)
+        return package, aoti.check_package(package, stage, self._wanted)
+
     def runner(self, stage: str) -> AotiRunner:
         if stage not in self._runners:  # checked again when loaded: the folder may have changed since check_all
-            package = aoti.package_path(self.engine_dir, stage, self.device.type)
-            record = aoti.check_package(package, stage, self._wanted)
+            package, record = self._checked(stage)
             self._runners[stage] = AotiRunner(package, stage, record["inputs"], record["outputs"])
         return self._runners[stage]
 
@@ -67,7 +74,7 @@ class AotiBackend(Backend):
         """The packages' dynamic dims cover the padded sizes their sidecars record; outside
         them a package may run anyway (its guards are not always compiled in) and compute garbage."""
         # the range only (no hash of the package: every runner checks its package as it loads it)
-        dynamic = aoti.read_sidecar(aoti.package_path(self.engine_dir, "adaptor", self.device.type))["dynamic"]
+        dynamic = aoti.read_sidecar(self._package("adaptor"))["dynamic"]
         (h_lo, h_hi), (w_lo, w_hi) = dynamic["H"], dynamic["W"]
         if not (h_lo <= height <= h_hi and w_lo <= width <= w_hi):
             raise EngineError(f"padded frame size {width}x{height} is outside the {w_lo}..{w_hi} x {h_lo}..{h_hi} "
@@ -76,4 +83,4 @@ class AotiBackend(Backend):
     def check_all(self, stages: list[str]) -> None:
         """Validate every package up front, so a bad directory fails before coding starts."""
         for stage in stages:
-            aoti.check_package(aoti.package_path(self.engine_dir, stage, self.device.type), stage, self._wanted)
+            self._checked(stage)
