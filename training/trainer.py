@@ -40,7 +40,7 @@ from .data import WindowSampler, load_dataset
 from .state import load_state, readable_state, save_state
 from .unit import code_pair
 
-LAMBDA_MIN, LAMBDA_MAX = 16.0, 4096.0
+LAMBDA_MIN, LAMBDA_MAX = 1.0, 4096.0  # 12 octaves: the rate moves > 10x over qp 0..63 (issue 14)
 COMPILE_MODES = ("none", "default", "reduce-overhead")
 QP_TABLES = "anchor-interpolated"  # marks weights whose tables already carry a qp ramp
 
