@@ -8,7 +8,11 @@ can be handed.  It is decoded once into memory as uint8 4:4:4.
 A training window of ``n`` frames is a random crop (with flips and time reversal) of
 a video window, or a camera move over a photograph (``motion.py``); with
 ``cut_rate`` probability it is two such segments back to back, a scene cut that
-teaches the model to stop trusting a reference that no longer matches.
+teaches the model to stop trusting a reference that no longer matches.  With
+``chroma_420_share`` probability its chroma is made what the codec gets from a 4:2:0
+source: 2×2 means, repeated to 2×2 blocks (``video_io.to_444``).  The stored JPEGs
+decode to smooth chroma, so without this the encoder would meet block chroma
+only at test time, on every 4:2:0 clip.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .motion import camera_path, render
@@ -69,8 +74,8 @@ def load_dataset(path: str | Path) -> Dataset:
 class WindowSampler:
     """Random training windows (float (n, 3, crop, crop) in [0, 1] on ``device``)."""
 
-    def __init__(self, data: Dataset, crop: int, device: str | torch.device = "cpu", seed: int = 0,
-                 video_share: float = 0.5, cut_rate: float = 0.15):
+    def __init__(self, data: Dataset, crop: int, device: str | torch.device = "cpu", seed: int | np.random.SeedSequence = 0,
+                 video_share: float = 0.5, cut_rate: float = 0.15, chroma_420_share: float = 0.5):
         small = [tuple(v.shape[-2:]) for v in data.videos if min(v.shape[-2:]) < crop]
         small += [tuple(p.shape[-2:]) for p in data.photos if min(p.shape[-2:]) < crop]
         if small:
@@ -78,13 +83,15 @@ class WindowSampler:
         self.data, self.crop, self.device = data, crop, torch.device(device)
         self.rng = np.random.default_rng(seed)
         self.video_share = 0.0 if not data.videos else (video_share if data.photos else 1.0)
-        self.cut_rate = cut_rate
+        self.cut_rate, self.chroma_420_share = cut_rate, chroma_420_share
 
     def window(self, frames: int) -> torch.Tensor:
         if frames > 2 and self.rng.random() < self.cut_rate:
             cut = int(self.rng.integers(2, frames))
-            return torch.cat((self._segment(cut), self._segment(frames - cut)))
-        return self._segment(frames)
+            window = torch.cat((self._segment(cut), self._segment(frames - cut)))
+        else:
+            window = self._segment(frames)
+        return chroma_as_420(window) if self.rng.random() < self.chroma_420_share else window
 
     def _segment(self, frames: int) -> torch.Tensor:
         if self.rng.random() < self.video_share:
@@ -99,9 +106,17 @@ class WindowSampler:
             raise ValueError(f"no video window has {frames} frames (longest: {max(v.shape[0] for v in self.data.videos)})")
         video = long_enough[self.rng.integers(len(long_enough))]
         t0 = self.rng.integers(video.shape[0] - frames + 1)
-        y0 = self.rng.integers(video.shape[2] - self.crop + 1)
-        x0 = self.rng.integers(video.shape[3] - self.crop + 1)
+        # even offsets: 2x2 chroma blocks stay on the source's 4:2:0 grid
+        y0 = 2 * self.rng.integers((video.shape[2] - self.crop) // 2 + 1)
+        x0 = 2 * self.rng.integers((video.shape[3] - self.crop) // 2 + 1)
         clip = video[t0 : t0 + frames, :, y0 : y0 + self.crop, x0 : x0 + self.crop]
         flips = [d for d, flip in ((0, self.rng.random() < 0.5), (2, self.rng.random() < 0.5), (3, self.rng.random() < 0.5)) if flip]
         clip = clip.flip(flips) if flips else clip
         return clip.to(self.device).float().div_(255.0)
+
+
+def chroma_as_420(frames: torch.Tensor) -> torch.Tensor:
+    """Frames (T, 3, H, W), even H and W, with U and V replaced by their 2x2 means
+    repeated over each block: the codec's input from a 4:2:0 source."""
+    chroma = F.avg_pool2d(frames[:, 1:], 2).repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    return torch.cat((frames[:, :1], chroma), dim=1)

@@ -52,7 +52,8 @@ def save_state(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     for moment in ("exp_avg", "exp_avg_sq"):
         save_shards(tmp, moment, {str(i): s[moment].to(torch.bfloat16) for i, s in opt_state["state"].items()})
     steps = {str(i): float(s["step"]) for i, s in opt_state["state"].items()}
-    (tmp / "state.json").write_text(json.dumps({**info, "adam_steps": steps}, indent=1))
+    state = {**info, "adam_steps": steps, "adam_params": _adam_order(model, opt)}
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
     _sync(tmp)  # on the disk before it replaces anything: a crash must not leave empty shards behind a rename
     old = directory.with_name(directory.name + ".old")
     if (directory / "state.json").exists():  # the last good state becomes .old (an older .old is superseded:
@@ -89,15 +90,24 @@ def readable_state(directory: Path) -> Path | None:
     return None
 
 
+def _adam_order(model: torch.nn.Module, opt: torch.optim.Optimizer) -> list[str]:
+    """Parameter names in the order Adam numbers its state (group by group)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [names[id(p)] for group in opt.param_groups for p in group["params"]]
+
+
 def load_state(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
     """Load what ``save_state`` wrote; returns the saved ``info`` (``adam_resumed`` says
-    whether Adam's moments came back, for this load only)."""
+    whether Adam's moments came back, for this load only).  Moments are keyed by Adam's
+    parameter numbers, so they come back only when the parameters are numbered as when
+    they were saved; otherwise Adam starts afresh (with its warm-up)."""
     info = json.loads((directory / "state.json").read_text())
     info.pop("adam_resumed", None)
     model.load_state_dict(load_shards(directory, "model"))
     moments = {m: load_shards(directory, m) for m in ("exp_avg", "exp_avg_sq")}
     steps = info.pop("adam_steps", {})
-    if steps and all(len(moments[m]) == len(steps) for m in moments):
+    same_order = info.pop("adam_params", None) == _adam_order(model, opt)
+    if steps and same_order and all(len(moments[m]) == len(steps) for m in moments):
         device = next(model.parameters()).device
         state = {int(i): {"step": torch.tensor(step),
                           "exp_avg": moments["exp_avg"][i].float().to(device),

@@ -40,7 +40,9 @@ from .data import WindowSampler, load_dataset
 from .state import load_state, readable_state, save_state
 from .unit import code_pair
 
-LAMBDA_MIN, LAMBDA_MAX = 1.0, 4096.0  # 12 octaves: the rate moves > 10x over qp 0..63 (issue 14)
+# λ weighs the mean MSE of a pair's two frames against its bpp; 12 octaves over qp 0..63,
+# so the rate moves more than 10x (issue 14; the fourth weights, 16…4096 on the summed MSE, 5–7x).
+LAMBDA_MIN, LAMBDA_MAX = 2.0, 8192.0
 COMPILE_MODES = ("none", "default", "reduce-overhead")
 QP_TABLES = "anchor-interpolated"  # marks weights whose tables already carry a qp ramp
 
@@ -67,6 +69,7 @@ class TrainConfig:
     batch: int = 4
     crop: int = 128
     lr: float = 1e-4
+    anchor_lr_scale: float = 10.0  # the qp anchors' lr / lr: a few parameters that must follow a changed λ
     warmup: int = 200  # steps of linear warm-up whenever Adam starts with fresh moments
     pairs: tuple[int, int] = (8, 16)  # window length in pairs (inclusive range)
     bptt: int = 2  # pairs per optimizer step
@@ -87,7 +90,7 @@ def pair_loss(model, frames, ref, qps, weight):
     out = code_pair(model, frames.flatten(1, 2), ref, qps)
     bpp = out["bits"] / (2 * frames.shape[-1] * frames.shape[-2])
     mse = torch.stack([yuv_mse(x, frames[:, s]) for s, x in enumerate(out["recon"])], dim=1)
-    return weight * ((lambda_for_qp(qps).to(mse.device) * mse).sum(1) + bpp), out["ref"], bpp, mse
+    return weight * ((lambda_for_qp(qps).to(mse.device) * mse).mean(1) + bpp), out["ref"], bpp, mse
 
 
 def chunk_loss(model, frames, ref_frames, prev_ref, start, qps, weight, pair_fn=pair_loss):
@@ -161,7 +164,10 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
         qp_anchors.spread_rate(model, cfg.rate_span)
     model.to(cfg.device)
     fused = {"fused": True} if model.q_encoder.is_cuda else {}
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **fused)
+    anchors = [p for n, p in model.named_parameters() if "parametrizations." in n]
+    others = [p for n, p in model.named_parameters() if "parametrizations." not in n]
+    opt = torch.optim.Adam([{"params": others, "lr_scale": 1.0}, {"params": anchors, "lr_scale": cfg.anchor_lr_scale}],
+                           lr=cfg.lr, **fused)
     info = {"iteration": 0, "elapsed_s": 0.0, "runs": []}
     if init_meta:  # provenance of the starting weights travels with every later export
         info["init"] = {"weights": Path(cfg.init).name, **{k: v for k, v in init_meta.items() if k not in ("sources", "runs")}}
@@ -213,19 +219,20 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     model, opt, info = _build(cfg, out)
     torch.manual_seed(cfg.seed + info["iteration"])
-    rng = np.random.default_rng(cfg.seed + info["iteration"])
+    stream_seed, sampler_seed = np.random.SeedSequence([cfg.seed, info["iteration"]]).spawn(2)  # independent draws
+    rng = np.random.default_rng(stream_seed)
     data = load_dataset(cfg.data)
     longest = 1 + 2 * cfg.bptt * (hi // cfg.bptt)
     if data.videos and max(v.shape[0] for v in data.videos) < longest:  # found now, not minutes into the run
         raise ValueError(f"--pairs up to {hi} needs video windows of {longest} frames; {cfg.data} holds at most "
                          f"{max(v.shape[0] for v in data.videos)} (prepare it with a larger --window)")
-    sampler = WindowSampler(data, cfg.crop, cfg.device, seed=cfg.seed + info["iteration"])
+    sampler = WindowSampler(data, cfg.crop, cfg.device, seed=sampler_seed)
     streams = Streams(sampler, cfg, rng)
     pair_fn = _pair_function(cfg)
     fresh_steps = None if info.get("adam_resumed") else 0
     prev_ref = torch.zeros(cfg.batch, model.cfg.ch_d, cfg.crop // 8, cfg.crop // 8, device=cfg.device)
     run = {"device": cfg.device, "compile": cfg.compile, "from_iteration": info["iteration"], "batch": cfg.batch,
-           "crop": cfg.crop, "bptt": cfg.bptt, "pairs": list(cfg.pairs)}
+           "crop": cfg.crop, "bptt": cfg.bptt, "pairs": list(cfg.pairs), "lr": cfg.lr, "anchor_lr_scale": cfg.anchor_lr_scale}
     info["runs"].append(run)
     pending: list[tuple] = []
     last_save = loop_began = time.monotonic()
@@ -239,7 +246,7 @@ def train(cfg: TrainConfig) -> Path:
             weight = lambda_for_qp(32).to(cfg.device).div(lambda_for_qp(qps[:, 0, 0]).to(cfg.device)).sqrt()
             scale = 1.0 if fresh_steps is None or fresh_steps >= cfg.warmup else (fresh_steps + 1) / cfg.warmup
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * scale
+                group["lr"] = cfg.lr * scale * group["lr_scale"]
             inputs = (model, frames, streams.ref_frames, prev_ref, streams.start, qps, weight)
             try:
                 loss, ref, bpp, mse = _optimise(pair_fn, opt, inputs, cfg.compile)
