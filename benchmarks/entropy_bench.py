@@ -41,7 +41,7 @@ SKIP_THRESHOLD = np.float32(0.12)
 TARGET_BPP = (0.003, 0.03, 0.3)
 REALISTIC_BITS_PER_SYMBOL = 0.44
 SWEEP_LANES = (None, 32, 64, 128, 256, 512, 1024)
-PARALLEL_THREADS = 4  # as scripts/gpu_check.sh's --threads 4 run; fewer cores cap the gain
+PARALLEL_THREADS = 4  # the decoder over 4 cores (ui2c decode --threads 4); fewer cores cap the gain
 
 
 def slots(symbols: np.ndarray, indexes: np.ndarray, t: CdfTables) -> np.ndarray:

@@ -403,3 +403,23 @@ def test_torch_cpu_streams_decode_with_any_thread_count(tmp_path):
     for threads in (1, 2):
         cli(threads, "decode", stream, "-o", tmp_path / f"t{threads}.y4m")
     assert (tmp_path / "t1.y4m").read_bytes() == (tmp_path / "t2.y4m").read_bytes()
+
+
+def test_compiled_stages_stay_compiled_at_a_second_size(monkeypatch, frames):
+    """Dynamo keeps at most ``recompile_limit`` (8) graphs per code object and runs the
+    frame eagerly after that.  Every stage once compiled the same function, so a second
+    size pushed stages past the limit: eager kernels under an "inductor" producer string.
+    (Dynamo's eager backend stands in for inductor: same cache, none of the compile time.)"""
+    from torch._dynamo.utils import counters
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend="eager", **kw))
+    torch._dynamo.reset()
+    counters.clear()
+    codec = load_codec("ui2c-s", backend="torch", compile=True, threads=1)
+    for width in (64, 128):
+        enc = Encoder(codec, 64, width, qp=30, scene_cut_threshold=None, reconstruct=True)
+        _code(enc, [np.ascontiguousarray(f[:, :64, :width]) for f in frames[:3]])
+    total, ok = counters["frames"]["total"], counters["frames"]["ok"]
+    torch._dynamo.reset()
+    assert total >= 14 and ok == total, (ok, total)

@@ -111,6 +111,10 @@ class TorchBackend(Backend):
                 return self.model.run_stage(_stage, *inputs)
 
             if self.mode.startswith("inductor"):
+                # Dynamo caches compiled graphs per code object, at most ``recompile_limit`` (8)
+                # each, then runs the frame eagerly: with one shared code object, 7 stages at a
+                # second size would silently run eager kernels under an "inductor" producer.
+                fn.__code__ = fn.__code__.replace(co_name=f"ui2c_stage_{stage}")
                 fn = torch.compile(fn, dynamic=False)
             runner: Runner = TorchRunner(fn, stage, [s.name for s in spec.inputs], [s.name for s in spec.outputs],
                                          self.threads)
