@@ -156,15 +156,22 @@ def scale_index_torch(scales: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(scales.float(), _device_thresholds(scales.device), right=True).to(torch.uint8)
 
 
-def gaussian_tables() -> CdfTables:
-    """The 128 Gaussian-conditional tables of spec §3.2, in float32 like the official code."""
-    scales = scale_table()
+def gaussian_support(scales: torch.Tensor) -> torch.Tensor:
+    """Half-width of the Gaussian table of each scale (float32, spec §3.2): the smallest
+    candidate whose CDF exceeds 0.9999, else the largest.  Values beyond it are escapes;
+    training prices them with the same rule (``training/unit.py``)."""
     normal = torch.distributions.Normal(torch.zeros_like(scales), scales, validate_args=False)
     center = torch.full_like(scales, float(max(_SUPPORT_SEARCH)))
     for i in reversed(_SUPPORT_SEARCH):  # keep the smallest i that passes
         probs = normal.cdf(torch.full_like(scales, float(i)))
         center = torch.where(probs > float(_HIGH), torch.full_like(scales, float(i)), center)
-    center_i = center.to(torch.int64)
+    return center
+
+
+def gaussian_tables() -> CdfTables:
+    """The 128 Gaussian-conditional tables of spec §3.2, in float32 like the official code."""
+    scales = scale_table()
+    center_i = gaussian_support(scales).to(torch.int64)
     max_length = int((2 * center_i + 1).max())
     samples = (torch.arange(max_length)[None, :] - center_i[:, None]).float()
     normal2 = torch.distributions.Normal(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..entropy.tables import gaussian_support
 from ..models.conditional import ConditionalCodec
 from ..models.layers import replicate_pad_to
 from ..models.ops import checkerboard_masks
@@ -45,12 +46,6 @@ def _bits(p: torch.Tensor) -> torch.Tensor:
 ESCAPE_BITS = 32.0
 
 
-def _support(s: torch.Tensor) -> torch.Tensor:
-    """Half-width of the runtime's table for scale ``s`` (``entropy/tables.py``): the smallest
-    integer in 2..8 whose Gaussian CDF exceeds 0.9999, i.e. above 3.719·s, else 8."""
-    return torch.clamp(torch.floor(3.719 * s.detach()) + 1, 2.0, 8.0)
-
-
 def _gaussian_bits(residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """-log2 P(residual) under a zero-mean Gaussian of ``scales`` (scale table range), plus
     the expected price of the escapes the runtime's tables will code.
@@ -60,7 +55,7 @@ def _gaussian_bits(residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor
     top qps learned latents whose escapes added 13–23 % to the real rate of an intra unit."""
     s = torch.clamp_max(_LowerBound.apply(scales, 0.11), 16.0)
     normal = torch.distributions.Normal(0.0, 1.0)
-    escape = 2 * normal.cdf(-(_support(s) + 0.5) / s)
+    escape = 2 * normal.cdf(-(gaussian_support(s.detach()) + 0.5) / s)
     return _bits(normal.cdf((0.5 - residual.abs()) / s) - normal.cdf((-0.5 - residual.abs()) / s)) + ESCAPE_BITS * escape
 
 
