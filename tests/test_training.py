@@ -242,7 +242,7 @@ def test_adam_moments_come_back_only_to_the_parameters_they_were_saved_for(tmp_p
 def test_qp_anchors_learn_at_their_own_rate(tmp_path):
     cfg = TrainConfig(data="unused", out_dir=str(tmp_path / "out"), init=str(SHIPPED))
     model, opt, _ = trainer_build(cfg, tmp_path / "out")
-    anchors = {id(p) for n, p in model.named_parameters() if "parametrizations." in n}
+    anchors = {id(p) for n, p in model.named_parameters() if qp_anchors.is_anchor(n)}
     by_scale = {g["lr_scale"]: {id(p) for p in g["params"]} for g in opt.param_groups}
     assert by_scale == {1.0: {id(p) for p in model.parameters()} - anchors, cfg.anchor_lr_scale: anchors}
     assert len(anchors) == len(qp_anchors._targets(model))

@@ -67,6 +67,12 @@ def _targets(model: nn.Module) -> list[tuple[nn.Module, str, int, bool]]:
     return out
 
 
+def is_anchor(name: str) -> bool:
+    """Whether a ``named_parameters`` / ``state_dict`` name is an anchor table of ``attach``
+    (parametrize keeps the anchors under ``….parametrizations.<table>.original``)."""
+    return "parametrizations." in name
+
+
 def attach(model: nn.Module) -> nn.Module:
     """Re-parametrise every per-qp table of ``model`` by anchors (in place)."""
     for module, name, dim, log in _targets(model):
@@ -88,7 +94,7 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict of the plain model: each anchor parametrisation evaluated to its
     72-row table under the table's own key.  (``remove_parametrizations`` is not used:
     it edits the class that parametrize shares between a module and its copies.)"""
-    state = {k: v.detach() for k, v in model.state_dict().items() if "parametrizations." not in k}
+    state = {k: v.detach() for k, v in model.state_dict().items() if not is_anchor(k)}
     for prefix, module in model.named_modules():
         if parametrize.is_parametrized(module):
             for name in module.parametrizations:

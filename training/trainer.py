@@ -166,8 +166,8 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
         qp_anchors.spread_rate(model, cfg.rate_span)
     model.to(cfg.device)
     fused = {"fused": True} if model.q_encoder.is_cuda else {}
-    anchors = [p for n, p in model.named_parameters() if "parametrizations." in n]
-    others = [p for n, p in model.named_parameters() if "parametrizations." not in n]
+    anchors = [p for n, p in model.named_parameters() if qp_anchors.is_anchor(n)]
+    others = [p for n, p in model.named_parameters() if not qp_anchors.is_anchor(n)]
     opt = torch.optim.Adam([{"params": others, "lr_scale": 1.0}, {"params": anchors, "lr_scale": cfg.anchor_lr_scale}],
                            lr=cfg.lr, **fused)
     info = {"iteration": 0, "elapsed_s": 0.0, "runs": []}
