@@ -11,8 +11,8 @@ before, or a noisy copy of it, always through the first-frame adaptor.
 
 Each stream codes its window at its own base qp (with the hierarchical offsets), so a
 batch spans the rate range; the qp tables are interpolated from a few anchors
-(``qp.py``) so all of them learn at every step.  Loss per stream: Σ λ(qp)·YUV-MSE over
-its frames + bits per pixel, scaled by √(λ_mid/λ) so low- and high-rate streams pull
+(``qp.py``) so all of them learn at every step.  Loss per pair: λ(qp)·(mean YUV-MSE of
+its two frames) + bits per pixel, scaled by √(λ_mid/λ) so low- and high-rate streams pull
 on the shared weights alike (a per-stream constant does not move that stream's
 rate-distortion trade-off).
 
