@@ -31,7 +31,7 @@ SHIPPED = DEMO.with_name("ui2c-s.pt")
 
 
 def test_lambda_is_geometric_and_mse_weights_luma_six_to_one():
-    assert math.isclose(float(lambda_for_qp(0)), 0.5) and math.isclose(float(lambda_for_qp(63)), 8192.0, rel_tol=1e-5)
+    assert math.isclose(float(lambda_for_qp(0)), 2.0) and math.isclose(float(lambda_for_qp(63)), 8192.0, rel_tol=1e-5)
     assert math.isclose(float(lambda_for_qp(10) / lambda_for_qp(9)), float(lambda_for_qp(70) / lambda_for_qp(69)), rel_tol=1e-5)
     x = torch.zeros(1, 3, 4, 4)
     err = torch.tensor([0.1, 0.2, 0.4]).view(1, 3, 1, 1).expand(1, 3, 4, 4)
