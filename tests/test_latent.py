@@ -74,7 +74,8 @@ def test_golden_stream(tmp_path):
     on any machine with the same kernels.  The hash changed for the producer string
     (the stream with the old header hashed to def33f57…bbf2f) and for each new shipped
     weights (now fingerprint 6f56ca221fc2d0fb; with f20b1d28… 9782b8e5…72ed, with 7e99cc5f…
-    64512d6b…7ed9, with c149ba8d… 5dfbf6ce…74c9, with 0465c03a… 2bf068f9…c888, with the first, 6eaea68c…, 87305413…68d47)."""
+    64512d6b…7ed9, with c149ba8d… 5dfbf6ce…74c9, with 0465c03a… 2bf068f9…c888, with the
+    first, 6eaea68c…, 87305413…68d47)."""
     codec = load_codec("ui2c-s", backend="torch", threads=1)
     stream = tmp_path / "golden.ui2c"
     res = encode_file(codec, demo_clip(), stream, qp=32, max_frames=8, keep_recon=True, progress=False)
