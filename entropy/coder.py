@@ -3,7 +3,9 @@
 The runtime codes every latent step through :class:`EntropyCoder`, so it never
 knows whether the C++ coder or the Triton kernels do the work.  Both produce the
 same bytes (format: ``entropy/csrc/rans_format.hpp``), so a stream written by one
-decodes with the other.  Skipped symbols (force-zero, spec §3.4) are marked by a
+decodes with the other.  A stream may be decoded in segments (format §8): a unit's two
+latent steps share one stream, and step 1's indexes exist only once step 0 is
+decoded, so ``decoder(data)`` returns a :class:`SegmentDecoder`.  Skipped symbols (force-zero, spec §3.4) are marked by a
 negative index; the coder drops them itself, which on a GPU avoids a host round
 trip to compact them.
 """
@@ -18,6 +20,18 @@ import torch
 from ui2c.entropy import rans
 from ui2c.entropy.tables import CdfTables
 from ui2c.errors import EngineError
+
+
+class SegmentDecoder(ABC):
+    """One stream, decoded segment by segment (format §8)."""
+
+    @abstractmethod
+    def next(self, indexes: torch.Tensor) -> torch.Tensor:
+        """int32 symbols of the next ``len(indexes)`` positions on ``indexes.device``, 0 where indexes < 0."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Checks that the segments consumed the stream exactly; ``CorruptStreamError`` if not."""
 
 
 class EntropyCoder(ABC):
@@ -41,8 +55,16 @@ class EntropyCoder(ABC):
         """Stream of the symbols whose index is >= 0 (skipped symbols must be 0)."""
 
     @abstractmethod
+    def decoder(self, data: bytes) -> SegmentDecoder:
+        """A decoder of ``data`` in segments; header errors raise here."""
+
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
-        """int32 symbols of ``len(indexes)`` on ``indexes.device``, 0 where indexes < 0."""
+        """int32 symbols of ``len(indexes)`` on ``indexes.device``, 0 where indexes < 0:
+        the whole stream as one segment."""
+        stream = self.decoder(data)
+        symbols = stream.next(indexes)
+        stream.finish()
+        return symbols
 
 
 def _check_pair(symbols: torch.Tensor, indexes: torch.Tensor) -> None:
@@ -71,7 +93,15 @@ class CpuCoder(EntropyCoder):
         return rans.encode(_to_host(symbols), _to_host(indexes), self.tables, self.threads,
                            bits_per_lane=self.bits_per_lane, skip_negative=True)
 
-    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+    def decoder(self, data: bytes) -> SegmentDecoder:
+        return _CpuSegments(rans.StreamDecoder(data, self.tables, self.threads, skip_negative=True))
+
+
+class _CpuSegments(SegmentDecoder):
+    def __init__(self, stream: rans.StreamDecoder) -> None:
+        self._stream = stream
+
+    def next(self, indexes: torch.Tensor) -> torch.Tensor:
         """Device indexes, or host indexes in pinned memory (a CUDA session's staging),
         get their symbols decoded straight into pinned memory, so the copy to the device
         is one asynchronous DMA with no pageable staging."""
@@ -79,8 +109,11 @@ class CpuCoder(EntropyCoder):
             raise ValueError("indexes must be a 1-D tensor")
         on_host = indexes.device.type == "cpu"
         out = torch.empty(indexes.shape, dtype=torch.int32, pin_memory=not on_host or indexes.is_pinned())
-        rans.decode(data, _to_host(indexes), self.tables, self.threads, skip_negative=True, out=out.numpy())
+        self._stream.next(_to_host(indexes), out.numpy())
         return out if on_host else out.to(indexes.device, non_blocking=True)
+
+    def finish(self) -> None:
+        self._stream.finish()
 
 
 class TritonCoder(EntropyCoder):
@@ -111,10 +144,21 @@ class TritonCoder(EntropyCoder):
         _check_pair(symbols, indexes)
         return self._impl.encode(symbols, indexes)
 
-    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+    def decoder(self, data: bytes) -> SegmentDecoder:
+        return _TritonSegments(self._impl.decoder(data, check=self.check))
+
+
+class _TritonSegments(SegmentDecoder):
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def next(self, indexes: torch.Tensor) -> torch.Tensor:
         if indexes.dim() != 1:
             raise ValueError("indexes must be a 1-D tensor")
-        return self._impl.decode(data, indexes, check=self.check).to(indexes.device)
+        return self._stream.next(indexes).to(indexes.device)
+
+    def finish(self) -> None:
+        self._stream.finish()
 
 
 def make_coder(tables: CdfTables, device: torch.device | str, kind: str | None = None,

@@ -74,3 +74,38 @@ def decode(data: bytes, cdf_indexes: np.ndarray, tables: CdfTables, num_threads:
     """
     idx = _int32_vector("cdf_indexes", cdf_indexes)
     return _rans.decode(bytes(data), idx, native_tables(tables), int(num_threads), bool(skip_negative), out)
+
+
+class StreamDecoder:
+    """Decodes one stream in consecutive segments (format §8), for a stream whose later
+    symbols' tables depend on its earlier symbols: a unit's two latent steps share one
+    stream, and step 1's indexes come from the spatial prior over step 0's symbols.
+
+    ``next(indexes)`` decodes the next coded symbols (as :func:`decode`, with
+    ``skip_negative`` fixed for the stream); ``finish()`` checks that every symbol was
+    decoded and every lane ended exactly, raising ``CorruptStreamError`` otherwise, so
+    a caller must call it before trusting the symbols.  Header errors raise here.
+    """
+
+    def __init__(self, data: bytes, tables: CdfTables, num_threads: int = 1, *, skip_negative: bool = False) -> None:
+        self._native = _rans.StreamDecoder(bytes(data))
+        self._tables = native_tables(tables)
+        self._threads = int(num_threads)
+        self._skip = bool(skip_negative)
+
+    @property
+    def symbols(self) -> int:
+        """Coded symbols the stream holds."""
+        return self._native.symbols
+
+    @property
+    def decoded(self) -> int:
+        """Coded symbols decoded so far."""
+        return self._native.decoded
+
+    def next(self, cdf_indexes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        idx = _int32_vector("cdf_indexes", cdf_indexes)
+        return self._native.next(idx, self._tables, self._threads, self._skip, out)
+
+    def finish(self) -> None:
+        self._native.finish()

@@ -10,8 +10,11 @@ the final bytes runs on the device, so a call synchronises exactly once:
   prefix-sum offsets) → one device→host copy of the stream (a 4-byte size prefix
   tells the host how much of the copied buffer is the stream).
 * decode: the host parses the header it already holds (C++ ``parse_header``), one
-  host→device copy of the payload, ``_count_kernel`` + ``_compact_kernel`` map coded
-  symbols to their positions, ``_decode_kernel`` writes them in place.
+  host→device copy of the payload and the initial decoder state; then per segment of
+  the stream (``TritonStreamDecoder``: the runtime's two steps are one stream, decoded
+  one step at a time) ``_count_kernel`` + ``_compact_kernel`` map the segment's coded
+  symbols to their positions and ``_decode_kernel`` writes them in place, resuming
+  from and saving the state on the device; ``finish`` is the one synchronisation.
 
 One program is one warp (``num_warps=1``): its 32-wide vectors are the lanes of a
 group, a row is one vector step, and the byte positions of a row come from one
@@ -85,6 +88,19 @@ HEADER_GROUPS = 512  # GB of the pack kernel: 2 * GB >= 2 * groups + 2 for every
 # COUNT_BLOCK chunks in one warp, grow beyond what has been compiled and run.  (Positions
 # - bytes <= 2 per symbol + 6 per lane, escapes, row indexes - are int32 on the device.)
 MAX_SYMBOLS = 1 << 24
+# Coded symbols a stream may announce to the decoder, which takes them in segments of
+# fewer than MAX_SYMBOLS each (the runtime codes a unit's two steps as one stream).  Its
+# int32 positions stay in range: symbol numbers, and byte cursors, which corrupt data can
+# drive 2 bytes per symbol past a payload of at most 2 n + 4 P bytes (the header check).
+MAX_STREAM_SYMBOLS = 1 << 28
+# The decoder's state between segments: a row of _STATE_WORDS int32 per group, read and
+# written only by that group's program (so launches need no ordering beyond the stream):
+# byte and escape cursors, the group's byte and escape ends, the coded symbols decoded so
+# far, a sticky error flag, the error flag the stream would end with if it ended here,
+# and from word _X the lane states (uint32 bit patterns).  160 bytes keep rows aligned.
+_RP, _EP, _BE, _EE, _NEXT, _BAD, _END = (tl.constexpr(k) for k in range(7))
+_X = tl.constexpr(8)
+_STATE_WORDS = tl.constexpr(8 + LANES)
 _INVALID = 0xFFFFFFFF  # size prefix of an encode with an out-of-range table index or lane count
 # Lane prefix sums by warp ballot + popc (inline PTX; opt-in with UI2C_TRITON_BALLOT=1,
 # never in the interpreter).  The asm is only right when element j of its operands
@@ -469,49 +485,58 @@ def _pack_kernel(ncoded_ptr, costsum_ptr, bad_ptr, num_chunks, bits_per_lane, fo
                 tl.store(out_ptr + eoff + 4 * (o + j) + b, ((value32 >> (8 * b)) & 0xFF).to(tl.uint8), mask=live)
 
 
-@triton.jit(do_not_specialize=["n", "P", "W", "G"])
-def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut_ptr, sub_ptr, len_ptr, off_ptr,
-                   out_ptr, err_ptr, n, P, W, G,
-                   CH: tl.constexpr, LANES: tl.constexpr, BALLOT: tl.constexpr):
-    """Decodes group g into out[position of each coded symbol]; err[g] != 0 on any inconsistency.
+@triton.jit
+def _below(j, m):
+    """0 <= j < m (m >= 0) as one unsigned comparison: a negative j wraps above every m."""
+    return j.to(tl.uint32, bitcast=True) < m.to(tl.uint32, bitcast=True)
 
-    Every load is masked to the group's own bytes and escapes, so corrupt input can
-    only produce wrong symbols and an error flag, never an out-of-bounds access.
+
+@triton.jit(do_not_specialize=["n", "P", "W"])
+def _decode_kernel(data_ptr, esc_ptr, state_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, lut_ptr, sub_ptr, len_ptr, off_ptr,
+                   out_ptr, n, P, W, CH: tl.constexpr, LANES: tl.constexpr, BALLOT: tl.constexpr):
+    """Decodes group g's part of the next segment (the ncoded coded symbols that follow
+    those decoded so far) into out[position of each], resuming from and saving the
+    group's state row (``_STATE_WORDS``), whose END word flags any inconsistency if the
+    stream ended here.
+
+    Every load is masked to the segment's symbols, the stream's n and the group's own
+    bytes and escapes, so corrupt input or a segment asking for more symbols than remain
+    can only produce wrong symbols and an error flag, never an out-of-bounds access.
     """
     g = tl.program_id(0)
+    st = state_ptr + g * _STATE_WORDS
     lane = tl.arange(0, LANES)
     active = lane < W
-    l0 = g * W
-    rows = (n - l0 + P - 1) // P
-    bb = tl.load(aux_ptr + g)
-    be = tl.load(aux_ptr + g + 1)
-    eb = tl.load(aux_ptr + G + 1 + g)
-    ee = tl.load(aux_ptr + G + 2 + g)
-    x = tl.zeros([LANES], tl.uint32)
-    for k in tl.static_range(4):
-        x = x | (tl.load(data_ptr + bb + 4 * lane + k, mask=active, other=0).to(tl.uint32) << (8 * k))
+    first = tl.load(st + _NEXT)  # coded symbols before the segment
+    m = tl.minimum(tl.load(ncoded_ptr), n - first)  # asking for more than remain is flagged by the host's count
+    be = tl.load(st + _BE)
+    ee = tl.load(st + _EE)
+    x = tl.load(st + _X + lane, mask=active, other=0).to(tl.uint32, bitcast=True)
     # positions are vectors (the ballot scan's totals are per lane) and, like the state,
     # 32-bit: int64 would double the instructions on the serial path
-    rp = tl.zeros([LANES], tl.int32) + bb + 4 * W
-    ep = tl.zeros([LANES], tl.int32) + eb
-    ncoded = tl.load(ncoded_ptr)  # < n when the skip masks differ: never read past it
+    rp = tl.zeros([LANES], tl.int32) + tl.load(st + _RP)
+    ep = tl.zeros([LANES], tl.int32) + tl.load(st + _EP)
     bad = tl.zeros([LANES], tl.int32)
     ch = tl.arange(0, CH)
+    # coded symbol r * P + g * W + lane is the segment's symbol j = r * P + g * W + lane - first;
+    # the rows run from the one holding the segment's first symbol (a segment may start
+    # or end mid-row), and the loop steps j at lane 0 of a chunk's first row
+    tile = ch[:, None] * P + lane[None, :]
+    j_begin = (first // P) * P + g * W - first
+    j_end = ((first + m + P - 1) // P) * P + g * W - first
     # the next chunk's indexes are loaded one chunk ahead, so their latency overlaps a chunk of rows
-    i = ch[:, None] * P + l0 + lane[None, :]
-    ok = active[None, :] & (i < n) & (i < ncoded)
-    t_next = tl.load(cidx_ptr + i, mask=ok, other=0)
-    dst_next = tl.load(cpos_ptr + i, mask=ok, other=0)
-    for c0 in range(0, rows, CH):
-        r = c0 + ch
-        i = r[:, None] * P + l0 + lane[None, :]
-        ok = active[None, :] & (i < n) & (i < ncoded)
+    ok = active[None, :] & _below(j_begin + tile, m)
+    t_next = tl.load(cidx_ptr + j_begin + tile, mask=ok, other=0)
+    dst_next = tl.load(cpos_ptr + j_begin + tile, mask=ok, other=0)
+    for jc in range(j_begin, j_end, CH * P):
+        j = jc + tile
+        ok = active[None, :] & _below(j, m)
         t_t = t_next
         dst_t = dst_next
-        i_next = i + CH * P
-        ok_next = active[None, :] & (i_next < n) & (i_next < ncoded)
-        t_next = tl.load(cidx_ptr + i_next, mask=ok_next, other=0)
-        dst_next = tl.load(cpos_ptr + i_next, mask=ok_next, other=0)
+        j_next = j + CH * P
+        ok_next = active[None, :] & _below(j_next, m)
+        t_next = tl.load(cidx_ptr + j_next, mask=ok_next, other=0)
+        dst_next = tl.load(cpos_ptr + j_next, mask=ok_next, other=0)
         lutbase_t = t_t * 256
         esc_slot_t = (_gather(len_ptr, t_t, CH, LANES) - 2).to(tl.int32)
         off_t = _gather(off_ptr, t_t, CH, LANES).to(tl.int32)
@@ -553,12 +578,17 @@ def _decode_kernel(data_ptr, aux_ptr, esc_ptr, cidx_ptr, cpos_ptr, ncoded_ptr, l
             bad = bad | (is_esc & ((pe >= ee) | ((inside >= 0) & (inside < esc_slot)))).to(tl.int32)
             tl.store(out_ptr + _row(dst_t, sel), tl.where(is_esc, value, sym + off), mask=valid)
             ep = ep + (total >> 8)
-    bad = bad | (active & (x != 16777216)).to(tl.int32)
-    bad = bad | (rp != be).to(tl.int32) | (ep != ee).to(tl.int32)
-    err = tl.sum(bad, axis=0)
-    if g == 0:
-        err += (ncoded != n).to(tl.int32)
-    tl.store(err_ptr + g, err)
+    rp_end = tl.max(rp, axis=0)
+    ep_end = tl.max(ep, axis=0)
+    flagged = tl.maximum(tl.load(st + _BAD), tl.max(bad, axis=0))
+    unfinished = tl.max((active & (x != 16777216)).to(tl.int32), axis=0) + (rp_end != be).to(tl.int32) \
+        + (ep_end != ee).to(tl.int32)
+    tl.store(st + _X + lane, x.to(tl.int32, bitcast=True), mask=active)
+    tl.store(st + _RP, rp_end)
+    tl.store(st + _EP, ep_end)
+    tl.store(st + _NEXT, first + m)
+    tl.store(st + _BAD, flagged)
+    tl.store(st + _END, flagged + unfinished)
 
 
 def _decode_tables(tables: CdfTables) -> tuple[np.ndarray, np.ndarray]:
@@ -772,55 +802,117 @@ class TritonRans:
             return host[4: 4 + total].numpy().tobytes()
         return host[4:first].numpy().tobytes() + out[first: 4 + total].cpu().numpy().tobytes()
 
-    def decode(self, data: bytes, indexes: torch.Tensor, check: bool = True) -> torch.Tensor:
-        """int32 symbols of len(indexes) on the device, 0 where indexes < 0.
+    def decoder(self, data: bytes, check: bool = True) -> TritonStreamDecoder:
+        """A decoder of ``data`` that takes its coded symbols segment by segment
+        (:class:`TritonStreamDecoder`).
 
-        Header problems raise the C++ parser's typed errors (the host holds the header,
-        so parsing it costs no synchronisation).  With ``check`` a failed consistency
-        check raises ``CorruptStreamError`` (one synchronisation); without, the error
-        flags stay on the device in ``last_error`` (an int32 scalar, nonzero means corrupt).
+        Header problems raise the C++ parser's typed errors here (the host holds the
+        header, so parsing it costs no synchronisation); the payload is uploaded once.
         """
-        with _on(self.device):
-            return self._decode(data, indexes, check)
+        return TritonStreamDecoder(self, data, check)
 
-    def _decode(self, data: bytes, indexes: torch.Tensor, check: bool) -> torch.Tensor:
-        idx = _int32_1d("indexes", indexes, self.device)
-        tb = self.tables
-        n_h, lanes, header_bytes, byte_begin, esc_begin = _rans.parse_header(data, -1)
-        n_all = idx.numel()
-        if n_h > n_all:  # checked here so that the kernel's row count stays bounded
-            raise CorruptStreamError(f"rANS stream holds {n_h} symbols but only {n_all} indexes were given "
-                                     "(do the skip masks differ?)")
-        out = torch.zeros(n_all, dtype=torch.int32, device=self.device)
-        groups = len(byte_begin) - 1
-        chunks, _, bad, _, cidx, cpos, ncoded = _counts(idx, idx, tb, False)
-        if n_h == 0:
-            err = torch.zeros(1, dtype=torch.int32, device=self.device) + (ncoded != 0).to(torch.int32)
-        else:
-            # one upload: group offsets | payload | escapes, each part 16-byte aligned
-            aux_words = 2 * (groups + 1)
-            payload = byte_begin[-1]
-            nesc = esc_begin[-1]
-            data_at = _aligned(4 * aux_words)
-            esc_at = _aligned(data_at + payload)
-            host = _host_bytes(esc_at + 4 * max(nesc, 1))
-            hv = host.numpy()
-            hv[: 4 * aux_words] = np.frombuffer(np.asarray(byte_begin + esc_begin, dtype="<i4").tobytes(), np.uint8)
-            hv[data_at: data_at + payload] = np.frombuffer(data, np.uint8, payload, header_bytes)
-            hv[esc_at: esc_at + 4 * nesc] = np.frombuffer(data, np.uint8, 4 * nesc, header_bytes + payload)
-            dev = host.to(self.device, non_blocking=True)
-            width = lanes // groups
-            err = torch.empty(groups, dtype=torch.int32, device=self.device)
-            kernel = _decode_kernel[(groups,)](dev[data_at:], dev[: 4 * aux_words].view(torch.int32),
-                                               dev[esc_at:].view(torch.int32), cidx, cpos, ncoded, tb.lut, tb.sub,
-                                               tb.length, tb.offset, out, err, n_h, lanes, width, groups,
-                                               CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)
-            _check_lane_layout(kernel)
-        err = (err.sum() + bad.sum()).to(torch.int32)
-        self.last_error = err
-        if check and int(err) != 0:
-            if int(bad.sum()) != 0:
-                raise ValueError(f"a cdf index is outside [0, {tb.num})")
-            raise CorruptStreamError("rANS stream failed its consistency checks on the device "
-                                     "(corrupt data, or do the skip masks differ?)")
+    def decode(self, data: bytes, indexes: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """int32 symbols of len(indexes) on the device, 0 where indexes < 0: the whole
+        stream as one segment.
+
+        With ``check`` a failed consistency check raises ``CorruptStreamError`` (one
+        synchronisation); without, the error flags stay on the device in ``last_error``
+        (an int32 scalar, nonzero means corrupt).  More coded symbols in the header than
+        indexes raise at once, since the host sees it.
+        """
+        stream = self.decoder(data, check)
+        if stream.n > indexes.numel():
+            raise CorruptStreamError(f"rANS stream holds {stream.n} symbols but only {indexes.numel()} indexes were "
+                                     "given (do the skip masks differ?)")
+        out = stream.next(indexes)
+        stream.finish()
         return out
+
+
+def _upload_stream(data: bytes, header_bytes: int, byte_begin: list[int], esc_begin: list[int],
+                   width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(state rows [groups, _STATE_WORDS], payload bytes, escapes) on ``device`` in one copy.
+
+    The rows start as the format's decoder does: each lane's state from the group's first
+    4 W bytes, the cursors just past them and at the group's first escape.  Each part is
+    16-byte aligned (see ``_ALIGN``)."""
+    groups, words = len(byte_begin) - 1, _STATE_WORDS.value
+    payload, nesc = byte_begin[-1], esc_begin[-1]
+    data_at = _aligned(4 * words * groups)
+    esc_at = _aligned(data_at + payload)
+    host = _host_bytes(esc_at + 4 * max(nesc, 1))
+    hv = host.numpy()
+    hv[data_at: data_at + payload] = np.frombuffer(data, np.uint8, payload, header_bytes)
+    hv[esc_at: esc_at + 4 * nesc] = np.frombuffer(data, np.uint8, 4 * nesc, header_bytes + payload)
+    rows = hv[: 4 * words * groups].view(np.int32).reshape(groups, words)
+    rows[:] = 0
+    bb, eb = np.asarray(byte_begin), np.asarray(esc_begin)
+    rows[:, _RP.value], rows[:, _EP.value] = bb[:-1] + 4 * width, eb[:-1]
+    rows[:, _BE.value], rows[:, _EE.value] = bb[1:], eb[1:]
+    state_bytes = data_at + bb[:-1, None, None] + 4 * np.arange(width)[None, :, None] + np.arange(4)
+    rows[:, _X.value: _X.value + width] = hv[state_bytes].view("<i4")[..., 0]
+    dev = host.to(device, non_blocking=True)
+    state = dev[: 4 * words * groups].view(torch.int32).view(groups, words)
+    return state, dev[data_at:], dev[esc_at:].view(torch.int32)
+
+
+class TritonStreamDecoder:
+    """Decodes one stream in consecutive segments of its coded symbols.
+
+    The runtime codes a unit's two latent steps as one stream, but knows step 1's table
+    indexes only after step 0's symbols are decoded (the spatial prior needs them).  A
+    segment's coded-symbol count is only known on the device, so where the next segment
+    starts lives there too, with the lane states and cursors (``_STATE_WORDS``): a
+    segment is a count/compact and one decode launch, without synchronising.  Bytes of a
+    group are in row order, lanes increasing, so a segment may end anywhere, mid-row
+    included: the next one resumes at the following lane with the same cursors.
+    """
+
+    def __init__(self, coder: TritonRans, data: bytes, check: bool) -> None:
+        self.n, self._lanes, header_bytes, byte_begin, esc_begin = _rans.parse_header(data, -1)
+        if self.n > MAX_STREAM_SYMBOLS:
+            raise CorruptStreamError(f"rANS stream announces {self.n} symbols; the Triton decoder takes at most "
+                                     f"{MAX_STREAM_SYMBOLS}")
+        self._coder, self._check = coder, check
+        self._groups = len(byte_begin) - 1
+        self._width = self._lanes // max(1, self._groups)
+        dev = coder.device
+        self._state, self._payload, self._escapes = _upload_stream(data, header_bytes, byte_begin, esc_begin,
+                                                                   self._width, dev)
+        self._coded = torch.zeros(1, dtype=torch.int64, device=dev)  # coded symbols the segments asked for
+        self._bad = torch.zeros(1, dtype=torch.int64, device=dev)  # indexes outside the tables among them
+
+    def next(self, indexes: torch.Tensor) -> torch.Tensor:
+        """int32 symbols of the next segment: len(indexes) positions, 0 where indexes < 0
+        (skipped, not in the stream); the others are the stream's next coded symbols.
+        A segment asking for more than remain decodes those left and is caught by finish."""
+        with _on(self._coder.device):
+            return self._next(indexes)
+
+    def _next(self, indexes: torch.Tensor) -> torch.Tensor:
+        tb = self._coder.tables
+        idx = _int32_1d("indexes", indexes, tb.device)
+        out = torch.zeros(idx.numel(), dtype=torch.int32, device=tb.device)
+        _, _, bad, _, cidx, cpos, ncoded = _counts(idx, idx, tb, False)
+        self._coded += ncoded
+        self._bad += bad.sum()
+        if self._groups:  # an empty stream has nothing to decode; finish checks that no segment asked for symbols
+            kernel = _decode_kernel[(self._groups,)](self._payload, self._escapes, self._state, cidx, cpos, ncoded,
+                                                     tb.lut, tb.sub, tb.length, tb.offset, out,
+                                                     self.n, self._lanes, self._width,
+                                                     CH=CHUNK_ROWS, LANES=LANES, BALLOT=BALLOT, num_warps=1)
+            _check_lane_layout(kernel)
+        return out
+
+    def finish(self) -> None:
+        """Final consistency: every coded symbol taken, exactly, every lane back at L, every
+        group at the end of its bytes and escapes, no index outside the tables.  Sets the
+        coder's ``last_error`` (device int32 scalar, nonzero means corrupt); with ``check``
+        synchronises once and raises ``CorruptStreamError`` (ValueError for a bad index)."""
+        err = ((self._coded != self.n).sum() + self._bad.sum() + self._state[:, _END.value].sum()).to(torch.int32)
+        self._coder.last_error = err
+        if self._check and int(err) != 0:
+            if int(self._bad) != 0:
+                raise ValueError(f"a cdf index is outside [0, {self._coder.tables.num})")
+            raise CorruptStreamError("rANS stream failed its consistency checks on the device (corrupt data, "
+                                     "segments that do not add up to its symbols, or do the skip masks differ?)")

@@ -62,9 +62,9 @@ def kernel_specs() -> list[tuple[str, object, dict, dict, int]]:
     pack_sig = {"ncoded_ptr": pi32, "costsum_ptr": pi64, "bad_ptr": pi32, "num_chunks": i32, "bits_per_lane": i32,
                 "forced": i32, "scratch_ptr": pu8, "escbuf_ptr": pi32, "meta_ptr": pi64, "out_ptr": pu8,
                 "CBLOCK": "constexpr", "GB": "constexpr", "MAXL": "constexpr", "COPY": "constexpr"}
-    decode_sig = {"data_ptr": pu8, "aux_ptr": pi32, "esc_ptr": pi32, "cidx_ptr": pi32, "cpos_ptr": pi32,
+    decode_sig = {"data_ptr": pu8, "esc_ptr": pi32, "state_ptr": pi32, "cidx_ptr": pi32, "cpos_ptr": pi32,
                   "ncoded_ptr": pi32, "lut_ptr": pi64, "sub_ptr": pi64, "len_ptr": pi64, "off_ptr": pi64,
-                  "out_ptr": pi32, "err_ptr": pi32, "n": i32, "P": i32, "W": i32, "G": i32,
+                  "out_ptr": pi32, "n": i32, "P": i32, "W": i32,
                   "CH": "constexpr", "LANES": "constexpr", "BALLOT": "constexpr"}
     # shapes of one 1080p step (261,120 symbols: 64 count chunks, up to 16 groups)
     specs = [

@@ -226,3 +226,77 @@ def test_freq_cost_table_covers_exactly_the_16_bit_frequencies():
     f = np.arange(1, 2**16 + 1)
     np.testing.assert_allclose(table[1:] / 2**16, 16 - np.log2(f), atol=0.09)  # the piecewise-linear log2 of §6
     assert table[2**16] == 0 and table[1] == 16 << 16
+
+
+def decode_in_segments(data, idx, cuts, threads=1, skip_negative=False):
+    """Decodes idx[cuts[k]:cuts[k+1]] segment by segment, then finishes."""
+    d = rans.StreamDecoder(data, gaussian(), threads, skip_negative=skip_negative)
+    bounds = [0, *cuts, len(idx)]
+    parts = [d.next(idx[a:b]) for a, b in zip(bounds, bounds[1:])]
+    d.finish()
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("lanes", [1, 7, 32, 96])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_segments_continue_where_the_last_one_stopped(lanes, threads):
+    """A unit's steps share one stream: any split, at a row boundary, mid-row or
+    mid-group, into two or three segments gives back the encoded symbols."""
+    n = 1001
+    rng = np.random.default_rng(lanes + threads)
+    sym, idx = random_symbols(rng, n, escape_rate=0.03)
+    data = rans.encode(sym, idx, gaussian(), lanes=lanes)
+    for cuts in ([0], [n], [lanes * 5], [lanes * 5 + 3], [lanes * 5 + lanes // 2], [17, 640], [300, 300]):
+        np.testing.assert_array_equal(decode_in_segments(data, idx, cuts, threads), sym)
+
+
+def test_segments_with_skipped_symbols_in_each():
+    rng = np.random.default_rng(21)
+    sym, idx = random_symbols(rng, 3000, escape_rate=0.02)
+    skip = rng.random(3000) < 0.4
+    sym[skip], idx[skip] = 0, -1
+    data = rans.encode(sym, idx, gaussian(), lanes=64, skip_negative=True)
+    np.testing.assert_array_equal(decode_in_segments(data, idx, [1234], skip_negative=True), sym)
+
+
+def test_segments_that_miscount_the_symbols_are_corrupt():
+    rng = np.random.default_rng(22)
+    sym, idx = random_symbols(rng, 500, escape_rate=0.05)
+    data = rans.encode(sym, idx, gaussian(), lanes=7)
+    d = rans.StreamDecoder(data, gaussian())
+    d.next(idx[:200])
+    with pytest.raises(CorruptStreamError, match="skip masks"):
+        d.next(np.concatenate([idx[200:], idx[:1]]))  # one symbol more than the stream holds
+    d = rans.StreamDecoder(data, gaussian())
+    d.next(idx[:200])
+    d.next(idx[200:-1])
+    assert (d.symbols, d.decoded) == (500, 499)
+    with pytest.raises(CorruptStreamError, match="skip masks"):
+        d.finish()
+
+
+def test_segments_of_an_empty_stream():
+    data = rans.encode(np.zeros(0, np.int32), np.zeros(0, np.int32), gaussian())
+    assert decode_in_segments(data, np.zeros(0, np.int32), [0, 0]).size == 0
+    assert decode_in_segments(data, np.full(9, -1, np.int32), [4], skip_negative=True).tolist() == [0] * 9
+
+
+def test_damage_reads_the_same_in_segments_as_in_one_call():
+    """Every single-bit change of a stream: decoded in two segments it raises the same
+    typed error as the one-call decoder, or decodes to the same symbols."""
+    rng = np.random.default_rng(23)
+    sym, idx = random_symbols(rng, 300, escape_rate=0.05)
+    data = rans.encode(sym, idx, gaussian(), lanes=64)
+    caught = 0
+    for k in range(len(data)):
+        bad = bytearray(data)
+        bad[k] ^= 1 << (k % 8)
+        try:
+            whole = rans.decode(bytes(bad), idx, gaussian())
+        except (CorruptStreamError, TruncatedStreamError) as e:
+            caught += 1
+            with pytest.raises(type(e)):
+                decode_in_segments(bytes(bad), idx, [150])
+        else:
+            np.testing.assert_array_equal(decode_in_segments(bytes(bad), idx, [150]), whole)
+    assert caught > len(data) // 2

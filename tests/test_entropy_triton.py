@@ -262,6 +262,137 @@ def test_too_many_symbols_refused_before_any_copy(coder):
         coder.decode(b"\xb6\x00\xb6\x00", huge)
 
 
+def two_steps(seed: int, n: int, skip_rate: float = 0.3):
+    """Symbols and indexes of two latent steps, each with escapes and skipped symbols
+    (index -1, symbol 0), concatenated as the runtime codes them in one stream."""
+    rng = np.random.default_rng(seed)
+    steps = [random_symbols(rng, n // 2, escape_rate=0.05) for _ in range(2)]
+    sym, idx = (np.concatenate(parts) for parts in zip(*steps))
+    skip = rng.random(len(idx)) < skip_rate
+    sym[skip], idx[skip] = 0, -1
+    return sym, idx
+
+
+def decode_in_segments(coder, data: bytes, idx: np.ndarray, coded_cuts: list[int], check: bool = True) -> np.ndarray:
+    """Decodes ``data`` one segment per piece of ``idx`` between the given counts of coded
+    symbols (a cut at k: the segment before holds coded symbols up to k - 1, and the
+    skipped ones before coded symbol k), then finishes."""
+    coded_at = np.flatnonzero(idx >= 0)
+    cuts = [0] + [int(coded_at[k]) if k < len(coded_at) else len(idx) for k in coded_cuts] + [len(idx)]
+    stream = coder.decoder(data, check)
+    out = [stream.next(torch.from_numpy(idx[a:b]).to(DEVICE)).cpu().numpy() for a, b in zip(cuts, cuts[1:])]
+    stream.finish()
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("lanes,cuts", [
+    (64, [3 * 64]),  # at a row boundary
+    (64, [3 * 64 + 32]),  # mid-row, between the two groups
+    (64, [3 * 64 + 10]),  # mid-row inside group 0
+    (96, [100, 2 * 96 + 50]),  # three segments, inside groups 0 and 1
+    (7, [10, 10, 23]),  # an empty segment between two mid-row cuts, one group of 7 lanes
+    (1, [40]),
+])
+def test_stream_decoded_in_segments(lanes, cuts, coder):
+    """Two steps coded as one stream give back their symbols whatever the segments."""
+    sym, idx = two_steps(lanes, 500 if lanes >= 32 else 150)
+    data = rans.encode(sym, idx, gaussian(), lanes=lanes, skip_negative=True)
+    np.testing.assert_array_equal(decode_in_segments(coder, data, idx, cuts), sym)
+
+
+def test_segments_of_skipped_symbols_only(coder):
+    """Segments without coded symbols (all skipped, or no positions) return zeros and
+    leave the state as it was."""
+    sym, idx = two_steps(3, 500)
+    data = rans.encode(sym, idx, gaussian(), lanes=32, skip_negative=True)
+    stream = coder.decoder(data)
+    skipped = torch.full((5,), -1, dtype=torch.int32, device=DEVICE)
+    assert stream.next(skipped).cpu().tolist() == [0] * 5
+    assert stream.next(torch.from_numpy(idx[:0]).to(DEVICE)).numel() == 0
+    first = stream.next(torch.from_numpy(idx[:101]).to(DEVICE))
+    assert stream.next(skipped).cpu().tolist() == [0] * 5
+    second = stream.next(torch.from_numpy(idx[101:]).to(DEVICE))
+    stream.finish()
+    np.testing.assert_array_equal(np.concatenate([first.cpu().numpy(), second.cpu().numpy()]), sym)
+
+
+def test_empty_stream_in_segments(coder):
+    empty = rans.encode(np.zeros(0, np.int32), np.zeros(0, np.int32), gaussian())
+    skipped = torch.full((4,), -1, dtype=torch.int32, device=DEVICE)
+    stream = coder.decoder(empty)
+    assert stream.next(skipped).cpu().tolist() == [0] * 4
+    assert stream.next(skipped[:0]).numel() == 0
+    stream.finish()
+    assert stream.n == 0 and int(coder.last_error) == 0
+    stream = coder.decoder(empty)
+    stream.next(skipped)
+    stream.next(torch.tensor([-1, 3], dtype=torch.int32, device=DEVICE))
+    with pytest.raises(CorruptStreamError):
+        stream.finish()
+
+
+def test_segments_that_do_not_add_up(coder):
+    """Too few coded symbols asked for in all, or too many (in the last segment, or in a
+    segment after the end): CorruptStreamError at finish, after decoding what is there."""
+    sym, idx = two_steps(5, 500)
+    data = rans.encode(sym, idx, gaussian(), lanes=64, skip_negative=True)
+    n = int((idx >= 0).sum())
+    stream = coder.decoder(data)
+    stream.next(torch.from_numpy(idx[:200]).to(DEVICE))
+    with pytest.raises(CorruptStreamError, match="segments"):
+        stream.finish()
+    more = np.concatenate([idx, np.arange(1, 40, dtype=np.int32)])  # 39 coded symbols past the end
+    with pytest.raises(CorruptStreamError):
+        decode_in_segments(coder, data, more, [n - 20])
+    stream = coder.decoder(data)
+    out = stream.next(torch.from_numpy(more).to(DEVICE)).cpu().numpy()
+    np.testing.assert_array_equal(out[: len(sym)], sym)  # decoded up to the end, no further
+    assert not out[len(sym):].any()
+    stream.next(torch.from_numpy(idx[-10:]).to(DEVICE))
+    with pytest.raises(CorruptStreamError):
+        stream.finish()
+
+
+def test_segments_report_errors_on_the_device(coder):
+    """check=False: no exception, last_error nonzero for a corrupt stream, zero for a good
+    one; an index outside the tables in any segment is a ValueError with check."""
+    sym, idx = two_steps(6, 500)
+    data = rans.encode(sym, idx, gaussian(), lanes=32, skip_negative=True)
+    decode_in_segments(coder, data, idx, [77], check=False)
+    assert int(coder.last_error) == 0
+    header = rans._rans.parse_header(data)[2]
+    broken = bytearray(data)
+    broken[header + 150] ^= 0x5A
+    decode_in_segments(coder, bytes(broken), idx, [77], check=False)
+    assert int(coder.last_error) != 0
+    decode_in_segments(coder, data, idx[:-30], [77], check=False)
+    assert int(coder.last_error) != 0
+    bad = idx.copy()
+    bad[np.flatnonzero(idx >= 0)[-1]] = gaussian().num_tables
+    with pytest.raises(ValueError, match="cdf index"):
+        decode_in_segments(coder, data, bad, [77])
+
+
+def test_stream_announcing_too_many_symbols_is_refused(coder):
+    """A header may announce up to 2^32 - 1 symbols in a few bytes (certain symbols read
+    none); past MAX_STREAM_SYMBOLS the device's int32 positions could wrap."""
+    def varint(v: int) -> bytes:
+        out = bytearray()
+        while v >= 0x80:
+            out.append(v & 0x7F | 0x80)
+            v >>= 7
+        return bytes(out + bytes([v]))
+
+    def stream(n: int) -> bytes:  # one lane, no renormalisation bytes or escapes
+        head = b"\xb6" + varint(n) + varint(1) + varint(0) + varint(0)
+        check = sum((k + 1) * b for k, b in enumerate(head)) % 65521
+        return head + check.to_bytes(2, "little") + (1 << 24).to_bytes(4, "little")
+
+    assert coder.decoder(stream(triton_rans.MAX_STREAM_SYMBOLS)).n == triton_rans.MAX_STREAM_SYMBOLS
+    with pytest.raises(CorruptStreamError, match="at most"):
+        coder.decoder(stream(triton_rans.MAX_STREAM_SYMBOLS + 1))
+
+
 _KERNELS = ("_count_kernel", "_compact_kernel", "_encode_kernel", "_pack_kernel", "_decode_kernel")
 
 
@@ -292,8 +423,9 @@ class _SpecialisationRecorder:
 
 
 def test_a_size_class_compiles_each_kernel_once(monkeypatch):
-    """Streams of one symbol count but 1, 2 or 3 groups, escapes or none, and symbols
-    handed over as unaligned views launch every kernel with one specialisation, so a GPU
+    """Streams of one symbol count but 1, 2 or 3 groups, escapes or none, symbols
+    handed over as unaligned views and decodes in segments launch every kernel with one
+    specialisation, so a GPU
     session never stops to compile a kernel again (a decoder compile took 13-17 s on an
     H100) when a stream's layout changes."""
     seen: set = set()
@@ -307,6 +439,8 @@ def test_a_size_class_compiles_each_kernel_once(monkeypatch):
         data = coder.encode(sym_t, torch.from_numpy(idx), lanes=lanes)
         assert data == rans.encode(sym, idx, gaussian(), lanes=lanes)
         np.testing.assert_array_equal(coder.decode(data, torch.from_numpy(idx).to(DEVICE)).cpu().numpy(), sym)
+        if lanes and lanes >= 32:  # segments too (fewer lanes are hundreds of interpreted rows)
+            np.testing.assert_array_equal(decode_in_segments(coder, data, idx, [len(idx) // 3]), sym)
     variants = collections.Counter(name for name, _, _ in seen)
     # count and compact run once for the encoder (with costs, symbols) and once for the decoder
     assert variants == {"_count_kernel": 2, "_compact_kernel": 2, "_encode_kernel": 1, "_pack_kernel": 1,

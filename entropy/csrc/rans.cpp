@@ -138,51 +138,55 @@ void check_indexes(const int32_t* indexes, size_t n, const Tables& tables) {
     if (indexes[i] < 0 || static_cast<size_t>(indexes[i]) >= tables.size()) index_error(indexes, i, tables);
 }
 
-// One group; returns false when the data is inconsistent.  Never reads outside
-// bytes[0, num_bytes) or escapes[0, num_escapes) and does one step per symbol.
-bool decode_group(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes, size_t num_escapes,
-                  const int32_t* indexes, const GroupView& v, const Tables& tables, int32_t* out) {
-  uint32_t state[kGroupLanes];
-  for (size_t j = 0; j < v.width; ++j)
-    state[j] = bytes[4 * j] | (uint32_t{bytes[4 * j + 1]} << 8) | (uint32_t{bytes[4 * j + 2]} << 16) |
-               (uint32_t{bytes[4 * j + 3]} << 24);
-  size_t pos = 4 * v.width, esc = 0;
+// Symbols [begin, end) of one group into out[i - begin], continuing from cursor c.
+// Never reads outside bytes[0, num_bytes) or escapes[0, num_escapes) and does one
+// step per symbol: reads past the end are clamped and show as a cursor that does not
+// end exactly at finish; other inconsistencies set c.bad.
+void decode_rows(const uint8_t* bytes, size_t num_bytes, const uint8_t* escapes, size_t num_escapes,
+                 const int32_t* indexes, const GroupView& v, size_t begin, size_t end, const Tables& tables,
+                 int32_t* out, StreamDecoder::Cursor& c) {
+  uint32_t* state = c.state;
+  size_t pos = c.pos, esc = c.esc;
   const size_t last = num_bytes - 1;  // num_bytes >= 4 * width > 0 (parse_header)
-  bool bad = false;
-  const size_t rows = v.rows();
-  for (size_t row = 0; row < rows; ++row) {
-    const size_t base = row * v.lanes + v.first, cnt = v.count(row);
-    for (size_t j = 0; j < cnt; ++j) {
-      const uint32_t t = static_cast<uint32_t>(indexes[base + j]);
-      if (t >= tables.size()) index_error(indexes, base + j, tables);  // checked here, in parallel
+  bool bad = c.bad;
+  const size_t rows = std::min(v.rows(), ceil_div(end, v.lanes));
+  for (size_t row = begin / v.lanes; row < rows; ++row) {
+    const size_t base = row * v.lanes + v.first;
+    const size_t lo = begin > base ? std::min(begin - base, v.width) : 0;
+    const size_t hi = end > base ? std::min(end - base, v.width) : 0;
+    if (lo >= hi) continue;  // the segment holds none of this row's lanes of the group
+    const int32_t* row_indexes = indexes + (base + lo - begin);
+    int32_t* row_out = out + (base + lo - begin);
+    for (size_t j = lo; j < hi; ++j) {
+      const uint32_t t = static_cast<uint32_t>(row_indexes[j - lo]);
+      if (t >= tables.size()) index_error(indexes, base + j - begin, tables);  // checked here, in parallel
       const uint32_t* cdf = tables.row(t);
       uint32_t x = state[j];
       const uint32_t slot = x & 0xFFFFu;
       uint32_t k = tables.lut(t, slot);
       while (cdf[k + 1] <= slot) ++k;  // ends inside the row: cdf[length - 1] = 2^16
       x = (cdf[k + 1] - cdf[k]) * (x >> 16) + slot - cdf[k];
-      if (x < kStateLow) {  // at most two bytes (x >= 2^8 here); reads are clamped inside the
-                            // group, an overrun shows as pos != num_bytes at the end
+      if (x < kStateLow) {  // at most two bytes (x >= 2^8 here)
         x = (x << 8) | bytes[std::min(pos++, last)];
         if (x < kStateLow) x = (x << 8) | bytes[std::min(pos++, last)];
       }
       state[j] = x;
       const uint32_t escape_slot = tables.length(t) - 2;
       if (k != escape_slot) {
-        out[base + j] = static_cast<int32_t>(k) + tables.offset(t);
+        row_out[j - lo] = static_cast<int32_t>(k) + tables.offset(t);
       } else if (esc < num_escapes) {
         const int32_t value = load_i32(escapes + 4 * esc++);
         bad |= slot_of(value, tables, t) != escape_slot;  // non-canonical escape
-        out[base + j] = value;
+        row_out[j - lo] = value;
       } else {
         bad = true;
-        out[base + j] = 0;
+        row_out[j - lo] = 0;
       }
     }
   }
-  bad |= pos != num_bytes || esc != num_escapes;
-  for (size_t j = 0; j < v.width; ++j) bad |= state[j] != kStateLow;
-  return !bad;
+  c.pos = pos;
+  c.esc = esc;
+  c.bad = bad;
 }
 
 // The coded (symbols, indexes) of a call where index < 0 marks a skipped symbol, into
@@ -370,21 +374,69 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
   return out;
 }
 
+StreamDecoder::StreamDecoder(const uint8_t* data, size_t size, int64_t expected_n)
+    : data_(data), header_(parse_header(data, size, expected_n)), cursors_(header_.layout.groups()) {
+  const uint32_t width = header_.layout.group_lanes();
+  const uint8_t* payload = data_ + header_.header_bytes;
+  for (size_t g = 0; g < cursors_.size(); ++g) {
+    const uint8_t* b = payload + header_.byte_begin[g];
+    for (size_t j = 0; j < width; ++j)
+      cursors_[g].state[j] = b[4 * j] | (uint32_t{b[4 * j + 1]} << 8) | (uint32_t{b[4 * j + 2]} << 16) |
+                             (uint32_t{b[4 * j + 3]} << 24);
+    cursors_[g].pos = 4 * width;
+  }
+}
+
+void StreamDecoder::decode(const int32_t* indexes, size_t count, const Tables& tables, int num_threads,
+                           int32_t* out) {
+  if (count > header_.n - decoded_)
+    throw CorruptError("rANS stream holds " + std::to_string(header_.n) + " symbols but at least " +
+                       std::to_string(decoded_ + count) + " were requested (do the skip masks differ?)");
+  const uint32_t width = header_.layout.group_lanes();
+  const uint8_t* payload = data_ + header_.header_bytes;
+  const uint8_t* escape_array = payload + header_.byte_begin.back();
+  const size_t begin = decoded_, end = decoded_ + count;
+  parallel_for(count ? cursors_.size() : 0, num_threads, [&](size_t g) {
+    const GroupView v{header_.n, header_.layout.lanes, g * width, width};
+    decode_rows(payload + header_.byte_begin[g], header_.byte_begin[g + 1] - header_.byte_begin[g],
+                escape_array + 4 * header_.esc_begin[g], header_.esc_begin[g + 1] - header_.esc_begin[g], indexes, v,
+                begin, end, tables, out, cursors_[g]);
+  });
+  decoded_ = end;
+}
+
+void StreamDecoder::decode_skipping(const int32_t* indexes, size_t n, const Tables& tables, int num_threads,
+                                    int32_t* out) {
+  auto idx = scratch(n), coded = scratch(n);
+  const size_t count = compact(nullptr, indexes, n, nullptr, idx.get());
+  decode(idx.get(), count, tables, num_threads, coded.get());
+  coded[count] = 0;  // the spare slot the scatter may read (and discard) past the last symbol
+  for (size_t k = 0, c = 0; k < n; ++k) {  // branch-free scatter
+    const bool is_coded = indexes[k] >= 0;
+    out[k] = is_coded ? coded[c] : 0;
+    c += is_coded;
+  }
+}
+
+void StreamDecoder::finish() const {
+  if (decoded_ != header_.n)
+    throw CorruptError("rANS stream holds " + std::to_string(header_.n) + " symbols but " + std::to_string(decoded_) +
+                       " were decoded (do the skip masks differ?)");
+  const uint32_t width = header_.layout.group_lanes();
+  for (size_t g = 0; g < cursors_.size(); ++g) {
+    const Cursor& c = cursors_[g];
+    bool bad = c.bad || c.pos != header_.byte_begin[g + 1] - header_.byte_begin[g] ||
+               c.esc != header_.esc_begin[g + 1] - header_.esc_begin[g];
+    for (size_t j = 0; j < width; ++j) bad |= c.state[j] != kStateLow;
+    if (bad) throw CorruptError("rANS group " + std::to_string(g) + " failed its consistency checks");
+  }
+}
+
 void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
             int num_threads, int32_t* out) {
-  const Header h = parse_header(data, size, static_cast<int64_t>(n));  // indexes: checked by decode_group
-  const uint32_t groups = h.layout.groups(), width = h.layout.group_lanes();
-  const uint8_t* payload = data + h.header_bytes;
-  const uint8_t* escape_array = payload + h.byte_begin.back();
-  std::vector<uint8_t> ok(groups, 0);
-  parallel_for(groups, num_threads, [&](size_t g) {
-    const GroupView v{n, h.layout.lanes, g * width, width};
-    ok[g] = decode_group(payload + h.byte_begin[g], h.byte_begin[g + 1] - h.byte_begin[g],
-                         escape_array + 4 * h.esc_begin[g], h.esc_begin[g + 1] - h.esc_begin[g], indexes, v,
-                         tables, out);
-  });
-  for (size_t g = 0; g < groups; ++g)
-    if (!ok[g]) throw CorruptError("rANS group " + std::to_string(g) + " failed its consistency checks");
+  StreamDecoder d(data, size, static_cast<int64_t>(n));
+  d.decode(indexes, n, tables, num_threads, out);
+  d.finish();
 }
 
 std::vector<uint8_t> encode_skipping(const int32_t* symbols, const int32_t* indexes, size_t n, const Tables& tables,
@@ -396,15 +448,9 @@ std::vector<uint8_t> encode_skipping(const int32_t* symbols, const int32_t* inde
 
 void decode_skipping(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
                      int num_threads, int32_t* out) {
-  auto idx = scratch(n), coded = scratch(n);
-  const size_t count = compact(nullptr, indexes, n, nullptr, idx.get());
-  decode(data, size, idx.get(), count, tables, num_threads, coded.get());
-  coded[count] = 0;  // the spare slot the scatter may read (and discard) past the last symbol
-  for (size_t k = 0, c = 0; k < n; ++k) {  // branch-free scatter
-    const bool is_coded = indexes[k] >= 0;
-    out[k] = is_coded ? coded[c] : 0;
-    c += is_coded;
-  }
+  StreamDecoder d(data, size);
+  d.decode_skipping(indexes, n, tables, num_threads, out);
+  d.finish();
 }
 
 }  // namespace ui2c::rans

@@ -94,6 +94,38 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* indexes, size
 void decode(const uint8_t* data, size_t size, const int32_t* indexes, size_t n, const Tables& tables,
             int num_threads, int32_t* out);
 
+// Decodes one stream in consecutive segments (rans_format.hpp §8): each call decodes
+// the next `count` coded symbols, so a caller can derive a segment's tables from the
+// symbols of the segments before it (a unit's second latent step from its first).
+// Each group keeps its lane states and cursors between segments.  `data` must
+// outlive the decoder.  Stream problems show as TruncatedError / CorruptError /
+// VersionError from the constructor, `decode` or `finish`.
+class StreamDecoder {
+ public:
+  // expected_n >= 0 also checks the header's symbol count (parse_header).
+  StreamDecoder(const uint8_t* data, size_t size, int64_t expected_n = -1);
+  uint64_t symbols() const { return header_.n; }
+  uint64_t decoded() const { return decoded_; }
+  // The next `count` symbols into out[0, count); CorruptError when fewer remain.
+  void decode(const int32_t* indexes, size_t count, const Tables& tables, int num_threads, int32_t* out);
+  // As decode for `n` positions where index < 0 marks a skipped symbol (0 in `out`).
+  void decode_skipping(const int32_t* indexes, size_t n, const Tables& tables, int num_threads, int32_t* out);
+  // CorruptError unless every symbol was decoded and every group ended exactly (§3, §4).
+  void finish() const;
+
+  struct Cursor {  // where one group stands between segments
+    uint32_t state[kGroupLanes];
+    size_t pos = 0, esc = 0;
+    bool bad = false;
+  };
+
+ private:
+  const uint8_t* data_;
+  Header header_;
+  std::vector<Cursor> cursors_;
+  uint64_t decoded_ = 0;
+};
+
 // As encode / decode for a call where index < 0 marks a skipped symbol (force-zero,
 // spec §3.4): skipped symbols are left out of the stream (§1), decode writes 0 there.
 // The Python binding and libui2c both code latent steps through these.

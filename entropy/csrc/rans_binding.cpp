@@ -38,20 +38,21 @@ py::bytes encode(const IntArray& symbols, const IntArray& indexes, const rans::T
 
 // `out`, when given, receives the symbols (a caller's pinned buffer, so the copy to a
 // GPU needs no staging): a writable C-contiguous int32 array of the indexes' length.
+py::array_t<int32_t> output_array(const py::object& out_arg, size_t n) {
+  if (out_arg.is_none()) return py::array_t<int32_t>(n);
+  auto out = py::array_t<int32_t>::ensure(out_arg);  // no conversion: a converted copy would not be the caller's
+  if (!out || out.ptr() != out_arg.ptr() || out.ndim() != 1 || static_cast<size_t>(out.shape(0)) != n ||
+      !(out.flags() & py::array::c_style) || !out.writeable())
+    throw std::invalid_argument("out must be a writable C-contiguous int32 array of the indexes' length");
+  return out;
+}
+
 py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, const rans::Tables& tables,
                             int num_threads, bool skip_negative, const py::object& out_arg) {
   if (indexes.ndim() != 1) throw std::invalid_argument("cdf_indexes must be a 1-D array");
   const Bytes stream(data);
   const size_t n = indexes.shape(0);
-  py::array_t<int32_t> out;
-  if (out_arg.is_none()) {
-    out = py::array_t<int32_t>(n);
-  } else {
-    out = py::array_t<int32_t>::ensure(out_arg);  // no conversion: a converted copy would not be the caller's
-    if (!out || out.ptr() != out_arg.ptr() || out.ndim() != 1 || static_cast<size_t>(out.shape(0)) != n ||
-        !(out.flags() & py::array::c_style) || !out.writeable())
-      throw std::invalid_argument("out must be a writable C-contiguous int32 array of the indexes' length");
-  }
+  py::array_t<int32_t> out = output_array(out_arg, n);
   int32_t* dst = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -60,6 +61,34 @@ py::array_t<int32_t> decode(const py::buffer& data, const IntArray& indexes, con
   }
   return out;
 }
+
+// rans::StreamDecoder over its own copy of the stream (Python may free the caller's).
+class SegmentDecoder {
+ public:
+  explicit SegmentDecoder(const py::buffer& data) : bytes_(Bytes(data).copy()), decoder_(bytes_.data(), bytes_.size()) {}
+
+  py::array_t<int32_t> next(const IntArray& indexes, const rans::Tables& tables, int num_threads,
+                            bool skip_negative, const py::object& out_arg) {
+    if (indexes.ndim() != 1) throw std::invalid_argument("cdf_indexes must be a 1-D array");
+    const size_t n = indexes.shape(0);
+    py::array_t<int32_t> out = output_array(out_arg, n);
+    int32_t* dst = out.mutable_data();
+    py::gil_scoped_release release;
+    if (skip_negative)
+      decoder_.decode_skipping(indexes.data(), n, tables, num_threads, dst);
+    else
+      decoder_.decode(indexes.data(), n, tables, num_threads, dst);
+    return out;
+  }
+
+  void finish() const { decoder_.finish(); }
+  uint64_t symbols() const { return decoder_.symbols(); }
+  uint64_t decoded() const { return decoder_.decoded(); }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  rans::StreamDecoder decoder_;
+};
 
 py::tuple parse_header(const py::buffer& data, int64_t n) {
   const Bytes stream(data);
@@ -84,6 +113,13 @@ PYBIND11_MODULE(_rans, m) {
         py::arg("bits_per_lane"), py::arg("lanes") = 0, py::arg("skip_negative") = false);
   m.def("decode", &decode, py::arg("data"), py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
         py::arg("skip_negative") = false, py::arg("out") = py::none());
+  py::class_<SegmentDecoder>(m, "StreamDecoder", "Decodes one stream segment by segment (rans_format.hpp §8).")
+      .def(py::init<const py::buffer&>(), py::arg("data"))
+      .def("next", &SegmentDecoder::next, py::arg("cdf_indexes"), py::arg("tables"), py::arg("num_threads"),
+           py::arg("skip_negative") = false, py::arg("out") = py::none())
+      .def("finish", &SegmentDecoder::finish)
+      .def_property_readonly("symbols", &SegmentDecoder::symbols)
+      .def_property_readonly("decoded", &SegmentDecoder::decoded);
   m.def("parse_header", &parse_header, py::arg("data"), py::arg("n") = -1,
         "(n, lanes, header_bytes, byte_begin[groups+1], esc_begin[groups+1]) of a checked stream; "
         "n = -1 skips the symbol-count check.");

@@ -79,6 +79,17 @@
 //    does one step per symbol.  Too little data -> truncated; a format-1 stream ->
 //    unsupported version; bad id, check, counts, sizes, escape values, byte
 //    consumption or final states -> corrupt.
+//
+// 8. Segments (decoder side only; the bytes are those of §1-§5)
+//    A decoder may decode a stream's symbols in consecutive segments, i = 0 .. n0 - 1,
+//    then n0 .. n0 + n1 - 1, and so on, learning a segment's table indexes only after
+//    the previous segments are decoded.  Because rows run in symbol order and a row's
+//    bytes and escapes in lane order (§4), a decoder just keeps each lane's state and
+//    each group's byte and escape cursors between segments, even when a segment ends
+//    mid-row.  The final-state and consumption checks of §3 and §4 apply once, after the
+//    last segment.  The runtime codes a unit's two latent steps as one stream this way
+//    (step 0's symbols first): one header, check and set of lane states per unit, not
+//    per step.
 #pragma once
 
 #include <cstddef>

@@ -2,7 +2,8 @@
 // with -fsanitize=address,undefined: random tables, symbols and layouts round-trip,
 // then mutated streams must decode or throw the typed errors, with no sanitizer report;
 // every fourth stream also gets a random header with a valid check (deep header paths);
-// odd iterations skip a third of the symbols (index -1) through encode/decode_skipping.
+// odd iterations skip a third of the symbols (index -1) through encode/decode_skipping;
+// odd mutations decode through StreamDecoder in two segments cut at a random position.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -73,7 +74,16 @@ int main(int argc, char** argv) {
         for (int f = uniform(1, 3); f > 0; --f) bad[uniform(0, static_cast<int>(bad.size()) - 1)] ^= 1 << uniform(0, 7);
       }
       try {
-        decoder(bad.data(), bad.size(), indexes.data(), n, tables, 2, out.data());
+        if (m % 2 == 0) {
+          decoder(bad.data(), bad.size(), indexes.data(), n, tables, 2, out.data());
+        } else {
+          StreamDecoder d(bad.data(), bad.size());
+          const size_t cut = uniform(0, static_cast<int>(n));
+          const auto segment = skipping ? &StreamDecoder::decode_skipping : &StreamDecoder::decode;
+          (d.*segment)(indexes.data(), cut, tables, 2, out.data());
+          (d.*segment)(indexes.data() + cut, n - cut, tables, 1, out.data() + cut);
+          d.finish();
+        }
         ++decoded;
       } catch (const TruncatedError&) {
         ++rejected;
