@@ -60,8 +60,8 @@ class DeferredCheck:
     """The device-side consistency flags of one unit's entropy decodes (Triton coder),
     read one unit later.
 
-    Checking each decode at once would make the host wait for the device three times
-    per unit.  Instead the unit's flags are summed on the device and copied to the host
+    Checking each stream at once would make the host wait for the device twice per
+    unit (z, y).  Instead the unit's flags are summed on the device and copied to the host
     behind a CUDA event; :meth:`verify` waits for that event alone (long passed by the
     time the next unit is queued), and the decoder calls it before it hands out the
     unit's frames, so a corrupt unit raises before any of its frames reach the caller.

@@ -36,7 +36,7 @@ from ..errors import CorruptStreamError, InputFormatError
 from ..models.ops import QP_LEVELS, QP_ROWS, frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
-from ..entropy.coder import EntropyCoder
+from ..entropy.coder import EntropyCoder, SegmentDecoder
 from ..entropy.latent import SKIP_THRESHOLD, checkerboard_masks, dequantize_step, quantize_step, step_indexes, z_indexes
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from .backends.torch_backend import torch_threads
@@ -313,7 +313,9 @@ class Encoder(_Session):
         step1 = self._run("spatial_prior", {"y_hat0": buf.y_hat0, "params": prior["params"]})
         idx1 = step_indexes(step1["scales"], mask1, self.skip_threshold)
         sym1, y_hat1 = quantize_step(ys, step1["means"], mask1, idx1)
-        streams = self.worker.encode(reset, [(z_symbols, self.z_indexes(qps[0])), (sym0, idx0), (sym1, idx1)])
+        # both steps in one stream (rans_format.hpp §8): one header and set of lane states per unit
+        y_step = (torch.cat([sym0, sym1]), torch.cat([idx0, idx1]))
+        streams = self.worker.encode(reset, [(z_symbols, self.z_indexes(qps[0])), y_step])
         self._synthesize((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp)
         guard = self.drift_guard_db is not None
         recon = self._reconstruct(qp, count) if self.reconstruct or guard else []
@@ -380,9 +382,9 @@ class Decoder(_Session):
             self._device_flags = []
         qp = self.buffers.qp(qps)
         substreams = unpack_substreams(packet.payload)
-        if len(substreams) != 3:
-            raise CorruptStreamError(f"packet {packet.index} has {len(substreams)} sub-streams, expected 3 (z, y0, y1)")
-        z_stream, s0, s1 = substreams
+        if len(substreams) != 2:
+            raise CorruptStreamError(f"packet {packet.index} has {len(substreams)} sub-streams, expected 2 (z, y)")
+        z_stream, y_stream = substreams
         buf = self.buffers
         if packet.reset:
             buf.current = buf.blank_ref
@@ -397,11 +399,13 @@ class Decoder(_Session):
         mask0, mask1 = self.masks
         staged = self._stage(step_indexes(prior["scales"], mask0, self.skip_threshold))
         self._release()  # the previous unit's recon runs on the device while the host decodes step 0
-        y_hat0 = dequantize_step(self._symbols(s0, staged), prior["means"], mask0)
+        y_segments = self.worker.y_coder.decoder(y_stream)
+        y_hat0 = dequantize_step(self._symbols(y_segments, staged), prior["means"], mask0)
         buf.y_hat0.copy_(y_hat0)
         step1 = self._run("spatial_prior", {"y_hat0": buf.y_hat0, "params": prior["params"]})
         staged = self._stage(step_indexes(step1["scales"], mask1, self.skip_threshold))
-        y_hat1 = dequantize_step(self._symbols(s1, staged), step1["means"], mask1)
+        y_hat1 = dequantize_step(self._symbols(y_segments, staged), step1["means"], mask1)
+        self._finish(self.worker.y_coder, y_segments)
         self._join_recon()
         self._synthesize((y_hat0 + y_hat1) * prior["q_dec"], ctx, qp)
         check = None if self._device_flags is None else DeferredCheck(self._device_flags, packet.index)
@@ -467,16 +471,22 @@ class Decoder(_Session):
         copied.record(torch.cuda.current_stream(self.device))  # the copy's stream, not the current GPU's
         return host, copied
 
-    def _symbols(self, stream: bytes, staged: tuple[torch.Tensor, torch.cuda.Event | None]) -> torch.Tensor:
+    def _symbols(self, segments: SegmentDecoder, staged: tuple[torch.Tensor, torch.cuda.Event | None]) -> torch.Tensor:
+        """The next y step's symbols on the session's device."""
         indexes, copied = staged
         if copied is not None:
             copied.synchronize()
-            return self.worker.y_coder.decode(stream, indexes).to(self.device, non_blocking=True)
-        return self._device_decode(self.worker.y_coder, stream, indexes)
+        return segments.next(indexes).to(self.device, non_blocking=True)
 
     def _device_decode(self, coder: EntropyCoder, stream: bytes, indexes: torch.Tensor) -> torch.Tensor:
-        """Symbols on the session's device; a device coder's flags join the unit's check."""
-        symbols = coder.decode(stream, indexes).to(self.device, non_blocking=True)
+        """A whole stream's symbols on the session's device."""
+        segments = coder.decoder(stream)
+        symbols = segments.next(indexes).to(self.device, non_blocking=True)
+        self._finish(coder, segments)
+        return symbols
+
+    def _finish(self, coder: EntropyCoder, segments: SegmentDecoder) -> None:
+        """The stream's final checks; a device coder's flags join the unit's deferred check."""
+        segments.finish()
         if self._device_flags is not None:
             self._device_flags.append(coder.last_error)
-        return symbols

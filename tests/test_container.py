@@ -25,7 +25,7 @@ def header_bytes(frame_count: int) -> bytes:
     """The documented layout of HEADER, spelled out field by field (CONTAINER.md §1)."""
     body = (b"\x00\x00\x00\x04" b"\x00\x00\x00\x02" + frame_count.to_bytes(4, "big")
             + b"\x00\x00\x75\x30" b"\x00\x00\x03\xe9" b"\x01" b"\x01p\x01w\x01t\x01b")
-    head = b"UI2C\x01" + len(body).to_bytes(2, "big") + body
+    head = b"UI2C\x02" + len(body).to_bytes(2, "big") + body
     return head + zlib.crc32(head).to_bytes(4, "big")
 
 
@@ -169,7 +169,7 @@ def test_bad_magic_and_version():
         read_all(b"RIFF" + data[4:])
     with pytest.raises(CorruptStreamError, match="magic"):
         read_all(b"")
-    with pytest.raises(UnsupportedVersionError, match=r"version 7 .*version 1"):
+    with pytest.raises(UnsupportedVersionError, match=r"version 7 .*version 2"):
         read_all(data[:4] + b"\x07" + data[5:])
 
 
@@ -206,7 +206,7 @@ def header_body(width=4, height=2, num=1, den=1, chroma=0, strings=b"\0\0\0\0") 
     (header_body(strings=b"\0\0\0\1\xff"), "utf-8"),
 ])
 def test_impossible_header_values_with_valid_crc(body, problem):
-    head = b"UI2C\x01" + len(body).to_bytes(2, "big") + body
+    head = b"UI2C\x02" + len(body).to_bytes(2, "big") + body
     with pytest.raises(CorruptStreamError, match=problem):
         read_all(head + zlib.crc32(head).to_bytes(4, "big"))
 

@@ -89,7 +89,7 @@ def _hand_built_header(frame_count: int) -> bytes:
     """72x40 4:2:0 (chroma code 0) at 30000/1001 fps, spelled out per CONTAINER.md §1."""
     body = (b"\x00\x00\x00\x48" b"\x00\x00\x00\x28" + frame_count.to_bytes(4, "big") + b"\x00\x00\x75\x30"
             b"\x00\x00\x03\xe9" b"\x00" b"\x06ui2c-s" b"\x03wfp" b"\x03tfp" b"\x12aoti/cpu/fp32/aoti")
-    head = b"UI2C\x01" + len(body).to_bytes(2, "big") + body
+    head = b"UI2C\x02" + len(body).to_bytes(2, "big") + body
     return head + zlib.crc32(head).to_bytes(4, "big")
 
 

@@ -211,13 +211,13 @@ def split_header(data: bytes) -> tuple[tuple, list[bytes], bytes]:
     return fixed, strings, rest
 
 
-def make_header(fixed: tuple, strings: list[bytes], version: int = 1) -> bytes:
+def make_header(fixed: tuple, strings: list[bytes], version: int = 2) -> bytes:
     body = struct.pack(_FIXED, *fixed) + b"".join(bytes([len(s)]) + s for s in strings)
     head = b"UI2C" + bytes([version]) + struct.pack(">H", len(body)) + body
     return head + struct.pack(">I", zlib.crc32(head))
 
 
-def mutate_header(data: bytes, version: int = 1, **fields: object) -> bytes:
+def mutate_header(data: bytes, version: int = 2, **fields: object) -> bytes:
     """The stream with header fields replaced and the header CRC recomputed."""
     (width, height, count, num, den, chroma), strings, rest = split_header(data)
     values = dict(width=width, height=height, count=count, num=num, den=den, chroma=chroma,
@@ -252,7 +252,7 @@ HEADER_CASES = {
     "unknown preset": (dict(preset=b"ui3c-xl"), "preset 'ui3c-xl'"),
     "unknown backend": (dict(producer=b"cuda-magic/cuda/fp16/eager"), "cuda-magic"),
     "producer without '/'": (dict(producer=b"tensorrt-fp16"), "tensorrt-fp16"),
-    "version 2": (dict(version=2), "version 2"),
+    "version 3": (dict(version=3), "version 3"),
     "no packets, count 0": (dict(count=0, rest=b""), "holds no frames"),
     "no packets, count 16": (dict(rest=b""), "announced frames"),
     "count beyond packets": (dict(count=1000), "announced"),

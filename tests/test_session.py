@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ui2c.entropy.coder import CpuCoder, make_coder
+from ui2c.entropy.coder import CpuCoder, SegmentDecoder, make_coder
 from ui2c.export.feeds import clip_frames
 from ui2c.errors import CorruptStreamError, EngineError, InputFormatError, TruncatedStreamError
 from ui2c.models.ops import QP_ROWS
@@ -124,9 +124,9 @@ def test_triton_sessions_match_cpp_and_check_each_unit_before_its_frames_leave(c
         [f for d in decoder.flush() for f in d.frames]
     recon = [r for u in units for r in u.recon]
     assert len(decoded) == len(recon) == 6 and all(torch.equal(a, b) for a, b in zip(decoded, recon))
-    z, y0, y1 = unpack_substreams(units[1].packet.payload)
-    y1 = y1[: len(y1) // 2] + bytes([y1[len(y1) // 2] ^ 0x5A]) + y1[len(y1) // 2 + 1:]
-    bad = dataclasses.replace(units[1].packet, payload=pack_substreams([z, y0, y1]))
+    z, y = unpack_substreams(units[1].packet.payload)
+    y = y[: len(y) // 2] + bytes([y[len(y) // 2] ^ 0x5A]) + y[len(y) // 2 + 1:]
+    bad = dataclasses.replace(units[1].packet, payload=pack_substreams([z, y]))
     decoder = Decoder(codec, 192, 320, entropy="triton")
     assert decoder.decode(units[0].packet) == []
     assert decoder.decode(bad)[0].first_frame == 0  # unit 0's frames, checked
@@ -254,18 +254,35 @@ class _FlaggingCoder(CpuCoder):
         super().__init__(tables, threads)
         self.flags = flags  # every decode's flag, in order (shared by the y and z coders)
 
-    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+    def decoder(self, data: bytes) -> SegmentDecoder:
+        return _FlaggingSegments(super().decoder(data), self)
+
+
+class _FlaggingSegments(SegmentDecoder):
+    def __init__(self, segments: SegmentDecoder, coder: _FlaggingCoder):
+        self.segments, self.coder = segments, coder
+
+    def next(self, indexes: torch.Tensor) -> torch.Tensor:
         try:
-            symbols, bad = super().decode(data, indexes), 0
+            return self.segments.next(indexes)
+        except CorruptStreamError:  # asked for more symbols than the stream holds: flagged at finish
+            self.segments = None
+            return torch.zeros_like(indexes)
+
+    def finish(self) -> None:
+        bad = 0
+        try:
+            if self.segments is None:
+                raise CorruptStreamError("segments asked for too many symbols")
+            self.segments.finish()
         except CorruptStreamError:
-            symbols, bad = torch.zeros_like(indexes), 1
-        self.flags.append(bad)
-        self.last_error = torch.tensor(bad, dtype=torch.int32)
-        return symbols
+            bad = 1
+        self.coder.flags.append(bad)
+        self.coder.last_error = torch.tensor(bad, dtype=torch.int32)
 
 
 def test_a_unit_that_raised_midway_leaves_no_device_flags_to_the_next(codec, small, monkeypatch):
-    """A unit whose z decode flagged corruption and whose y0 stream then raised: the
+    """A unit whose z decode flagged corruption and whose y stream then raised: the
     next unit's deferred check must judge that unit's own flags only."""
     units = _code(Encoder(codec, 64, 64, qp=30, scene_cut_threshold=None), small[:6])
     flags: list[int] = []
@@ -273,12 +290,12 @@ def test_a_unit_that_raised_midway_leaves_no_device_flags_to_the_next(codec, sma
                         _FlaggingCoder(codec.y_tables if latent == "y" else codec.z_tables, threads, flags))
     decoder = Decoder(codec, 64, 64)
     assert decoder.decode(units[0].packet) == []
-    z, _, y1 = unpack_substreams(units[1].packet.payload)
+    z, _ = unpack_substreams(units[1].packet.payload)
     z = z[:-3] + bytes([z[-3] ^ 0x5A]) + z[-2:]
     decoded_before = len(flags)
     with pytest.raises(TruncatedStreamError):
-        decoder.decode(dataclasses.replace(units[1].packet, payload=pack_substreams([z, b"", y1])))
-    assert flags[decoded_before:] == [1]  # the damaged z was flagged (then y0 raised): a stale flag to leak
+        decoder.decode(dataclasses.replace(units[1].packet, payload=pack_substreams([z, b""])))
+    assert flags[decoded_before:] == [1]  # the damaged z was flagged (then y raised): a stale flag to leak
     assert [d.first_frame for d in decoder.decode(units[1].packet)] == [0]
     assert [d.first_frame for d in decoder.decode(units[2].packet) + decoder.flush()] == [2, 4]
 

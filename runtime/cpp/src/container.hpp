@@ -14,7 +14,7 @@
 
 namespace ui2c::container {
 
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;  // 1: three payload sub-streams per packet (z, y0, y1), refused
 constexpr size_t kHeaderPrefixBytes = 7;  // magic, version, body length: enough to size the header
 constexpr size_t kPacketHeaderBytes = 20;
 constexpr uint8_t kFlagReset = 0x01;

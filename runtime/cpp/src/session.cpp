@@ -33,12 +33,10 @@ std::vector<uint8_t> Session::encode_symbols(const at::Tensor& symbols, const at
                                rans::kDefaultBitsPerLane, rans::Layout{});
 }
 
-at::Tensor Session::decode_symbols(const std::vector<uint8_t>& stream, const at::Tensor& indexes,
-                                   const rans::Tables& t) {
+at::Tensor Session::decode_symbols(rans::StreamDecoder& stream, const at::Tensor& indexes, const rans::Tables& t) {
   const at::Tensor idx = indexes.to(at::kCPU).contiguous();
   at::Tensor out = at::empty_like(idx);
-  rans::decode_skipping(stream.data(), stream.size(), idx.data_ptr<int32_t>(), idx.numel(), t, threads_,
-                        out.data_ptr<int32_t>());
+  stream.decode_skipping(idx.data_ptr<int32_t>(), idx.numel(), t, threads_, out.data_ptr<int32_t>());
   return out.to(engine_.device);
 }
 
@@ -120,9 +118,11 @@ container::Packet EncoderSession::code_unit() {
   auto step0 = engine_.run("latent_encode_step", {ys, prior[2], prior[1], mask0_}, 3);
   auto spatial = engine_.run("spatial_prior", {step0[2].to(engine_.dtype), params}, 2);
   auto step1 = engine_.run("latent_encode_step", {ys, spatial[1], spatial[0], mask1_}, 3);
+  // both y steps in one stream (rans_format.hpp §8), as runtime/session.py writes them
+  const at::Tensor y_symbols = at::cat({step0[1].reshape(-1), step1[1].reshape(-1)});
+  const at::Tensor y_indexes = at::cat({step0[0].reshape(-1), step1[0].reshape(-1)});
   std::vector<std::vector<uint8_t>> streams{encode_symbols(z_symbols, z_indexes, *engine_.z_tables),
-                                            encode_symbols(step0[1], step0[0], *engine_.y_tables),
-                                            encode_symbols(step1[1], step1[0], *engine_.y_tables)};
+                                            encode_symbols(y_symbols, y_indexes, *engine_.y_tables)};
   const bool guarded = options_.drift_guard_db >= 0;
   recon_ = finish(step0[2], step1[2], q_dec, ctx, qp, count, options_.reconstruct || guarded);
   if (guarded) guard(frames, recon_, reset);
@@ -160,26 +160,29 @@ std::vector<at::Tensor> DecoderSession::decode(const container::Packet& packet) 
   if (qps.size() != slots) qps.assign(slots, packet.qps[0]);
   const at::Tensor qp = qp_tensor(qps);
   const auto streams = container::unpack_substreams(packet.payload.data(), packet.payload.size());
-  if (streams.size() != 3)
+  if (streams.size() != 2)
     throw Error(UI2C_ERR_CORRUPT, name + " has " + std::to_string(streams.size()) +
-                                      " sub-streams, expected 3 (z, y0, y1)");
+                                      " sub-streams, expected 2 (z, y)");
   if (packet.reset) current_ = blank_ref_;
   if (!current_)
     throw Error(UI2C_ERR_INPUT, "this unit is not a reset point and no reference was decoded before it");
   auto context = engine_.run("context", {*current_, qp}, 2);
   const at::Tensor &ctx = context[0], &temporal = context[1];
   const at::Tensor z_indexes = engine_.run("latent_z_indexes", {z_template_, qp}, 1)[0];
+  rans::StreamDecoder z_stream(streams[0].data(), streams[0].size()), y_stream(streams[1].data(), streams[1].size());
   const at::Tensor z_hat =
-      decode_symbols(streams[0], z_indexes, *engine_.z_tables).to(engine_.dtype).view(z_template_.sizes());
+      decode_symbols(z_stream, z_indexes, *engine_.z_tables).to(engine_.dtype).view(z_template_.sizes());
+  z_stream.finish();
   auto prior = engine_.run("prior", {z_hat, temporal}, 4);
   const at::Tensor &q_dec = prior[0], &params = prior[3];
   const auto folded = std::vector<int64_t>{engine_.ch_y / 2, height_ / 16, width_ / 16};
   const at::Tensor idx0 = engine_.run("latent_step_indexes", {prior[1], mask0_}, 1)[0];
-  const at::Tensor sym0 = decode_symbols(streams[1], idx0, *engine_.y_tables).view(folded);
+  const at::Tensor sym0 = decode_symbols(y_stream, idx0, *engine_.y_tables).view(folded);
   const at::Tensor part0 = engine_.run("latent_dequantize", {sym0, prior[2], mask0_}, 1)[0];
   auto spatial = engine_.run("spatial_prior", {part0.to(engine_.dtype), params}, 2);
   const at::Tensor idx1 = engine_.run("latent_step_indexes", {spatial[0], mask1_}, 1)[0];
-  const at::Tensor sym1 = decode_symbols(streams[2], idx1, *engine_.y_tables).view(folded);
+  const at::Tensor sym1 = decode_symbols(y_stream, idx1, *engine_.y_tables).view(folded);
+  y_stream.finish();
   const at::Tensor part1 = engine_.run("latent_dequantize", {sym1, spatial[1], mask1_}, 1)[0];
   return finish(part0, part1, q_dec, ctx, qp, packet.qps.size(), true);
 }

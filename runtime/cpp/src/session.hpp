@@ -27,7 +27,8 @@ class Session {
   Session(Engine& engine, uint32_t height, uint32_t width, int threads);
   at::Tensor qp_tensor(const std::vector<int>& qps) const;
   std::vector<uint8_t> encode_symbols(const at::Tensor& symbols, const at::Tensor& indexes, const rans::Tables& t);
-  at::Tensor decode_symbols(const std::vector<uint8_t>& stream, const at::Tensor& indexes, const rans::Tables& t);
+  // The next segment of a stream (rans_format.hpp §8), on the engine's device.
+  at::Tensor decode_symbols(rans::StreamDecoder& stream, const at::Tensor& indexes, const rans::Tables& t);
   // decoder + recon stages; returns the unit's frames (3, H, W) when `reconstruct`.
   std::vector<at::Tensor> finish(const at::Tensor& part0, const at::Tensor& part1, const at::Tensor& q_dec,
                                  const at::Tensor& ctx, const at::Tensor& qp, size_t frames, bool reconstruct);

@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
   expect("truncated header", ui2c_decoder_open(engine, header, header_size - 3, &used, &decoder), UI2C_ERR_TRUNCATED);
   unsigned char* copy = malloc(header_size);
   memcpy(copy, header, header_size);
-  copy[4] = 2;
+  copy[4] = (unsigned char)(header[4] + 1);
   expect("future version", ui2c_decoder_open(engine, copy, header_size, &used, &decoder), UI2C_ERR_VERSION);
   memcpy(copy, header, header_size);
   copy[header_size - 6] ^= 1;
