@@ -7,15 +7,16 @@ Triton coder through the runtime seam (``ui2c.entropy.coder``), one call per ste
 including its single synchronisation.  Results go to ``entropy.{md,json}`` (cpu) or
 ``entropy_cuda.{md,json}``, naming the device.
 
-Symbol sets: one P-frame's y (1,044,480 symbols at 1920x1080, log-normal scales,
-Gaussian residuals, force-zero skip of scales <= 0.12, spec §3.4), tuned so the ideal
-rate is 0.003, 0.03 and 0.3 bpp, cut into four steps of 261,120 symbols (skipped ones
-marked by index -1, as the runtime passes them).  Overhead is measured against the
-ideal information, sum of -log2 p under the quantized CDFs (escaped raw values
-excluded), for one stream per frame (comparable with format 1's results) and for one
-stream per step (what the runtime writes).  A "realistic step" (261,120 coded
-symbols at scale indexes 0-39, about 0.44 bit/symbol, the GPU target of issue #11)
-is also coded with forced lane counts to show the size/time trade-off of format 2.
+Symbol sets: one ``ui2c`` unit's y (two 1920x1080 frames coded together: 64 x 68 x 120
+= 522,240 symbols, log-normal scales, Gaussian residuals, force-zero skip of scales
+<= 0.12, spec §3.4), tuned so the ideal rate is 0.003, 0.03 and 0.3 bpp over the two
+frames, cut into the unit's two steps of 261,120 symbols (skipped ones marked by index
+-1, as the runtime passes them).  The unit is coded as the runtime codes it: one
+stream, decoded in two segments (rans_format.hpp §8).  Overhead is measured against
+the ideal information, sum of -log2 p under the quantized CDFs (escaped raw values
+excluded), for that stream and for one stream per step (what container version 1
+wrote).  A "realistic step" (261,120 coded symbols at scale indexes 0-39, about 0.44
+bit/symbol, the GPU target of issue #11) is also coded with forced lane counts to show the size/time trade-off of format 2.
 """
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ from ui2c.entropy.coder import make_coder
 from ui2c.entropy.tables import CdfTables, gaussian_tables, scale_index, scale_table
 
 PIXELS = 1920 * 1080
-NUM_Y = 128 * 68 * 120
-STEP = NUM_Y // 4
+FRAMES_PER_UNIT = 2
+NUM_Y = 64 * 68 * 120  # one unit's y at 1080p (1088 padded): ch_y x H/16 x W/16
+STEP = NUM_Y // 2
 SKIP_THRESHOLD = np.float32(0.12)
 TARGET_BPP = (0.003, 0.03, 0.3)
 REALISTIC_BITS_PER_SYMBOL = 0.44
@@ -64,7 +66,7 @@ def escapes(symbols: np.ndarray, indexes: np.ndarray, t: CdfTables) -> int:
 
 
 def latent(log_centre: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(symbols, indexes) of one synthetic frame, index -1 (symbol 0) where skipped."""
+    """(symbols, indexes) of one synthetic unit's y, index -1 (symbol 0) where skipped."""
     rng = np.random.default_rng(seed)
     scales = np.exp(rng.normal(log_centre, 1.2, NUM_Y)).astype(np.float32)
     keep = scales > SKIP_THRESHOLD
@@ -90,12 +92,12 @@ def realistic_step(t: CdfTables, seed: int = 1) -> tuple[np.ndarray, np.ndarray]
 
 
 def tune(target_bpp: float, t: CdfTables) -> float:
-    """Bisection on the log-scale centre so the ideal frame rate hits target_bpp."""
+    """Bisection on the log-scale centre so the unit's ideal rate hits target_bpp per frame."""
     lo, hi = -8.0, 3.0
     for _ in range(20):
         mid = (lo + hi) / 2
         sym, idx = latent(mid)
-        lo, hi = (mid, hi) if ideal_bits(sym, idx, t) / PIXELS < target_bpp else (lo, mid)
+        lo, hi = (mid, hi) if ideal_bits(sym, idx, t) / (FRAMES_PER_UNIT * PIXELS) < target_bpp else (lo, mid)
     return (lo + hi) / 2
 
 
@@ -129,14 +131,22 @@ class Runner:
             self.sync = lambda: None
             self.coders = {"1t": make_coder(t, "cpu", "cpu", 1), "2t": make_coder(t, "cpu", "cpu", 2)}
 
-    def time_step(self, sym: np.ndarray, idx: np.ndarray) -> dict:
-        s, i = torch.from_numpy(sym).to(self.dev), torch.from_numpy(idx).to(self.dev)
+    def time_unit(self, segments: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+        """One stream of the segments' symbols, decoded segment by segment; ms per segment."""
+        s = torch.from_numpy(np.concatenate([sym for sym, _ in segments])).to(self.dev)
+        i = torch.from_numpy(np.concatenate([idx for _, idx in segments])).to(self.dev)
+        parts = [torch.from_numpy(idx).to(self.dev) for _, idx in segments]
         out = {}
         for name, coder in self.coders.items():
+            def decode(data: bytes) -> list[torch.Tensor]:
+                stream = coder.decoder(data)
+                symbols = [stream.next(part) for part in parts]
+                stream.finish()
+                return symbols
             data = coder.encode(s, i)
-            assert torch.equal(coder.decode(data, i).cpu(), torch.from_numpy(sym))
-            out[f"encode_ms_{name}"] = 1e3 * best_time(lambda: coder.encode(s, i), self.repeats, self.sync)
-            out[f"decode_ms_{name}"] = 1e3 * best_time(lambda: coder.decode(data, i), self.repeats, self.sync)
+            assert torch.equal(torch.cat(decode(data)).cpu(), s.cpu())
+            out[f"encode_ms_{name}"] = 1e3 * best_time(lambda: coder.encode(s, i), self.repeats, self.sync) / len(parts)
+            out[f"decode_ms_{name}"] = 1e3 * best_time(lambda: decode(data), self.repeats, self.sync) / len(parts)
         out["bytes"] = len(data)
         return out
 
@@ -172,30 +182,19 @@ def run(device: str, repeats: int) -> dict:
     points = []
     for target in TARGET_BPP:
         sym, idx = latent(tune(target, t))
-        keep = idx >= 0
         ideal = ideal_bits(sym, idx, t)
-        frame = rans.encode(sym[keep], idx[keep], t)
-        point = {"target_bpp": target, "coded_symbols": int(keep.sum()), "ideal_bpp": ideal / PIXELS,
-                 "frame_bytes": len(frame), "frame_lanes": _rans.parse_header(frame)[1],
-                 "frame_overhead_pct": overhead_pct(len(frame), ideal, escapes(sym, idx, t)), "steps": []}
-        for k in range(4):
-            s, i = sym[k * STEP:(k + 1) * STEP], idx[k * STEP:(k + 1) * STEP]
-            step = runner.time_step(s, i)
-            step.update(coded=int((i >= 0).sum()), ideal_bits=ideal_bits(s, i, t), escapes=escapes(s, i, t))
-            m = i >= 0
-            step["lanes"] = _rans.parse_header(rans.encode(s[m], i[m], t))[1]
-            point["steps"].append(step)
-        steps = point["steps"]
-        point["step_overhead_pct"] = overhead_pct(sum(s["bytes"] for s in steps), sum(s["ideal_bits"] for s in steps),
-                                                  sum(s["escapes"] for s in steps))
-        for key in steps[0]:
-            if key.endswith(tuple(f"_{c}" for c in runner.coders)):
-                point[key] = float(np.mean([s[key] for s in steps]))
+        steps = [(sym[k * STEP:(k + 1) * STEP], idx[k * STEP:(k + 1) * STEP]) for k in range(2)]
+        point = {"target_bpp": target, "coded_symbols": int((idx >= 0).sum()),
+                 "ideal_bpp": ideal / (FRAMES_PER_UNIT * PIXELS), **runner.time_unit(steps),
+                 "lanes": _rans.parse_header(rans.encode(sym, idx, t, skip_negative=True))[1]}
+        point["unit_overhead_pct"] = overhead_pct(point["bytes"], ideal, escapes(sym, idx, t))
+        step_bytes = sum(len(rans.encode(s, i, t, skip_negative=True)) for s, i in steps)
+        point["step_overhead_pct"] = overhead_pct(step_bytes, ideal, escapes(sym, idx, t))
         points.append(point)
     sym, idx = realistic_step(t)
     ideal = ideal_bits(sym, idx, t)
     real = {"symbols": STEP, "bits_per_symbol": ideal / STEP, "ideal_bits": ideal, "sweep": []}
-    real.update(runner.time_step(sym, idx))
+    real.update(runner.time_unit([(sym, idx)]))
     for lanes in SWEEP_LANES:
         chosen = lanes or _rans.parse_header(rans.encode(sym, idx, t))[1]
         row = {"lanes": chosen, "policy": lanes is None, **runner.time_forced(sym, idx, chosen)}
@@ -210,16 +209,15 @@ def run(device: str, repeats: int) -> dict:
 def markdown(result: dict) -> str:
     coders = result["coders"]
     head = " | ".join(f"enc ms {c} | dec ms {c}" for c in coders)
-    rows = [f"| target bpp | coded sym / frame | ideal bpp | frame stream overhead % (lanes) | "
-            f"step streams overhead % (lanes) | {head} | enc / dec Msym/s ({coders[0]}) |",
+    rows = [f"| target bpp | coded sym / unit | ideal bpp | unit stream overhead % (lanes) | "
+            f"step streams overhead % | {head} | enc / dec Msym/s ({coders[0]}) |",
             "|---" * (6 + 2 * len(coders)) + "|"]
     for p in result["points"]:
-        per_step = p["coded_symbols"] / 4
+        per_step = p["coded_symbols"] / 2
         times = " | ".join(f"{p[f'encode_ms_{c}']:.3f} | {p[f'decode_ms_{c}']:.3f}" for c in coders)
         c0 = coders[0]
         rows.append(f"| {p['target_bpp']} | {p['coded_symbols']:,} | {p['ideal_bpp']:.4f} | "
-                    f"{p['frame_overhead_pct']:.2f} ({p['frame_lanes']}) | {p['step_overhead_pct']:.2f} "
-                    f"({'/'.join(str(s['lanes']) for s in p['steps'])}) | {times} | "
+                    f"{p['unit_overhead_pct']:.2f} ({p['lanes']}) | {p['step_overhead_pct']:.2f} | {times} | "
                     f"{per_step / p[f'encode_ms_{c0}'] / 1e3:.0f} / {per_step / p[f'decode_ms_{c0}'] / 1e3:.0f} |")
     r = result["realistic_step"]
     parallel = "decode_ms_parallel" in r["sweep"][0]
@@ -234,11 +232,12 @@ def markdown(result: dict) -> str:
         f"# Entropy coder benchmark ({result['device']}, {result['format']})", "",
         f"Command: `{result['command']}`  ", f"Date: {result['date']}  ", f"Device: {result['machine']}  ",
         f"Best of {result['repeats']} runs after a warm-up; ms are per 1080p step (261,120 symbols before the skip), "
-        "averaged over the frame's four steps; Msym/s over coded symbols.", "",
+        "averaged over the unit's two steps, coded as one stream and decoded in two segments; bpp per frame of the "
+        "unit's two; Msym/s over coded symbols.", "",
         *rows, "",
         "Overhead = (stream bits - 32 x escapes - ideal) / ideal, ideal = sum of -log2 p under the quantized CDFs; "
-        "frame stream = one stream for the frame's coded y (as format 1's results), step streams = one per step "
-        "(as the runtime writes).  Lanes = P chosen by the layout policy (rans_format.hpp §6).", "",
+        "unit stream = one stream for the unit's coded y (as the runtime writes, container version 2), step streams = "
+        "one per step (container version 1).  Lanes = P chosen by the layout policy (rans_format.hpp §6).", "",
         f"## Realistic step: {r['symbols']:,} coded symbols, scale indexes 0-39, {r['bits_per_symbol']:.3f} bit/symbol",
         "", f"Through the seam: {times}.", "",
         "Forced lane counts (same stream on CPU and GPU; size/time trade-off of format 2, "
