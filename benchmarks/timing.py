@@ -154,8 +154,12 @@ def instrument_entropy(clock: Clock) -> Iterator[None]:
     with ExitStack() as stack:
         for name in SESSION_LATENT_FUNCTIONS:
             stack.enter_context(_rebound(session, name, clock.timed(ENTROPY_LATENT, getattr(session, name))))
-        for cls in (coder.CpuCoder, coder.TritonCoder):
-            for name in ("encode", "decode"):
+        # encoding is one call per stream; decoding is decoder(stream) (header, upload),
+        # then next(indexes) per segment and finish() (the final checks)
+        timed = [(cls, ("encode", "decoder")) for cls in (coder.CpuCoder, coder.TritonCoder)]
+        timed += [(cls, ("next", "finish")) for cls in coder.SegmentDecoder.__subclasses__()]
+        for cls, names in timed:
+            for name in names:
                 stack.enter_context(_rebound(cls, name, clock.timed(ENTROPY_RANS, getattr(cls, name))))
         yield
 
