@@ -32,7 +32,7 @@ from typing import ContextManager, Sequence
 import numpy as np
 import torch
 
-from ..errors import CorruptStreamError, InputFormatError
+from ..errors import CorruptStreamError, InputFormatError, TruncatedStreamError
 from ..models.ops import QP_LEVELS, QP_ROWS, frame_qps
 from ..models.stages import resolve_shape
 from .container import Packet, pack_substreams, unpack_substreams
@@ -362,7 +362,12 @@ class Decoder(_Session):
 
     def decode(self, packet: Packet) -> list[DecodedUnit]:
         with self._unit():
-            return self._decode(packet)
+            try:
+                return self._decode(packet)
+            except (CorruptStreamError, TruncatedStreamError) as e:
+                if str(e).startswith("packet "):  # already names its packet (a deferred check: the one before)
+                    raise
+                raise type(e)(f"packet {packet.index}: {e}") from None
 
     def _qps(self, packet: Packet) -> list[int]:
         """The unit's slot qps, refused before any stage runs if one would index past

@@ -241,6 +241,20 @@ def test_decoder_refuses_a_qp_beyond_the_tables_before_any_stage_runs(codec, sma
     assert len(decoded) == 4 and all(torch.equal(a, b) for a, b in zip(decoded, recon))
 
 
+def test_entropy_errors_name_their_packet(codec, small):
+    """A damaged y stream, a y stream cut short and an empty z stream: each error names
+    the packet it is in, and its type says what kind of damage it is."""
+    units = _code(Encoder(codec, 64, 64, qp=30, scene_cut_threshold=None), small[:4])
+    z, y = unpack_substreams(units[1].packet.payload)
+    cases = [([z, y[:-1]], TruncatedStreamError), ([z, y + b"\0"], CorruptStreamError),
+             ([b"", y], TruncatedStreamError)]
+    for streams, error in cases:
+        decoder = Decoder(codec, 64, 64)
+        decoder.decode(units[0].packet)
+        with pytest.raises(error, match=r"^packet 1: rANS stream"):
+            decoder.decode(dataclasses.replace(units[1].packet, payload=pack_substreams(streams)))
+
+
 class _FlaggingCoder(CpuCoder):
     """The Triton coder as the decoder drives it (``check`` off): corrupt data is
     reported in ``last_error``, on the device, not raised; a stream too short for its

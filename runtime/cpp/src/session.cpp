@@ -149,9 +149,22 @@ void EncoderSession::guard(const std::vector<at::Tensor>& frames, const std::vec
 DecoderSession::DecoderSession(Engine& engine, uint32_t height, uint32_t width, int threads)
     : Session(engine, height, width, threads) {}
 
+// rANS errors name the packet, as runtime/session.py's do; the type (and so the status) stays.
 std::vector<at::Tensor> DecoderSession::decode(const container::Packet& packet) {
-  const size_t slots = size_t(engine_.frames);
   const std::string name = "packet " + std::to_string(packet.first_frame / 2);
+  try {
+    return decode_unit(packet, name);
+  } catch (const rans::TruncatedError& e) {
+    throw rans::TruncatedError(name + ": " + e.what());
+  } catch (const rans::CorruptError& e) {
+    throw rans::CorruptError(name + ": " + e.what());
+  } catch (const rans::VersionError& e) {
+    throw rans::VersionError(name + ": " + e.what());
+  }
+}
+
+std::vector<at::Tensor> DecoderSession::decode_unit(const container::Packet& packet, const std::string& name) {
+  const size_t slots = size_t(engine_.frames);
   const int top = *std::max_element(packet.qps.begin(), packet.qps.end());
   if (top >= engine_.qp_rows)  // would index past the networks' qp tables
     throw Error(UI2C_ERR_CORRUPT, name + ": qp " + std::to_string(top) + " is beyond the model's " +

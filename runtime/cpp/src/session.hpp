@@ -64,6 +64,9 @@ class DecoderSession : public Session {
  public:
   DecoderSession(Engine& engine, uint32_t height, uint32_t width, int threads);
   std::vector<at::Tensor> decode(const container::Packet& packet);
+
+ private:
+  std::vector<at::Tensor> decode_unit(const container::Packet& packet, const std::string& name);
 };
 
 }  // namespace ui2c
