@@ -6,8 +6,11 @@
 # Resumes from work_dirs/gpu/state if it was carried, else starts from
 # work_dirs/gpu/init.pt (weights exported by the last CPU or GPU run), else from the
 # shipped weights.  Data: work_dirs/gpu/train.zip (scripts/train_prepare.sh).
-# $OUT receives state/ (resumable: model shards, bf16 Adam moments, state.json),
-# weights.pt (float16, exportable) and log.jsonl: 7 files, each under 16 MiB.
+# $OUT receives state/ (resumable: model shards, bf16 Adam moments, the fp16 weight
+# average, state.json), weights.pt (the average, float16, exportable) and log.jsonl:
+# 8 files, each under 16 MiB.  With train.zip, all of state/ is more than one call
+# carries (64 MiB): carry state/ without its exp_avg* shards (Adam then restarts its
+# moments, with warm-up).
 set -euo pipefail
 minutes=${1:?usage: scripts/train_gpu.sh MINUTES}
 repo=$(pwd)

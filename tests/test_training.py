@@ -20,6 +20,7 @@ from ui2c.models.presets import build_model
 from ui2c.training import qp as qp_anchors
 from ui2c.training import state as state_mod
 from ui2c.training import trainer as trainer_mod
+from ui2c.training.average import WeightAverage
 from ui2c.training.data import Dataset, WindowSampler, chroma_as_420, load_dataset
 from ui2c.training.motion import camera_path
 from ui2c.training.trainer import TrainConfig, lambda_for_qp, train, yuv_mse
@@ -241,7 +242,7 @@ def test_adam_moments_come_back_only_to_the_parameters_they_were_saved_for(tmp_p
 
 def test_qp_anchors_learn_at_their_own_rate(tmp_path):
     cfg = TrainConfig(data="unused", out_dir=str(tmp_path / "out"), init=str(SHIPPED))
-    model, opt, _ = trainer_build(cfg, tmp_path / "out")
+    model, opt, _, _ = trainer_build(cfg, tmp_path / "out")
     anchors = {id(p) for n, p in model.named_parameters() if qp_anchors.is_anchor(n)}
     by_scale = {g["lr_scale"]: {id(p) for p in g["params"]} for g in opt.param_groups}
     assert by_scale == {1.0: {id(p) for p in model.parameters()} - anchors, cfg.anchor_lr_scale: anchors}
@@ -253,7 +254,7 @@ def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, dat
                       pairs=(2, 4), warmup=1, checkpoint_minutes=0.02)  # also checkpoints mid-run
     saves = []
     checkpoint = trainer_mod._checkpoint
-    monkeypatch.setattr(trainer_mod, "_checkpoint", lambda *a: saves.append(a[3]["iteration"]) or checkpoint(*a))
+    monkeypatch.setattr(trainer_mod, "_checkpoint", lambda *a: saves.append(a[4]["iteration"]) or checkpoint(*a))
     train(cfg)
     assert len(saves) >= 2 and saves == sorted(saves)  # the budget (9 s) outlasts a save interval (1.2 s)
     info = json.loads((tmp_path / "state" / "state.json").read_text())
@@ -270,11 +271,44 @@ def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, dat
     plain = build_model("ui2c-s")
     meta = load_weights(plain, tmp_path / "weights.pt")
     assert meta["iterations"] == info["iteration"] and meta["preset"] == "ui2c-s"
+    # the export is the average, carried across the resume, not the live model
+    assert meta["average"] == {"decay": cfg.average_decay, "updates": info["iteration"]}
+    assert info["average_updates"] == info["iteration"]
+    live, averaged = (state_mod.load_shards(tmp_path / "state", kind) for kind in ("model", "average"))
+    name = next(n for n in averaged if not qp_anchors.is_anchor(n) and n.endswith("weight"))
+    assert torch.equal(plain.state_dict()[name].half(), averaged[name])
+    assert not torch.equal(averaged[name], live[name].half())
     assert meta["init"]["weights"] == SHIPPED.name and meta["init"]["iterations"] > 1000
     # the shipped tables already carry a learned qp ramp: training continues it, not a fresh one
     shipped = build_model("ui2c-s")
     assert load_weights(shipped, SHIPPED)["qp_tables"] == meta["qp_tables"] == "anchor-interpolated"
     assert _q_ramp(shipped) > 1.5 and math.isclose(_q_ramp(plain), _q_ramp(shipped), rel_tol=0.1)
+
+
+def test_weight_average_is_the_closed_form_ema_and_leaves_the_live_weights_alone():
+    model = torch.nn.Linear(2, 1)
+    start = model.weight.detach().double().clone()
+    average = WeightAverage(model, decay=0.9)
+    seen = []
+    for step in range(30):
+        with torch.no_grad():
+            model.weight.copy_(torch.tensor([[math.sin(step), step / 7.0]]))
+        seen.append(model.weight.detach().double().clone())
+        average.update(model)
+    decays = [min(0.9, (1 + n) / (10 + n)) for n in range(30)]
+    # a_n = Π d · a_0 + Σ_k (1 − d_k) Π_{j>k} d_j · p_k, summed directly
+    expected = math.prod(decays) * start + sum((1 - d) * math.prod(decays[k + 1:]) * p
+                                               for k, (d, p) in enumerate(zip(decays, seen)))
+    assert torch.allclose(average.values[0].double(), expected, atol=1e-6)
+    with average.applied(model):
+        assert torch.equal(model.weight, average.values[0])
+    assert torch.equal(model.weight.double(), seen[-1])
+    resumed = WeightAverage(model, 0.9, average.state(), average.updates)
+    assert resumed.updates == 30 and torch.equal(resumed.values[0], average.values[0].half().float())
+    other = WeightAverage(model, 0.9, {"foreign": torch.zeros(1)}, 30)  # another model's average is not mixed in
+    assert other.updates == 0 and torch.equal(other.values[0], model.weight.detach())
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, 1.0)
 
 
 def _q_ramp(model) -> float:
@@ -294,7 +328,7 @@ def test_flat_tables_start_as_a_rate_ramp_and_learned_ones_are_kept(tmp_path, ma
     meta = {"preset": "ui2c-s", "iterations": 1, **({"qp_tables": "anchor-interpolated"} if marked else {})}
     torch.save({"preset": "ui2c-s", "state_dict": model.state_dict(), "meta": meta}, tmp_path / "init.pt")
     cfg = TrainConfig(data="unused", out_dir=str(tmp_path / "out"), init=str(tmp_path / "init.pt"))
-    built, _, _ = trainer_build(cfg, tmp_path / "out")
+    built, _, _, _ = trainer_build(cfg, tmp_path / "out")
     rows = built.q_encoder.detach().mean(dim=(1, 2, 3))
     if marked:
         assert torch.allclose(rows, torch.full_like(rows, 0.8), rtol=1e-4)
@@ -305,7 +339,8 @@ def test_flat_tables_start_as_a_rate_ramp_and_learned_ones_are_kept(tmp_path, ma
 
 @pytest.mark.parametrize("args, message", [(["--data", "missing.zip"], "training data not found"),
                                            (["--crop", "100"], "multiple of 64"),
-                                           (["--pairs", "3-3", "--bptt", "2"], "holds no multiple of --bptt 2")])
+                                           (["--pairs", "3-3", "--bptt", "2"], "holds no multiple of --bptt 2"),
+                                           (["--average-decay", "1"], "decay must be in [0, 1)")])
 def test_bad_input_is_a_one_line_error(tmp_path, args, message):
     run = subprocess.run([sys.executable, "-m", "ui2c.training.cli", "-o", str(tmp_path), *args],
                          capture_output=True, text=True)

@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--pairs", type=_pairs, default=d.pairs, help="window length in pairs, N or LO-HI (default 8-16)")
     p.add_argument("--bptt", type=int, default=d.bptt, help="pairs back-propagated per optimizer step")
+    p.add_argument("--average-decay", type=float, default=d.average_decay,
+                   help="decay of the parameter average that weights.pt exports (0: the live weights)")
     p.add_argument("--device", default=d.device, help="cpu or cuda")
     p.add_argument("--compile", default=None, choices=COMPILE_MODES,
                    help="torch.compile the step (default: reduce-overhead, i.e. CUDA graphs, on cuda; none on cpu)")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     compile_mode = args.compile or ("reduce-overhead" if args.device.startswith("cuda") else "none")
     cfg = TrainConfig(preset=args.model, data=str(args.data), out_dir=str(args.out),
                       init=str(args.init) if args.init else None, minutes=args.minutes, batch=args.batch,
-                      crop=args.crop, lr=args.lr, pairs=args.pairs, bptt=args.bptt, device=args.device,
+                      crop=args.crop, lr=args.lr, pairs=args.pairs, bptt=args.bptt, average_decay=args.average_decay,
+                      device=args.device,
                       compile=compile_mode, checkpoint_minutes=args.checkpoint_minutes, seed=args.seed)
     try:
         print(f"trained into {train(cfg)}")

@@ -2,8 +2,8 @@
 
 A GPU machine is lent in short chunks and hands back at most 8 files of ≤ 16 MiB each,
 so the state is written as shards: the float32 model in ≤ ``SHARD_BYTES`` pieces, Adam's
-two moments in bfloat16 (their range matters, not their last bits), and a JSON file
-with counters and the configuration.  A state folder with only the model shards also
+two moments in bfloat16 (their range matters, not their last bits), the weight average
+(``average.py``) in float16, and a JSON file with counters and the configuration.  A state folder with only the model shards also
 resumes (Adam then restarts its moments).  Saving goes to a sibling folder that
 replaces the old one, so an interrupted save leaves the previous state readable.
 """
@@ -42,8 +42,9 @@ def load_shards(directory: Path, prefix: str) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_state(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict) -> None:
-    """Model (float32), Adam moments (bfloat16) and ``info`` (JSON) into ``directory``."""
+def save_state(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict,
+               average: dict[str, torch.Tensor] | None = None) -> None:
+    """Model (float32), Adam moments (bfloat16), ``average`` (as given) and ``info`` (JSON) into ``directory``."""
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -51,6 +52,8 @@ def save_state(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     opt_state = opt.state_dict()
     for moment in ("exp_avg", "exp_avg_sq"):
         save_shards(tmp, moment, {str(i): s[moment].to(torch.bfloat16) for i, s in opt_state["state"].items()})
+    if average:
+        save_shards(tmp, "average", average)
     steps = {str(i): float(s["step"]) for i, s in opt_state["state"].items()}
     state = {**info, "adam_steps": steps, "adam_params": _adam_order(model, opt)}
     (tmp / "state.json").write_text(json.dumps(state, indent=1))

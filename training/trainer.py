@@ -16,6 +16,9 @@ its two frames) + bits per pixel, scaled by √(λ_mid/λ) so low- and high-rate
 on the shared weights alike (a per-stream constant does not move that stream's
 rate-distortion trade-off).
 
+The exported weights are an exponential moving average of the parameters
+(``average.py``, ``average_decay``); the optimizer steps the live ones.
+
 The step is made of fixed-shape tensors only (a stream's reset is a mask, not a
 branch); ``--compile`` compiles the per-pair loss once (on CUDA, into CUDA graphs).
 """
@@ -36,8 +39,9 @@ from ..models.checkpoint import load_weights
 from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
 from ..models.presets import PAIR_PRESETS, build_model
 from . import qp as qp_anchors
+from .average import WeightAverage
 from .data import WindowSampler, load_dataset
-from .state import load_state, readable_state, save_state
+from .state import load_shards, load_state, readable_state, save_state
 from .unit import code_pair
 
 # λ weighs the mean MSE of a pair's two frames against its bpp; 12 octaves over qp 0..63,
@@ -73,6 +77,7 @@ class TrainConfig:
     lr: float = 1e-4
     anchor_lr_scale: float = 10.0  # the qp anchors' lr / lr: a few parameters that must follow a changed λ
     warmup: int = 200  # steps of linear warm-up whenever Adam starts with fresh moments
+    average_decay: float = 0.999  # EMA of the parameters that is exported (0: the live weights)
     pairs: tuple[int, int] = (8, 16)  # window length in pairs (inclusive range)
     bptt: int = 2  # pairs per optimizer step
     rate_span: float = 4.0  # initial q_encoder ratio qp 71 / qp 0 when starting from flat tables
@@ -156,8 +161,9 @@ class Streams:
         return torch.stack(frames), torch.tensor(qps, device=self.sampler.device)
 
 
-def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Optimizer, dict]:
-    """Model (with anchor tables) and Adam, resumed from ``out/state`` or started from ``cfg.init``."""
+def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Optimizer, dict, WeightAverage]:
+    """Model (with anchor tables), Adam and the weight average, resumed from ``out/state`` or
+    started from ``cfg.init`` (a state saved without an average starts one from its model)."""
     model = build_model(cfg.preset)
     state_dir = readable_state(out / "state")
     init_meta = load_weights(model, cfg.init) if state_dir is None and cfg.init else {}
@@ -179,7 +185,9 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
             raise CheckpointError(f"{state_dir} resumes a {saved} run, not {cfg.preset}: pass --model {saved} "
                                   "or another --out")
         info = load_state(state_dir, model, opt)
-    return model, opt, info
+    saved_average = load_shards(state_dir, "average") if state_dir is not None else {}
+    average = WeightAverage(model, cfg.average_decay, saved_average, info.get("average_updates", 0) if saved_average else 0)
+    return model, opt, info, average
 
 
 def export_weights(model: torch.nn.Module, path: Path, meta: dict) -> None:
@@ -219,7 +227,7 @@ def train(cfg: TrainConfig) -> Path:
     began = time.monotonic()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model, opt, info = _build(cfg, out)
+    model, opt, info, average = _build(cfg, out)
     torch.manual_seed(cfg.seed + info["iteration"])
     stream_seed, sampler_seed = np.random.SeedSequence([cfg.seed, info["iteration"]]).spawn(2)  # independent draws
     rng = np.random.default_rng(stream_seed)
@@ -235,7 +243,7 @@ def train(cfg: TrainConfig) -> Path:
     prev_ref = torch.zeros(cfg.batch, model.cfg.ch_d, cfg.crop // 8, cfg.crop // 8, device=cfg.device)
     run = {"device": cfg.device, "compile": cfg.compile, "from_iteration": info["iteration"], "batch": cfg.batch,
            "crop": cfg.crop, "bptt": cfg.bptt, "pairs": list(cfg.pairs), "lr": cfg.lr, "anchor_lr_scale": cfg.anchor_lr_scale,
-           "lambda": [LAMBDA_MIN, LAMBDA_MAX]}
+           "lambda": [LAMBDA_MIN, LAMBDA_MAX], "average_decay": cfg.average_decay}
     info["runs"].append(run)
     pending: list[tuple] = []
     last_save = loop_began = time.monotonic()
@@ -260,6 +268,7 @@ def train(cfg: TrainConfig) -> Path:
                 pair_fn, run["compile"] = pair_loss, f"failed, eager ({type(exc).__name__})"
                 loss, ref, bpp, mse = _optimise(pair_fn, opt, inputs, "none")
             prev_ref = ref.detach().clone()
+            average.update(model)
             info["iteration"] += 1
             fresh_steps = None if fresh_steps is None else fresh_steps + 1
             pending.append((info["iteration"], loss.detach().clone(), bpp.detach().mean(), mse.detach().mean(),
@@ -271,11 +280,11 @@ def train(cfg: TrainConfig) -> Path:
             if save:
                 info["elapsed_s"] += time.monotonic() - last_save
                 last_save = time.monotonic()
-                _checkpoint(out, model, opt, info, cfg, meta, run, loop_began)
+                _checkpoint(out, model, opt, average, info, cfg, meta, run, loop_began)
         if pending:
             _write_log(log, pending)
     info["elapsed_s"] += time.monotonic() - last_save
-    _checkpoint(out, model, opt, info, cfg, meta, run, loop_began)
+    _checkpoint(out, model, opt, average, info, cfg, meta, run, loop_began)
     return out
 
 
@@ -302,12 +311,16 @@ def _write_log(log, pending: list) -> None:
     log.flush()
 
 
-def _checkpoint(out: Path, model, opt, info: dict, cfg: TrainConfig, meta: dict, run: dict, loop_began: float) -> None:
-    """Save the state and export the weights; ``run`` records this run's reach and speed (compilation included)."""
+def _checkpoint(out: Path, model, opt, average: WeightAverage, info: dict, cfg: TrainConfig, meta: dict, run: dict,
+                loop_began: float) -> None:
+    """Save the state and export the averaged weights; ``run`` records this run's reach and speed
+    (compilation included)."""
     run["to_iteration"] = info["iteration"]
     run["it_per_s"] = round((info["iteration"] - run["from_iteration"]) / (time.monotonic() - loop_began), 3)
-    save_state(out / "state", model, opt, {**info, "config": asdict(cfg)})
+    info["average_updates"] = average.updates
+    save_state(out / "state", model, opt, {**info, "config": asdict(cfg)}, average=average.state())
     iterations = info["iteration"]
     meta = {**meta, "iterations": iterations, "training_minutes": round(info["elapsed_s"] / 60, 1), "runs": info["runs"],
-            "init": info.get("init")}
-    export_weights(model, out / "weights.pt", meta)
+            "init": info.get("init"), "average": {"decay": average.decay, "updates": average.updates}}
+    with average.applied(model):
+        export_weights(model, out / "weights.pt", meta)
