@@ -62,11 +62,20 @@ def test_package_data_patterns_match_files():
             assert list((ROOT / dirs[package]).glob(pattern)), f"{package}: {pattern} matches nothing"
 
 
-def test_checkout_root_is_not_on_sys_path():
-    """conftest.py removed it, so ``python -m pytest`` imports what ``pytest`` imports."""
+def test_python_dash_m_from_the_checkout_imports_the_ui2c_under_test():
+    """``python -m`` puts the checkout root first on ``sys.path``, where the bare ``ui2c/``
+    folder lacks the sub-packages; after conftest.py the import must find the package
+    this process tests (the wheel, in CI), sub-packages included."""
+    import subprocess
     import sys
 
-    assert str(ROOT) not in {os.path.abspath(p or os.curdir) for p in sys.path}
+    import ui2c
+
+    code = ("import runpy; runpy.run_path('tests/conftest.py'); "  # python -c starts sys.path with the cwd, as -m does
+            "import ui2c, ui2c.runtime.session; print(ui2c.__file__)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == ui2c.__file__
 
 
 @pytest.mark.skipif(not os.environ.get("UI2C_EXPECT_INSTALLED"), reason="set by .ci/run, which tests the wheel")

@@ -7,8 +7,6 @@ import math
 import os
 import threading
 
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported (the Triton decoder test)
-
 import numpy as np
 import pytest
 import torch

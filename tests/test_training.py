@@ -1,10 +1,12 @@
 """Trainer pieces: anchor qp tables, per-sample coding, camera motion, data file, resumable state."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +257,8 @@ def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, dat
     saves = []
     checkpoint = trainer_mod._checkpoint
     monkeypatch.setattr(trainer_mod, "_checkpoint", lambda *a: saves.append(a[4]["iteration"]) or checkpoint(*a))
+    clock = itertools.count(0.0, 0.5)  # the trainer's clock: each reading half a second after the last
+    monkeypatch.setattr(trainer_mod, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
     train(cfg)
     assert len(saves) >= 2 and saves == sorted(saves)  # the budget (9 s) outlasts a save interval (1.2 s)
     info = json.loads((tmp_path / "state" / "state.json").read_text())
