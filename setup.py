@@ -4,9 +4,10 @@ The repository's top-level folders are the package's sub-packages (``export/`` i
 ``ui2c.export`` and so on), so the folder layout shows the architecture while every
 import stays namespaced under ``ui2c``.  Only that folder map is written by hand:
 every package below a mapped folder is discovered, so a new sub-package (such as
-``runtime/backends/``) cannot be left out of a wheel.  The rANS CPU coder is a C++
-extension built from ``entropy/csrc`` with pybind11 (declared in ``pyproject.toml``);
-nothing is downloaded at build time beyond PyPI build requirements.
+``runtime/backends/``) cannot be left out of a wheel.  Two C++ extensions are built
+from ``entropy/csrc`` with pybind11 (declared in ``pyproject.toml``): ``_rans``, the CPU
+rANS coder, and ``_container``, the container shared with the C++ runtime; nothing is
+downloaded at build time beyond PyPI build requirements.
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ FOLDERS = {
     "ui2c.training": "training",
 }
 
-# Files the installed package reads (assets, C++ sources compiled at run time) and the
-# design documents that sit beside the code; benchmark results stay in the repository.
+# Files the installed package reads (assets), the C++ headers and sources of the coder and
+# container (the format's documentation, rans_format.hpp, travels with the code that reads
+# it) and the design documents that sit beside the code; benchmark results stay in the repository.
 PACKAGE_DATA = {
     "ui2c": ["assets/*"],
     "ui2c.entropy": ["csrc/*.hpp", "csrc/*.cpp"],
@@ -89,6 +91,7 @@ if __name__ == "__main__":
             "onnxruntime==1.31.1",
             "av>=14,<20",
             "tqdm>=4.66",
+            "pillow>=10",  # ui2c train's data files (YCbCr JPEGs)
         ],
         extras_require={
             "eval": ["matplotlib>=3.8"],  # ui2c eval's plots only

@@ -11,7 +11,7 @@ two-step latent for two frames, hence 1).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
@@ -112,6 +112,3 @@ def format_stage_check(rows: list[Table2Row]) -> str:
                          f"| {'yes' if c['torch'] == c['onnx'] else '**no**'} |")
     return "\n".join(lines)
 
-
-def table2_json(rows: list[Table2Row]) -> str:
-    return json.dumps([asdict(r) for r in rows], indent=2)

@@ -65,7 +65,7 @@ from ui2c.errors import CorruptStreamError
 
 LANES = 32  # vector width of a program: the lanes of one group
 MAX_LANES: int = _rans.MAX_LANES
-STATE_LOW = 1 << 24
+STATE_LOW = tl.constexpr(1 << 24)  # L: a lane state lives in [L, 2^32) between symbols (format §3)
 # rows per [CH, 32] input tile.  The rows of a tile are unrolled, and the compile time
 # grows much faster than CH (Triton's coalescing pass, sm_90, Triton 3.9: decoder 1.0 /
 # 4.1 / 25 s at CH 4 / 8 / 16, with the same PTX instructions per row); the next tile
@@ -351,7 +351,7 @@ def _encode_kernel(csym_ptr, cidx_ptr, ncoded_ptr, costsum_ptr, num_chunks, bits
         wp = tl.zeros([LANES], tl.int32) + region_end
         esc_end = ((g + 1) * rows_max * W).to(tl.int32)
         ep = tl.zeros([LANES], tl.int32) + esc_end
-        x = tl.full([LANES], 16777216, tl.uint32)
+        x = tl.full([LANES], STATE_LOW, tl.uint32)
         ch = tl.arange(0, CH)
         nchunks = (rows + CH - 1) // CH
         # the next chunk's inputs are loaded one chunk ahead, so their latency overlaps a chunk of rows
@@ -560,7 +560,7 @@ def _decode_kernel(data_ptr, esc_ptr, state_ptr, cidx_ptr, cpos_ptr, ncoded_ptr,
             start = tl.where(sub, (e2_lo >> 8) & 0xFFFF, tl.where(hi, slot - low + o, (e_lo >> 16) & 0xFFFF))
             freq = tl.where(sub, (e2 >> 24).to(tl.int32) & 0xFFFF, tl.where(hi, f1, f0))
             xn = freq.to(tl.uint32) * (x >> 16) + (slot - start).to(tl.uint32)
-            nb = tl.where(valid, (xn < 16777216).to(tl.int32) + (xn < 65536).to(tl.int32), 0)
+            nb = tl.where(valid, (xn < STATE_LOW).to(tl.int32) + (xn < (STATE_LOW >> 8)).to(tl.int32), 0)
             esc_slot = _row(esc_slot_t, sel)
             is_esc = valid & (sym == esc_slot)
             excl, total = _lane_prefix(nb, is_esc, BALLOT)
@@ -581,7 +581,7 @@ def _decode_kernel(data_ptr, esc_ptr, state_ptr, cidx_ptr, cpos_ptr, ncoded_ptr,
     rp_end = tl.max(rp, axis=0)
     ep_end = tl.max(ep, axis=0)
     flagged = tl.maximum(tl.load(st + _BAD), tl.max(bad, axis=0))
-    unfinished = tl.max((active & (x != 16777216)).to(tl.int32), axis=0) + (rp_end != be).to(tl.int32) \
+    unfinished = tl.max((active & (x != STATE_LOW)).to(tl.int32), axis=0) + (rp_end != be).to(tl.int32) \
         + (ep_end != ee).to(tl.int32)
     tl.store(st + _X + lane, x.to(tl.int32, bitcast=True), mask=active)
     tl.store(st + _RP, rp_end)
