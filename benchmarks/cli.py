@@ -13,25 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..args import add_bits_per_lane, non_negative_int, positive_int
+from ..args import add_bits_per_lane, even_size, non_negative_int, positive_int
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from ..errors import UsageError
 
 PRESETS = ("dcvc-rt", "ui2c", "ui2c-s")  # Table 2 order
-NAMED_SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` or 360p / 720p / 1080p; even sizes (4:2:0 source frames)."""
-    if text.lower() in NAMED_SIZES:
-        return NAMED_SIZES[text.lower()]
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1920x1080 or 1080p, got {text!r}") from None
-    if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"size must be positive and even, got {text!r}")
-    return width, height
 
 
 def _presets(text: str) -> list[str]:
@@ -116,7 +102,8 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
 
     p = sub.add_parser("complexity", help="Table 2: kMAC/px, params, latent channels, steps; PyTorch and ONNX counts")
-    p.add_argument("--size", type=parse_size, default=(1920, 1080), help="frame size (default: 1920x1080)")
+    p.add_argument("--size", type=even_size, default=(1920, 1080),
+                   help="frame size, WxH or a name such as 1080p (default: 1920x1080)")
     p.add_argument("--models", type=_presets, default=list(PRESETS),
                    help="comma-separated presets (default: %(default)s)")
     p.add_argument("--no-onnx", action="store_true", help="skip the count from exported ONNX graphs")
@@ -126,7 +113,8 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", default="ui2c-s", choices=["ui2c-s", "ui2c"])
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch", "tensorrt", "aoti"])
     p.add_argument("--engine-dir", type=Path, help="engines or AOTInductor packages (ui2c build-engines)")
-    p.add_argument("--size", type=parse_size, default=(640, 360), help="frame size (default: 640x360)")
+    p.add_argument("--size", type=even_size, default=(640, 360),
+                   help="frame size, WxH or a name such as 360p (default: 640x360)")
     p.add_argument("--frames", type=positive_int, default=6, help="frames to code (default: %(default)s)")
     p.add_argument("--qp", type=int, default=32)
     p.add_argument("--video", type=Path,

@@ -16,22 +16,10 @@ import argparse
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
-
-from ui2c.video_io import Frame, Y4MWriter, open_video
+from ui2c.video_io import Frame, Y4MWriter, box_downscale, open_video
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = Path("/work/shared/data/bigbuckbunny.mp4")
-
-
-def box_downscale(plane: np.ndarray, factor: int) -> np.ndarray:
-    """Mean of each factor×factor block, rounded half up."""
-    h, w = plane.shape
-    if h % factor or w % factor:
-        raise ValueError(f"plane {w}x{h} is not divisible by {factor}")
-    blocks = plane.reshape(h // factor, factor, w // factor, factor).astype(np.uint32)
-    area = factor * factor
-    return ((blocks.sum(axis=(1, 3)) + area // 2) // area).astype(np.uint8)
 
 
 def main() -> None:
@@ -45,6 +33,8 @@ def main() -> None:
     reader = open_video(args.source)
     if reader.chroma != "420":
         raise SystemExit(f"{args.source} is 4:{reader.chroma[1:]}, expected a 4:2:0 source")
+    if reader.width % (2 * args.factor) or reader.height % (2 * args.factor):  # box_downscale would crop
+        raise SystemExit(f"{args.source}: {reader.width}x{reader.height} 4:2:0 planes do not divide by {args.factor}")
     width, height = reader.width // args.factor, reader.height // args.factor
     out = args.out or ROOT / "ui2c" / "assets" / f"bbb_{width}x{height}_{args.frames}f.y4m"
     with Y4MWriter(out, fps=reader.fps, protect=[args.source]) as writer:

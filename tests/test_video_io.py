@@ -140,10 +140,8 @@ def test_frame_rejects_inconsistent_planes():
 def test_nearest_upsample_and_rounded_average_by_hand():
     u = np.array([[0, 0, 1, 2], [1, 1, 2, 2]], np.uint8)  # blocks sum to 2 (0.5) and 7 (1.75)
     v = np.array([[10, 11, 255, 255], [10, 11, 255, 254]], np.uint8)  # 10.5 -> 11, 254.75 -> 255
-    frame = vio.Frame(np.zeros((2, 4), np.uint8), u, v, "444")
-    small = vio.to_420(frame)
-    assert small.u.tolist() == [[1, 2]] and small.v.tolist() == [[11, 255]]
-    big = vio.to_444(small)
+    assert vio.box_downscale(u, 2).tolist() == [[1, 2]] and vio.box_downscale(v, 2).tolist() == [[11, 255]]
+    big = vio.to_444(vio.Frame(np.zeros((2, 4), np.uint8), vio.box_downscale(u, 2), vio.box_downscale(v, 2), "420"))
     assert big.u.tolist() == [[1, 1, 2, 2], [1, 1, 2, 2]]
     assert big.v.tolist() == [[11, 11, 255, 255], [11, 11, 255, 255]]
 
@@ -151,8 +149,7 @@ def test_nearest_upsample_and_rounded_average_by_hand():
 def test_uint8_and_float_chroma_pooling_agree():
     rng = np.random.default_rng(1)
     plane = rng.integers(0, 256, (16, 16), dtype=np.uint8)
-    frame = vio.Frame(plane, plane, plane, "444")
-    assert np.array_equal(vio.to_420(frame).u, np.floor(vio.downsample_chroma(plane) + 0.5))
+    assert np.array_equal(vio.box_downscale(plane, 2), np.floor(vio.downsample_chroma(plane) + 0.5))
 
 
 @pytest.mark.parametrize("chroma", ["420", "444"])
@@ -182,7 +179,8 @@ def test_float_and_uint8_chroma_pooling_give_the_same_bytes():
     rng = np.random.default_rng(3)
     frame = vio.Frame(*(rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(3)), "444")
     via_float = vio.array_to_frame(vio.frame_to_array(frame), "420")
-    assert all(np.array_equal(a, b) for a, b in zip(via_float.planes, vio.to_420(frame).planes))
+    assert np.array_equal(via_float.y, frame.y)
+    assert all(np.array_equal(a, vio.box_downscale(b, 2)) for a, b in zip(via_float.planes[1:], frame.planes[1:]))
 
 
 def test_pad_replicates_right_bottom_and_crops_back():

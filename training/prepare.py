@@ -27,6 +27,7 @@ from PIL import Image
 from ..args import add_overwrite, refuse_existing
 from ..errors import UI2CError
 from ..fileio import AtomicOutput
+from ..video_io import box_downscale
 
 HELD_OUT = ("cockatoo", "bikes", "mate-backgrounds", "mate/")
 PHOTO_TYPES = (".jpg", ".jpeg", ".png", ".webp")
@@ -41,20 +42,14 @@ def _check_not_held_out(path: Path) -> None:
         raise ValueError(f"{path} is held out for evaluation ({', '.join(HELD_OUT)}); do not train on it")
 
 
-def _downscale2(plane: np.ndarray) -> np.ndarray:
-    h, w = plane.shape[0] // 2 * 2, plane.shape[1] // 2 * 2
-    p = plane[:h, :w].astype(np.uint16)
-    return ((p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2] + 2) // 4).astype(np.uint8)
-
-
 def _yuv444_half(frame) -> np.ndarray:
     """(H/2, W/2, 3) 4:4:4 (nearest-upsampled chroma) of a decoded 4:2:0 frame at half size."""
     yuv = frame.to_ndarray(format="yuv420p")
     h, w = frame.height, frame.width
-    y = _downscale2(yuv[:h])
+    y = box_downscale(yuv[:h], 2)
     planes = [y]
     for chroma in (yuv[h : h + h // 4], yuv[h + h // 4 :]):
-        c = _downscale2(chroma.reshape(h // 2, w // 2))
+        c = box_downscale(chroma.reshape(h // 2, w // 2), 2)
         planes.append(c.repeat(2, axis=0).repeat(2, axis=1)[: y.shape[0], : y.shape[1]])
     return np.stack(planes, axis=-1)
 

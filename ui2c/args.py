@@ -13,6 +13,7 @@ from pathlib import Path
 from .entropy.rans import DEFAULT_BITS_PER_LANE
 from .errors import OutputError
 from .models.ops import QP_LEVELS
+from .sizes import parse_size
 
 QP_MAX = QP_LEVELS - 1
 
@@ -88,13 +89,20 @@ def non_negative_float(text: str) -> float:
 
 
 def size(text: str) -> tuple[int, int]:
+    """``WxH`` or a named size such as 1080p (:mod:`ui2c.sizes`)."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def even_size(text: str) -> tuple[int, int]:
+    """A :func:`size` for the 4:2:0 frames a command makes itself (``ui2c bench``), which
+    need even sizes: refused here rather than after a model has been built."""
+    width, height = size(text)
+    if width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"size must be even (4:2:0 frames), got {text!r}")
+    return width, height
 
 
 def output_path(text: str) -> Path:

@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=opt.output_path, required=True)
     p.add_argument("--qp", type=opt.qp, required=True, help=f"rate 0..{opt.QP_MAX}; larger = higher quality")
-    p.add_argument("--size", type=opt.size, help="WxH for raw .yuv input without the size in its name")
+    p.add_argument("--size", type=opt.size,
+                   help="WxH (or a name such as 1080p) for raw .yuv input without the size in its name")
     p.add_argument("--frames", type=opt.positive_int, help="code only the first N frames")
     opt.add_reset_options(p)
     opt.add_bits_per_lane(p)
@@ -186,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("complexity", help="parameters and kMACs per pixel of a preset")
     p.add_argument("--model", default="ui2c", choices=("ui2c", "ui2c-s", "dcvc-rt"), help=PRESET_HELP)
-    p.add_argument("--size", type=opt.size, default=(1920, 1080))
+    p.add_argument("--size", type=opt.size, default=(1920, 1080),
+                   help="frame size, WxH or a name such as 1080p (default: 1920x1080)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_complexity)
 

@@ -26,7 +26,7 @@ from ...runtime.api import encode_file
 from .bdrate import bd_psnr, bd_rate
 from ...runtime.metrics import FramePSNR, bpp, frame_psnr, mean_psnr
 from ...runtime.model import CodecModel
-from ...video_io import Frame, Y4MWriter, array_to_planes, open_video
+from ...video_io import Frame, Y4MWriter, array_to_planes, box_downscale, open_video
 
 DEFAULT_QPS = (8, 24, 40, 56)
 DEFAULT_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "x265-veryslow")
@@ -42,14 +42,9 @@ def downscale(frame: Frame, factor: int) -> Frame:
         return frame
     step = factor * (2 if frame.chroma == "420" else 1)
     h, w = frame.height - frame.height % step, frame.width - frame.width % step
-
-    def pool(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
-        p = plane[:rows, :cols].astype(np.uint32).reshape(rows // factor, factor, cols // factor, factor)
-        return ((p.sum(axis=(1, 3)) + factor * factor // 2) // (factor * factor)).astype(np.uint8)
-
     sub = 2 if frame.chroma == "420" else 1
-    return Frame(pool(frame.y, h, w), pool(frame.u, h // sub, w // sub), pool(frame.v, h // sub, w // sub),
-                 frame.chroma)
+    return Frame(box_downscale(frame.y[:h, :w], factor), box_downscale(frame.u[:h // sub, :w // sub], factor),
+                 box_downscale(frame.v[:h // sub, :w // sub], factor), frame.chroma)
 
 
 def prepare_source(src: Path, dst: Path, frames: int | None, factor: int) -> int:
