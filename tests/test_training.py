@@ -277,7 +277,7 @@ def test_train_writes_small_resumable_state_and_exportable_weights(tmp_path, dat
     assert meta["iterations"] == info["iteration"] and meta["preset"] == "ui2c-s"
     # the export is the average, carried across the resume, not the live model
     assert meta["average"] == {"decay": cfg.average_decay, "updates": info["iteration"]}
-    assert info["average_updates"] == info["iteration"]
+    assert info["average_updates"] == info["iteration"] and info["average_ramp"] is False  # started from trained weights
     live, averaged = (state_mod.load_shards(tmp_path / "state", kind) for kind in ("model", "average"))
     name = next(n for n in averaged if not qp_anchors.is_anchor(n) and n.endswith("weight"))
     assert torch.equal(plain.state_dict()[name].half(), averaged[name])
@@ -311,6 +311,12 @@ def test_weight_average_is_the_closed_form_ema_and_leaves_the_live_weights_alone
     assert resumed.updates == 30 and torch.equal(resumed.values[0], average.values[0].half().float())
     other = WeightAverage(model, 0.9, {"foreign": torch.zeros(1)}, 30)  # another model's average is not mixed in
     assert other.updates == 0 and torch.equal(other.values[0], model.weight.detach())
+    steady = WeightAverage(model, 0.9, ramp=False)  # from trained weights: the full decay from the first update
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    steady.update(model)
+    assert torch.allclose(steady.values[0], 0.9 * before + 0.1 * model.weight.detach())
     with pytest.raises(ValueError, match="decay"):
         WeightAverage(model, 1.0)
 

@@ -19,15 +19,16 @@ from torch import nn
 class WeightAverage:
     """EMA of ``model``'s parameters, keyed by parameter name (anchor tables included).
 
-    The decay ramps up as ``(1 + n) / (10 + n)`` over the first updates (capped at
-    ``decay``), so a fresh average follows the live weights until it has a history
-    worth keeping instead of staying pinned to the starting point."""
+    With ``ramp`` (training from random weights) the decay grows as ``(1 + n) / (10 + n)``
+    over the first updates (capped at ``decay``), so the average follows the live weights
+    until it has a history worth keeping instead of staying pinned to random ones.
+    Fine-tuning starts from trained weights, a start worth staying near: no ramp."""
 
     def __init__(self, model: nn.Module, decay: float, values: dict[str, torch.Tensor] | None = None,
-                 updates: int = 0):
+                 updates: int = 0, ramp: bool = True):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"the average's decay must be in [0, 1), got {decay}")
-        self.decay, self.updates = decay, updates
+        self.decay, self.updates, self.ramp = decay, updates, ramp
         self.names = [n for n, _ in model.named_parameters()]
         live = dict(model.named_parameters())
         values = values or {}
@@ -38,7 +39,7 @@ class WeightAverage:
 
     def update(self, model: nn.Module) -> None:
         """Move the average towards the live parameters after one optimizer step."""
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.ramp else self.decay
         live = [p.detach().float() for p in model.parameters()]
         torch._foreach_lerp_(self.values, live, 1.0 - decay)
         self.updates += 1

@@ -185,8 +185,11 @@ def _build(cfg: TrainConfig, out: Path) -> tuple[torch.nn.Module, torch.optim.Op
             raise CheckpointError(f"{state_dir} resumes a {saved} run, not {cfg.preset}: pass --model {saved} "
                                   "or another --out")
         info = load_state(state_dir, model, opt)
+    # an average of random weights ramps in; one that starts from trained weights need not
+    info.setdefault("average_ramp", state_dir is None and not init_meta)
     saved_average = load_shards(state_dir, "average") if state_dir is not None else {}
-    average = WeightAverage(model, cfg.average_decay, saved_average, info.get("average_updates", 0) if saved_average else 0)
+    average = WeightAverage(model, cfg.average_decay, saved_average, info.get("average_updates", 0) if saved_average else 0,
+                            ramp=info["average_ramp"])
     return model, opt, info, average
 
 
