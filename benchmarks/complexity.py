@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..models.presets import build_intra_model, build_model
-from ..models.stages import padded, resolve_shape
+from ..models.stages import padded, stage_inputs
 
 
 def _top_level_names(model: nn.Module) -> dict[nn.Module, str]:
@@ -41,11 +41,7 @@ def stage_macs(model: nn.Module, stage_name: str, height: int, width: int) -> di
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
-        inputs = [
-            torch.zeros(resolve_shape(s, height, width), dtype=torch.int32 if s.dtype == "int32" else torch.float32,
-                        device="meta")
-            for s in stage.inputs
-        ]
+        inputs = stage_inputs(stage.inputs, height, width, torch.float32, device="meta")
         with torch.no_grad():
             stage.module(*inputs)
     finally:

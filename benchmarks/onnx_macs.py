@@ -26,31 +26,24 @@ import onnx
 from onnx import TypeProto, defs, helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
-from ..export import MANIFEST, export_model
-from ..export.cache import cache_dir
-from ..export.exporter import build_networks
-from ..models.checkpoint import weights_fingerprint
+from ..export import cache
+from ..models.checkpoint import load_preset, weights_fingerprint
 from ..models.stages import resolve_dim
-from ..models.presets import PAIR_PRESETS
-from ..runtime.model import load_codec
 
 # Initializers up to this size are shape constants worth folding; weights are larger.
 MAX_FOLD_ELEMENTS = 4096
 
 
 def export_dir(preset: str) -> Path:
-    """The fp32 export of ``preset`` in the runtime's cache (made on first use).
+    """The fp32 export of ``preset`` (shipped weights, else seeded random ones) in the
+    runtime's export cache, made on first use.
 
-    Pair presets: the very export ``load_codec`` runs on (shipped weights, else
-    random), so the speed benchmark and the MAC count share it.  ``dcvc-rt`` has no
-    codec runtime: its export uses the exporter's fixed-seed random weights."""
-    if preset in PAIR_PRESETS:
-        return load_codec(preset, backend="onnxruntime", allow_random=True).backend.root
-    fingerprint = weights_fingerprint(build_networks(preset)["inter"])
-    out = cache_dir() / "onnx" / f"{preset}-{fingerprint}-fp32"
-    if not (out / MANIFEST).is_file():
-        export_model(preset, out, precision="fp32")
-    return out
+    The very export ``load_codec`` runs on for these weights, so the speed benchmark and
+    the MAC count share it, and keyed like it by the network and exporter code: a
+    changed network is exported again, never counted from stale graphs."""
+    network, _ = load_preset(preset, allow_random=True)
+    out = cache.export_dir(preset, weights_fingerprint(network), "fp32")
+    return cache.cached_export(out, preset, "fp32", network.state_dict()).parent
 
 
 def _fixed_input_types(graph: onnx.GraphProto, height: int, width: int) -> dict[str, TypeProto]:

@@ -1,8 +1,11 @@
-"""TensorRT / TensorRT-RTX engine building from an ONNX export directory.
+"""Engine building: TensorRT / TensorRT-RTX engines from an ONNX export directory,
+or AOTInductor packages (``--target aoti``) compiled straight from a preset.
 
 ``build_engines`` turns every graph of an export (``manifest.json`` + ONNX files)
 into an engine with one optimization profile per resolution and a JSON sidecar;
 ``check_engine`` tells a runtime whether an engine still matches the export.
+``aoti.build_aoti`` compiles every stage of a preset with dynamic H/W into an
+AOTInductor package with its own sidecar; no ONNX export is needed.
 """
 from .builder import DEFAULT_PROFILES, BuildResult, build_engines
 from .shapes import Resolution, parse_resolution

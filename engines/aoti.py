@@ -17,7 +17,6 @@ integer CDF tables).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -32,17 +31,19 @@ import torch
 from torch import nn
 
 from ui2c.errors import EngineError
-from ui2c.fileio import write_atomic
+from ui2c.fileio import source_fingerprint, write_atomic
 
 from ..entropy.tables import scale_index_torch
+from ..models.precision import PRECISIONS
+from ..models.stages import dynamic_dims, stage_inputs
+from . import sidecar
 from .aoti_graphs import latent_graphs
 from .manifest import file_sha256
-from .sidecar import load_record, sidecar_path
+from .sidecar import SCHEMA, sidecar_path
 
 log = logging.getLogger("ui2c.engines")
 
 TARGET = "aoti"
-SCHEMA = 1
 MANIFEST = "ui2c-aoti.txt"
 TABLES = "tables.bin"
 LATENT_PREFIX = "latent_"
@@ -53,7 +54,6 @@ EXAMPLE_SIZE = (208, 272)
 MIN_SIZE, MAX_SIZE = 32, 4096  # padded H and W a package takes (its dynamic dims: size / 16 in 2..256)
 REBUILD_KEYS = ("schema", "target", "torch_version", "device", "precision", "preset", "weights_fingerprint",
                 "code_fingerprint")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -83,16 +83,10 @@ def code_fingerprint() -> str:
     """Hash of the sources that define the compiled graphs: a package built from other
     network, latent or table code is stale even with the same weights."""
     from .. import models
-    from ..entropy import tables
-    from ..entropy import latent
+    from ..entropy import latent, tables
     from . import aoti_graphs
 
-    h = hashlib.sha256()
-    paths = sorted(Path(models.__file__).parent.glob("*.py"))
-    paths += [Path(m.__file__) for m in (aoti_graphs, tables, latent)]
-    for path in paths:
-        h.update(path.name.encode() + path.read_bytes())
-    return h.hexdigest()[:16]
+    return source_fingerprint((models, aoti_graphs, tables, latent))
 
 
 def device_record(device: torch.device) -> dict[str, Any]:
@@ -103,43 +97,13 @@ def device_record(device: torch.device) -> dict[str, Any]:
     return {"type": "cuda", "gpu_name": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
 
 
-def _dims(spec: Any, dims: dict[str, Any]) -> dict[int, Any] | None:
-    """Dynamic dims of one input: ``H`` -> 16*h, ``H/k`` -> (16/k)*h, ``ceil(H/64)`` -> zh."""
-    out = {}
-    for axis, dim in enumerate(spec.shape):
-        if isinstance(dim, int):
-            continue
-        expr = dim.replace(" ", "")
-        if expr.startswith("ceil("):
-            out[axis] = dims["z" + expr[5].lower()]
-            continue
-        var, _, k = expr.partition("/")
-        out[axis] = dims[var.lower()] * (16 // int(k or 1))
-    return out or None
-
-
-def _example(spec: Any, dtype: torch.dtype, device: torch.device, gen: torch.Generator) -> torch.Tensor:
-    from ..models.stages import resolve_shape
-
-    shape = resolve_shape(spec, *EXAMPLE_SIZE)
-    if spec.dtype == "int32":
-        return torch.randint(0, 8, shape, dtype=torch.int32, generator=gen).to(device)
-    fixed = torch.float32 if spec.dtype == "float32" else dtype
-    return torch.rand(shape, generator=gen).to(device=device, dtype=fixed)
-
-
 def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.dtype) -> float:
     """Export ``graph`` with dynamic H/W and compile it into the package ``path``; seconds taken."""
-    Dim = torch.export.Dim
-    top = MAX_SIZE // 16
-    dims = {"h": Dim("h", min=MIN_SIZE // 16, max=top), "w": Dim("w", min=MIN_SIZE // 16, max=top),
-            "zh": Dim("zh", min=1, max=top // 4), "zw": Dim("zw", min=1, max=top // 4)}
     # scale_index_torch caches its threshold tensor per device; filled inside export's
     # fake-tensor tracing it would cache a fake tensor, so fill it with a real one first.
     scale_index_torch(torch.zeros(1, device=device))
-    gen = torch.Generator().manual_seed(0)
-    args = tuple(_example(s, dtype, device, gen) for s in graph.inputs)
-    shapes = {"inputs": tuple(_dims(s, dims) for s in graph.inputs)}
+    args = tuple(stage_inputs(graph.inputs, *EXAMPLE_SIZE, dtype, seed=0, device=device))
+    shapes = {"inputs": dynamic_dims(graph.inputs, MIN_SIZE, MAX_SIZE)}
     start = time.perf_counter()
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.pt2")  # private: two builds may share a folder
     try:
@@ -156,15 +120,9 @@ def compile_graph(graph: Graph, path: Path, device: torch.device, dtype: torch.d
 
 
 def read_sidecar(package: Path) -> dict[str, Any]:
-    if not package.is_file():
-        raise EngineError(f"AOTInductor package {package} does not exist; build it with `ui2c build-engines --target aoti`")
-    side = sidecar_path(package)
-    if not side.is_file():
-        raise EngineError(f"package {package} has no sidecar {side.name}; its origin is unknown, rebuild it")
-    record = load_record(side)
-    if record.get("schema") != SCHEMA or record.get("target") != TARGET:
-        raise EngineError(f"sidecar {side} is not an AOTInductor sidecar of schema {SCHEMA}; rebuild the package")
-    return record
+    """The sidecar of an AOTInductor package; one-line :class:`EngineError` when either is
+    missing or the sidecar is not an AOTInductor one."""
+    return sidecar.read_sidecar(package, TARGET, "AOTInductor package", "ui2c build-engines --target aoti")
 
 
 class StalePackageError(EngineError):
@@ -224,21 +182,12 @@ def read_manifest(engine_dir: str | Path) -> dict[str, str]:
 
 def _network(preset: str, weights: str | Path | None, allow_random: bool) -> tuple[nn.Module, str]:
     """The preset with its weights (the shipped ones by default) and their fingerprint."""
-    from ..models.checkpoint import load_weights, weights_fingerprint
-    from ..models.presets import PAIR_PRESETS, build_model, fixed_seed
-    from ..shipped import default_weights
+    from ..models.checkpoint import load_preset, weights_fingerprint
+    from ..models.presets import PAIR_PRESETS
 
     if preset not in PAIR_PRESETS:
         raise EngineError(f"the aoti target builds pair presets {PAIR_PRESETS}; got {preset!r}")
-    network = build_model(preset).eval()
-    path = Path(weights) if weights is not None else default_weights(preset)
-    if path is not None:
-        load_weights(network, path)
-    elif not allow_random:
-        raise EngineError(f"no weights for preset {preset!r}: pass --weights (or --allow-random for tests)")
-    else:
-        with fixed_seed(0):
-            network = build_model(preset).eval()
+    network, _ = load_preset(preset, weights, allow_random=allow_random)
     return network, weights_fingerprint(network)
 
 
@@ -263,7 +212,7 @@ def build_aoti(preset: str, out_dir: str | Path, device: str = "cpu", precision:
     from ..models.ops import HIERARCHICAL_QP_OFFSETS, QP_LEVELS
 
     if precision not in PRECISIONS:
-        raise EngineError(f"unknown precision {precision!r}: use fp32 or fp16")
+        raise EngineError(f"unknown precision {precision!r}: use {' or '.join(PRECISIONS)}")
     dev = torch.device(device)
     if dev.type not in ("cpu", "cuda"):
         raise EngineError(f"the aoti target builds for cpu or cuda, not {device!r}")

@@ -1,4 +1,9 @@
-"""``ui2c build-engines``: command-line front end of :func:`build_engines`.
+"""``ui2c build-engines``: command-line front end of the engine builders.
+
+TensorRT / TensorRT-RTX engines (``--target trt`` / ``trt-rtx``) are built from an
+ONNX export (``--onnx``) by :func:`build_engines`; AOTInductor packages
+(``--target aoti``) are compiled from the preset's networks by
+:func:`~ui2c.engines.aoti.build_aoti`, no ONNX export needed.
 
 ``add_cli(subparsers)`` plugs the sub-command into the ``ui2c`` parser (the handler
 is stored as ``func``); ``main(argv)`` runs it standalone.  Errors are
@@ -12,6 +17,7 @@ from typing import Any, Sequence
 
 from ui2c import args as opt
 from ui2c.errors import EngineError, UsageError
+from ui2c.models.precision import PRECISIONS
 
 from .builder import DEFAULT_PROFILES, build_engines
 from .targets import TARGETS
@@ -31,7 +37,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--target", choices=(*TARGETS, "aoti"), default="trt",
                         help="trt (needs a GPU), trt-rtx (builds on CPU) or aoti (AOTInductor packages)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="aoti only: device to build for (default: cpu)")
-    parser.add_argument("--precision", choices=("fp32", "fp16"),
+    parser.add_argument("--precision", choices=tuple(PRECISIONS),
                         help="aoti only (default: fp16 on cuda, fp32 on cpu, as `ui2c encode` assumes)")
     parser.add_argument("--weights", help="aoti only: weights file (default: the preset's shipped weights)")
     parser.add_argument("--allow-random", action="store_true", help="aoti only: random weights (tests)")
@@ -101,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``build-engines`` on the ``ui2c`` sub-parsers; dispatch with ``args.func(args)``."""
-    return configure_parser(subparsers.add_parser(COMMAND, help="build TensorRT / TensorRT-RTX engines from an ONNX export"))
+    return configure_parser(subparsers.add_parser(
+        COMMAND, help="build TensorRT / TensorRT-RTX engines from an ONNX export, "
+                      "or AOTInductor packages (--target aoti, no ONNX needed)"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,16 +39,21 @@ def write_sidecar(engine: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def read_sidecar(engine: Path) -> dict[str, Any]:
-    """The sidecar of ``engine``; :class:`EngineError` if the engine or sidecar is missing or unreadable."""
+def read_sidecar(engine: Path, target: str | None = None, noun: str = "engine",
+                 command: str = "ui2c build-engines") -> dict[str, Any]:
+    """The sidecar of ``engine``; :class:`EngineError` if the engine or sidecar is missing
+    or unreadable, or of another schema.  ``target`` given, a sidecar written for another
+    target is refused too (it is not this builder's record at all); ``noun`` and
+    ``command`` name the file and the command that builds it in those messages."""
     if not engine.is_file():
-        raise EngineError(f"engine {engine} does not exist; build it with `ui2c build-engines`")
+        raise EngineError(f"{noun} {engine} does not exist; build it with `{command}`")
     path = sidecar_path(engine)
     if not path.is_file():
-        raise EngineError(f"engine {engine} has no sidecar {path.name}; its origin is unknown, rebuild it")
+        raise EngineError(f"{noun} {engine} has no sidecar {path.name}; its origin is unknown, rebuild it")
     record = load_record(path)
-    if record.get("schema") != SCHEMA:
-        raise EngineError(f"sidecar {path} has an unknown schema; rebuild the engine")
+    if record.get("schema") != SCHEMA or (target is not None and record.get("target") != target):
+        raise EngineError(f"sidecar {path} is not {f'a {target!r}' if target else 'a'} sidecar of schema {SCHEMA}; "
+                          f"rebuild the {noun}")
     return record
 
 

@@ -21,25 +21,13 @@ from typing import Mapping
 
 import torch
 
-from ..fileio import discard_dir, file_sha256, staging_dir
+from ..fileio import discard_dir, file_sha256, source_fingerprint, staging_dir
 from .exporter import MANIFEST, export_model
 
 
 def cache_dir() -> Path:
     """``$UI2C_CACHE``, else ``~/.cache/ui2c``."""
     return Path(os.environ.get("UI2C_CACHE", Path.home() / ".cache" / "ui2c"))
-
-
-def code_fingerprint() -> str:
-    """Hash of the network and exporter sources: a cached ONNX export is reused only
-    if the code that produced it is unchanged (the weights are keyed separately)."""
-    from .. import export, models
-
-    h = hashlib.sha256()
-    for package in (models, export):
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
-            h.update(path.read_bytes())
-    return h.hexdigest()[:12]
 
 
 def _exporter_versions() -> str:
@@ -52,7 +40,10 @@ def _exporter_versions() -> str:
 
 def export_dir(preset: str, weights_fingerprint: str, precision: str) -> Path:
     """Where the export of these weights in ``precision`` lives (whether or not it exists yet)."""
-    key = f"{preset}-{weights_fingerprint}-{code_fingerprint()}-{_exporter_versions()}-{precision}"
+    from .. import export, models  # the network and exporter sources (the weights are keyed separately)
+
+    code = source_fingerprint((models, export))
+    key = f"{preset}-{weights_fingerprint}-{code}-{_exporter_versions()}-{precision}"
     return cache_dir() / "onnx" / key
 
 

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import args as opt
-from ..errors import CheckpointError
 from ..fileio import replace_dir, staging_dir
-from ..models.checkpoint import load_weights
-from ..models.presets import PRESETS, build_intra_model, build_model
-from ..shipped import default_weights
-from .exporter import DEFAULT_OPSET, PRECISIONS, StateDict, export_model
+from ..models.checkpoint import load_preset
+from ..models.precision import PRECISIONS
+from ..models.presets import PRESETS
+from .exporter import DEFAULT_OPSET, StateDict, export_model
 
 COMMAND = "export"
 
@@ -33,25 +32,19 @@ def _precisions(text: str) -> list[str]:
 
 def read_weights(preset: str, path: Path | None, intra: bool = False) -> StateDict | None:
     """The state dict in ``path``, checked against the preset's network; for the
-    inter model without ``path``, the preset's shipped weights if there are any."""
-    if path is None and not intra:
-        path = default_weights(preset)
-    if path is None:
-        return None
-    model = build_intra_model(preset) if intra else build_model(preset)
-    if model is None:
-        raise CheckpointError(f"preset {preset!r} has no intra model for {path}")
-    meta = load_weights(model, path)
-    if meta.get("preset", preset) != preset:
-        raise CheckpointError(f"{path} holds weights for preset {meta['preset']!r}, not {preset!r}")
-    return model.state_dict()
+    inter model without ``path``, the preset's shipped weights if there are any.
+    None: no weights file, so the exporter uses (and records) its seeded random ones."""
+    if intra and path is None:
+        return None  # no intra weights ship, and a preset without an intra model has none to read
+    network, source = load_preset(preset, path, allow_random=True, intra=intra)
+    return None if source is None else network.state_dict()
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, choices=PRESETS, help="model preset")
     parser.add_argument("-o", "--output", type=Path, required=True, help="export directory (one sub-directory per precision)")
     parser.add_argument("--precision", type=_precisions, default=list(PRECISIONS),
-                        help="comma-separated: fp32,fp16 (default: both)")
+                        help=f"comma-separated subset of {','.join(PRECISIONS)} (default: all of them)")
     parser.add_argument("--weights", type=Path,
                         help="weights file (default: the preset's shipped weights, else random weights from a fixed seed)")
     parser.add_argument("--intra-weights", type=Path, help="dcvc-rt only: weights of the I-frame model")

@@ -15,16 +15,15 @@ from torch import nn
 
 from ..fileio import file_sha256, write_atomic
 from ..models.checkpoint import check_state_dict, unwrap_state_dict, weights_fingerprint
-from ..models.presets import build_intra_model, build_model, fixed_seed
+from ..models.precision import PRECISIONS
+from ..models.presets import RANDOM_SEED, build_intra_model, build_model, fixed_seed
 from ..models.stages import Stage
 from .graphs import TRACE_HEIGHT, TRACE_WIDTH, export_stage, manifest_dtype
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 DEFAULT_OPSET = 20
-PRECISIONS = ("fp32", "fp16")
 INTRA_PREFIX = "intra_"
-RANDOM_SEED = 0
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -82,7 +81,7 @@ def export_model(preset: str, out_dir: str | os.PathLike, precision: str = "fp32
     inputs, so their inputs, outputs and weights are float16 while ``qp`` stays int32.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     networks = build_networks(preset, weights, intra_weights)
     fingerprints = {role: weights_fingerprint(net) for role, net in networks.items()}
     if precision == "fp16":

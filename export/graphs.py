@@ -1,11 +1,9 @@
 """Export one network stage to an ONNX graph with dynamic frame size.
 
-The dynamo exporter (``torch.export``) needs every dynamic dim as a symbol.  All the
-``H/k`` dims of a stage are *derived* from one base symbol per axis, ``H/16`` (so
-``H/8`` is ``2*(H/16)`` and ``H`` is ``16*(H/16)``): the exporter then knows those
-dims are tied, and no dim is specialised to the trace size.  ``ceil(H/64)`` dims
-(the hyper-latent) are independent symbols: only the network relates them to
-``H/16`` (pad to a multiple of 4, crop back), and that arithmetic stays in the graph.
+The dynamo exporter (``torch.export``) needs every dynamic dim as a symbol; the
+stage's input dims become symbols through ``models.stages.dynamic_dims`` (the
+``H/k`` dims tied to one ``H/16`` per axis, each ``ceil(H/k)`` its own symbol), as
+they do for the AOTInductor packages.
 
 The exporter names dims after its own symbols (``s9``, ``Min(H16, 4*H64)``...).
 Those names are replaced by the stage's manifest expressions verbatim (``"H/8"``,
@@ -23,14 +21,13 @@ from typing import Iterator
 
 import onnx
 import torch
-from torch.export import Dim
 
-from ..models.stages import Stage, TensorSpec, parse_dim, resolve_shape
+from ..models.precision import PRECISIONS
+from ..models.stages import Stage, TensorSpec, dynamic_dims, stage_inputs
 
 # Trace size: H/16 = 13, W/16 = 21 are odd, unequal and not multiples of 4, so the
 # tracer cannot tie H to W or drop the zero-width case of the pad to a multiple of 4.
 TRACE_HEIGHT, TRACE_WIDTH = 208, 336
-TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16, "int32": onnx.TensorProto.INT32}
 MANIFEST_FLOAT = {"fp32": "float32", "fp16": "float16"}
 
@@ -38,43 +35,6 @@ MANIFEST_FLOAT = {"fp32": "float32", "fp16": "float16"}
 def manifest_dtype(spec: TensorSpec, precision: str) -> str:
     """``"float"`` follows the export precision; fixed dtypes (the int32 qp) stay."""
     return MANIFEST_FLOAT[precision] if spec.dtype == "float" else spec.dtype
-
-
-class _Symbols:
-    """One ``torch.export.Dim`` per base symbol, derived dims built from them."""
-
-    def __init__(self) -> None:
-        self.base = {axis: Dim(f"{axis}16", min=1) for axis in "HW"}
-        self.ceil: dict[str, Dim] = {}
-
-    def dim(self, expr: str) -> Dim:
-        parsed = parse_dim(expr)
-        if isinstance(parsed, int):
-            raise ValueError(f"dim {expr!r}: a fixed size needs no symbol")
-        if parsed.ceil:
-            # Independent symbol per distinct ceil expression, named e.g. H_ceil64.
-            key = f"{parsed.var}_ceil{parsed.div}"
-            if key not in self.ceil:
-                self.ceil[key] = Dim(key, min=1)
-            return self.ceil[key]
-        if 16 % parsed.div:
-            raise ValueError(f"dim {expr!r}: only H/k with k dividing 16 can be tied to H/16")
-        base = self.base[parsed.var]
-        return base * (16 // parsed.div) if parsed.div != 16 else base
-
-
-def example_inputs(stage: Stage, precision: str, height: int = TRACE_HEIGHT,
-                   width: int = TRACE_WIDTH) -> tuple[torch.Tensor, ...]:
-    """Random tensors of the stage's input shapes (values do not matter for tracing)."""
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for spec in stage.inputs:
-        shape = resolve_shape(spec, height, width)
-        if spec.dtype == "int32":
-            out.append(torch.randint(0, 64, shape, dtype=torch.int32, generator=gen))
-        else:
-            out.append(torch.rand(shape, generator=gen).to(TORCH_DTYPES[precision]))
-    return tuple(out)
 
 
 def _name_dims(model: onnx.ModelProto, stage: Stage, precision: str) -> None:
@@ -130,15 +90,15 @@ def quiet_exporter() -> Iterator[None]:
 def export_stage(stage: Stage, path: Path, precision: str, opset: int,
                  metadata: dict[str, str]) -> None:
     """Trace ``stage`` (its module already in ``precision``) and save it to ``path``."""
-    symbols = _Symbols()
-    dynamic = tuple({i: symbols.dim(d) for i, d in enumerate(spec.shape) if isinstance(d, str)}
-                    for spec in stage.inputs)
+    # Random values (seed 0) at the trace size: what the trace sees does not matter, only
+    # that it is not degenerate.
+    example = stage_inputs(stage.inputs, TRACE_HEIGHT, TRACE_WIDTH, PRECISIONS[precision], seed=0)
     with torch.no_grad(), quiet_exporter():
         program = torch.onnx.export(
-            stage.module.eval(), example_inputs(stage, precision),
+            stage.module.eval(), tuple(example),
             input_names=[s.name for s in stage.inputs], output_names=[s.name for s in stage.outputs],
             # The stage module takes ``*inputs``: one varargs entry holding every input's dims.
-            dynamic_shapes=(dynamic,), opset_version=opset, dynamo=True, verbose=False,
+            dynamic_shapes=(dynamic_dims(stage.inputs),), opset_version=opset, dynamo=True, verbose=False,
         )
     model = program.model_proto
     _name_dims(model, stage, precision)

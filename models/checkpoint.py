@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..shipped import default_weights
+from .presets import RANDOM_SEED, build_intra_model, build_model, fixed_seed
 
 
 def unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:
@@ -65,6 +67,32 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     if isinstance(obj, Mapping) and "preset" in obj:
         meta = {**meta, "preset": obj["preset"]}
     return meta
+
+
+def load_preset(preset: str, weights: str | Path | None = None, *, allow_random: bool = False,
+                intra: bool = False) -> tuple[nn.Module, Path | None]:
+    """``preset``'s network (its I-frame model if ``intra``), in eval mode, with the weights
+    in ``weights``, by default the preset's shipped ones (only inter models ship).
+
+    With no weights file it keeps its random initialisation from :data:`RANDOM_SEED`
+    (the same in every process; the caller's random state is left alone), if
+    ``allow_random``: reconstructions are noise then, fit for tests and benchmarks only.
+    Returns the network and the weights file loaded (None: random), so an exporter can
+    record where its weights came from."""
+    path = Path(weights) if weights is not None else None if intra else default_weights(preset)
+    with fixed_seed(RANDOM_SEED):
+        network = build_intra_model(preset) if intra else build_model(preset)
+    if network is None:
+        raise CheckpointError(f"preset {preset!r} has no intra model" + (f" for {path}" if path else ""))
+    if path is None:
+        if not allow_random:
+            raise CheckpointError(f"no weights for preset {preset!r}: pass --weights, or allow random weights "
+                                  "(for tests and benchmarks only: reconstructions are noise)")
+        return network.eval(), None
+    meta = load_weights(network, path)
+    if meta.get("preset", preset) != preset:
+        raise CheckpointError(f"{path} holds weights for preset {meta['preset']!r}, not {preset!r}")
+    return network.eval(), path
 
 
 def weights_fingerprint(model: nn.Module) -> str:

@@ -28,6 +28,8 @@ UI2C_S = ConditionalConfig(frames=2, ch_d=144, ch_y=64, ch_z=64, ch_fusion=160, 
 
 PRESETS = ("ui2c", "ui2c-s", "dcvc-rt")
 PAIR_PRESETS = ("ui2c", "ui2c-s")
+RANDOM_SEED = 0
+"""Seed of a network without weights: exporter, runtime and engine builder make the same one."""
 
 
 @contextlib.contextmanager

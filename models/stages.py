@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Sequence, Union
 
 if TYPE_CHECKING:  # the shape grammar and padding are used by torch-free readers (video I/O)
+    import torch
     from torch import nn
 
 Dim = Union[int, str]
@@ -105,3 +106,61 @@ def resolve_dim(dim: Dim, height: int, width: int) -> int:
 def resolve_shape(spec: TensorSpec, height: int, width: int) -> tuple[int, ...]:
     """Every dim of ``spec`` for a padded frame of ``height`` × ``width``."""
     return tuple(resolve_dim(d, height, width) for d in spec.shape)
+
+
+def stage_inputs(specs: Sequence[TensorSpec], height: int, width: int, dtype: torch.dtype, *,
+                 seed: int | None = None, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    """One tensor per spec for a padded frame of ``height`` × ``width``, for tracing,
+    timing or counting a stage without real data: zeros, or uniform random values from
+    ``seed`` where the values must not be degenerate (a trace of all-zero inputs may
+    take paths real data does not).  ``"float"`` specs get ``dtype``, fixed dtypes stay;
+    int32 values lie in [0, 8): a valid qp and a valid symbol."""
+    import torch
+
+    from .precision import TENSOR_DTYPES
+
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    out = []
+    for spec in specs:
+        shape, kind = resolve_shape(spec, height, width), TENSOR_DTYPES.get(spec.dtype, dtype)
+        if gen is None:
+            out.append(torch.zeros(shape, dtype=kind, device=device))
+        elif kind == torch.int32:
+            out.append(torch.randint(0, 8, shape, dtype=kind, generator=gen).to(device))
+        else:
+            out.append(torch.rand(shape, generator=gen).to(device=device, dtype=kind))
+    return out
+
+
+def dynamic_dims(specs: Sequence[TensorSpec], min_size: int = PAD_MULTIPLE,
+                 max_size: int | None = None) -> tuple[dict[int, torch.export.Dim], ...]:
+    """``torch.export`` dynamic shapes of the inputs ``specs`` for padded sides of
+    ``min_size``..``max_size`` (no upper bound when None).
+
+    Every ``H/k`` dim is *derived* from one base symbol per axis, ``H/16`` (``H/8`` is
+    ``2*(H/16)``, ``H`` is ``16*(H/16)``), so export knows those dims are tied and
+    specialises none of them to the trace size; hence k must divide 16.  Each distinct
+    ``ceil(H/k)`` is its own symbol: only the network relates it to ``H/16`` (pad to a
+    multiple, crop back), and that arithmetic stays in the graph.
+    """
+    from torch.export import Dim as Symbol  # not this module's Dim (a shape entry)
+
+    base = {axis: Symbol(f"{axis}16", min=min_size // PAD_MULTIPLE,
+                         max=None if max_size is None else max_size // PAD_MULTIPLE) for axis in "HW"}
+    ceil: dict[str, Symbol] = {}
+
+    def symbol(expr: str) -> Symbol:
+        parsed = parse_dim(expr)
+        if isinstance(parsed, int):
+            raise ValueError(f"dim {expr!r}: a fixed size is written as an int, not text")
+        if parsed.ceil:
+            key = f"{parsed.var}_ceil{parsed.div}"
+            if key not in ceil:
+                ceil[key] = Symbol(key, min=-(-min_size // parsed.div),
+                                   max=None if max_size is None else -(-max_size // parsed.div))
+            return ceil[key]
+        if PAD_MULTIPLE % parsed.div:
+            raise ValueError(f"dim {expr!r}: only H/k with k dividing {PAD_MULTIPLE} can be tied to H/16")
+        return base[parsed.var] * (PAD_MULTIPLE // parsed.div) if parsed.div != PAD_MULTIPLE else base[parsed.var]
+
+    return tuple({axis: symbol(d) for axis, d in enumerate(spec.shape) if isinstance(d, str)} for spec in specs)

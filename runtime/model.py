@@ -14,10 +14,9 @@ from torch import nn
 from ..entropy.coder import EntropyCoder, make_coder
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from ..entropy.tables import CdfTables, gaussian_tables, z_tables
-from ..errors import CheckpointError, EngineError
-from ..models.checkpoint import load_weights, weights_fingerprint
-from ..models.presets import PAIR_PRESETS, build_model
-from ..shipped import default_weights
+from ..errors import EngineError
+from ..models.checkpoint import load_preset, weights_fingerprint
+from ..models.presets import PAIR_PRESETS
 from .backends.base import Backend
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt", "aoti")
@@ -58,11 +57,10 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
                device: str = "cpu", compile: bool = False, threads: int | None = None) -> CodecModel:
     """Build ``preset``, load its weights (the shipped ones by default) and wrap the
     networks in ``backend`` on ``device``.  A preset without weights needs
-    ``allow_random`` (seeded weights, the same in every process; the caller's random
-    state is left alone).  ``compile`` (torch backend) compiles each stage with
-    inductor; on CUDA the torch backend captures its stages in CUDA graphs, compiled
-    or not.  ``threads`` (torch backend on the CPU)
-    is the thread count its stages run with, recorded in the producer string, since
+    ``allow_random`` (seeded weights: ``models.checkpoint.load_preset``).  ``compile``
+    (torch backend) compiles each stage with inductor; on CUDA the torch backend
+    captures its stages in CUDA graphs, compiled or not.  ``threads`` (torch backend on
+    the CPU) is the thread count its stages run with, recorded in the producer string, since
     torch's CPU kernels round differently per count; default: torch's current count.
 
     ``tensorrt`` runs engines from ``engine_dir`` (``ui2c build-engines``), checked
@@ -71,17 +69,7 @@ def load_codec(preset: str = "ui2c-s", weights: str | Path | None = None, backen
         raise ValueError(f"the codec runtime codes pair presets {PAIR_PRESETS}; got {preset!r}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    with torch.random.fork_rng(devices=[]):  # the network is built on the CPU
-        torch.manual_seed(0)  # random weights (allow_random) must be the same in every process
-        network = build_model(preset).eval()
-    path = Path(weights) if weights is not None else default_weights(preset)
-    if path is not None:
-        meta = load_weights(network, path)
-        if meta.get("preset", preset) != preset:
-            raise CheckpointError(f"{path} holds weights for preset {meta['preset']!r}, not {preset!r}")
-    elif not allow_random:
-        raise CheckpointError(f"no weights for preset {preset!r}: pass --weights, or allow random weights "
-                              "(for benchmarks only: reconstructions are noise)")
+    network, _ = load_preset(preset, weights, allow_random=allow_random)
     fingerprint = weights_fingerprint(network)
     if backend == "torch":
         from .backends.torch_backend import TorchBackend

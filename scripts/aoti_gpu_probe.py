@@ -65,7 +65,7 @@ BENCH = textwrap.dedent("""
     print(f"built the CUDA fp16 stage packages in {time.perf_counter() - start:.0f}s", flush=True)
     network, _ = aoti._network("ui2c-s", None, False)
     network = network.to("cuda", torch.float16)
-    from ui2c.models.stages import resolve_shape
+    from ui2c.models.stages import stage_inputs
 
     def timed(fn, iters=30):
         for _ in range(3):
@@ -80,9 +80,7 @@ BENCH = textwrap.dedent("""
     totals = {"aoti": [0.0, 0.0], "torch.compile": [0.0, 0.0]}
     print(f"{'stage':14s} {'aoti ms':>8s} {'compile ms':>10s}  (1920x1088 fp16, {torch.cuda.get_device_name()})")
     for name, stage in network.stages().items():
-        feed = [torch.randint(0, 64, resolve_shape(s, height, width), dtype=torch.int32, device="cuda")
-                if s.dtype == "int32" else torch.rand(resolve_shape(s, height, width), device="cuda").half()
-                for s in stage.inputs]
+        feed = stage_inputs(stage.inputs, height, width, torch.float16, seed=0, device="cuda")
         package = torch._inductor.aoti_load_package(str(aoti.package_path(out, name, "cuda")))
         compiled = torch.compile(stage.module)
         with torch.inference_mode():

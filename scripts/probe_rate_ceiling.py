@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ui2c.entropy.tables import gaussian_support
 from ui2c.models.checkpoint import load_weights
 from ui2c.models.presets import build_model
-from ui2c.runtime.model import default_weights
+from ui2c.shipped import default_weights
 from ui2c.training.data import WindowSampler, load_dataset
 from ui2c.training.trainer import yuv_mse
 from ui2c.training.unit import ESCAPE_BITS, code_pair

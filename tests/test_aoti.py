@@ -16,7 +16,7 @@ from ui2c.engines.aoti_graphs import latent_graphs
 from ui2c.errors import EngineError, UsageError
 from ui2c.models.checkpoint import load_weights
 from ui2c.models.presets import build_model
-from ui2c.runtime.model import default_weights
+from ui2c.shipped import default_weights
 from ui2c.models.stages import resolve_shape
 from ui2c.entropy import latent
 

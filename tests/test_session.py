@@ -14,8 +14,9 @@ import torch
 from ui2c.entropy.coder import CpuCoder, SegmentDecoder, make_coder
 from ui2c.export.feeds import clip_frames
 from ui2c.errors import CorruptStreamError, EngineError, InputFormatError, TruncatedStreamError
+from ui2c.models import checkpoint
 from ui2c.models.ops import QP_ROWS
-from ui2c.runtime import model, session
+from ui2c.runtime import session
 from ui2c.runtime.backends import aoti_backend
 from ui2c.runtime.backends.cuda_graph import CudaGraphRunner
 from ui2c.runtime.backends.torch_backend import TorchBackend, TorchRunner, torch_threads
@@ -357,7 +358,7 @@ def test_the_one_off_adaptor_is_not_captured_in_a_cuda_graph(codec):
 
 def test_load_codec_leaves_the_callers_random_state_alone(monkeypatch):
     """Random weights are seeded (the same in every process) on a forked generator."""
-    monkeypatch.setattr(model, "default_weights", lambda preset: None)
+    monkeypatch.setattr(checkpoint, "default_weights", lambda preset: None)
     torch.manual_seed(7)
     expected = torch.rand(4)
     torch.manual_seed(7)

@@ -17,7 +17,8 @@ import torch
 
 from ui2c.runtime.api import encode_file
 from ui2c.runtime.metrics import frame_psnr, mean_psnr
-from ui2c.runtime.model import default_weights, load_codec
+from ui2c.runtime.model import load_codec
+from ui2c.shipped import default_weights
 from ui2c.video_io import array_to_planes, open_video
 
 DEMO = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"

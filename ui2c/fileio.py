@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO, Iterable
 
 from .errors import InputFormatError, OutputError
@@ -29,6 +30,19 @@ def file_sha256(path: PathLike) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+
+def source_fingerprint(modules: Iterable[ModuleType]) -> str:
+    """Hash of the Python sources of ``modules`` (a package: every ``.py`` file in its
+    folder), names included: what keys a cached export or compiled package, which is
+    stale once the code that produced it changes even if the weights did not."""
+    digest = hashlib.sha256()
+    for module in modules:
+        folder = Path(module.__file__).parent
+        paths = sorted(folder.glob("*.py")) if hasattr(module, "__path__") else [Path(module.__file__)]
+        for path in paths:
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 def refuse_overwrite(output: PathLike, protect: Iterable[PathLike]) -> None:
     """Raise if ``output`` is one of ``protect`` (an encode's own input), however spelled."""

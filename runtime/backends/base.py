@@ -14,7 +14,7 @@ from typing import Mapping
 
 import torch
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+from ...models.precision import PRECISIONS
 
 
 def into(outputs: dict[str, torch.Tensor], out: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:

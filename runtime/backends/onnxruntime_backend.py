@@ -16,10 +16,10 @@ import onnxruntime as ort
 import torch
 
 from ...errors import EngineError
+from ...models.precision import TENSOR_DTYPES
 from .base import Backend, Runner
 
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.int32: np.int32}
-_TORCH = {"float32": torch.float32, "float16": torch.float16, "int32": torch.int32}
 
 
 def _bind(binding: ort.IOBinding, name: str, tensor: torch.Tensor, output: bool) -> None:
@@ -97,6 +97,6 @@ class OnnxRuntimeBackend(Backend):
             if not path.is_file():
                 raise EngineError(f"ONNX graph missing: {path}")
             session = ort.InferenceSession(str(path), self.options, providers=self.providers)
-            dtypes = {name: _TORCH[spec["dtype"]] for name, spec in graph["inputs"].items()}
+            dtypes = {name: TENSOR_DTYPES[spec["dtype"]] for name, spec in graph["inputs"].items()}
             self._runners[stage] = OnnxRuntimeRunner(session, stage, dtypes, self.device)
         return self._runners[stage]

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ...errors import EngineError
-from .base import Backend, PRECISIONS, Runner, into
+from ...models.precision import PRECISIONS
+from .base import Backend, Runner, into
 from .cuda_graph import CudaGraphRunner
 
 
