@@ -16,6 +16,7 @@ from typing import Any
 from ..args import add_bits_per_lane, even_size, non_negative_int, positive_int
 from ..entropy.rans import DEFAULT_BITS_PER_LANE
 from ..errors import UsageError
+from ..models.precision import PRECISIONS
 
 PRESETS = ("dcvc-rt", "ui2c", "ui2c-s")  # Table 2 order
 
@@ -122,7 +123,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed coding units (pairs) (default: %(default)s)")
     p.add_argument("--threads", type=positive_int, default=1, help="entropy-coder threads (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
     p.add_argument("--compile", action="store_true",
                    help="torch backend: compile each stage with inductor (on CUDA, stages run as CUDA graphs either way)")
     p.add_argument("--entropy", choices=["cpu", "triton"],

@@ -25,6 +25,7 @@ class Interrupted(BaseException):
 
 
 def _codec_args(p: argparse.ArgumentParser, encode: bool) -> None:
+    from .models.precision import PRECISIONS
     from .models.presets import PAIR_PRESETS
     from .runtime.model import BACKENDS
 
@@ -33,7 +34,7 @@ def _codec_args(p: argparse.ArgumentParser, encode: bool) -> None:
         p.add_argument("--backend", default="onnxruntime", choices=BACKENDS, help="network backend (default: %(default)s)")
         p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where the networks, the latent codec and "
                                                        "the buffers live (default: %(default)s)")
-        p.add_argument("--precision", choices=["fp32", "fp16"],
+        p.add_argument("--precision", choices=list(PRECISIONS),
                        help="network precision (default: fp16 for tensorrt and CUDA, else fp32)")
         p.add_argument("--compile", action="store_true",
                        help="torch backend: compile each stage with inductor (on CUDA, stages run as CUDA graphs either way)")
