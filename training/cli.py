@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(preset=args.model, data=str(args.data), out_dir=str(args.out),
                       init=str(args.init) if args.init else None, minutes=args.minutes, batch=args.batch,
                       crop=args.crop, lr=args.lr, pairs=args.pairs, bptt=args.bptt, average_decay=args.average_decay,
-                      device=args.device,
-                      compile=compile_mode, checkpoint_minutes=args.checkpoint_minutes, seed=args.seed)
+                      device=args.device, compile=compile_mode, checkpoint_minutes=args.checkpoint_minutes, seed=args.seed)
     try:
         print(f"trained into {train(cfg)}")
     except (UI2CError, ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback

@@ -3,9 +3,10 @@
 A GPU machine is lent in short chunks and hands back at most 8 files of ≤ 16 MiB each,
 so the state is written as shards: the float32 model in ≤ ``SHARD_BYTES`` pieces, Adam's
 two moments in bfloat16 (their range matters, not their last bits), the weight average
-(``average.py``) in float16, and a JSON file with counters and the configuration.  A state folder with only the model shards also
-resumes (Adam then restarts its moments).  Saving goes to a sibling folder that
-replaces the old one, so an interrupted save leaves the previous state readable.
+(``average.py``) in float16, and a JSON file with counters and the configuration.  A
+state folder with only the model shards also resumes (Adam then restarts its moments).
+Saving goes to a sibling folder that replaces the old one, so an interrupted save leaves
+the previous state readable.
 """
 from __future__ import annotations
 

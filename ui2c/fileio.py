@@ -31,7 +31,6 @@ def file_sha256(path: PathLike) -> str:
     return digest.hexdigest()
 
 
-
 def source_fingerprint(modules: Iterable[ModuleType]) -> str:
     """Hash of the Python sources of ``modules`` (a package: every ``.py`` file in its
     folder), names included: what keys a cached export or compiled package, which is
@@ -43,6 +42,7 @@ def source_fingerprint(modules: Iterable[ModuleType]) -> str:
         for path in paths:
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
+
 
 def refuse_overwrite(output: PathLike, protect: Iterable[PathLike]) -> None:
     """Raise if ``output`` is one of ``protect`` (an encode's own input), however spelled."""
