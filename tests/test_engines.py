@@ -68,6 +68,14 @@ def test_resolve_shape_and_resolutions() -> None:
             parse_resolution(bad)
 
 
+def test_every_command_reads_frame_sizes_alike() -> None:
+    """Engine profiles and command options share one parser: names in any case, WxH."""
+    from ui2c.args import even_size, size
+
+    assert size("1080P") == even_size("1080p") == (1920, 1080) == size("1920X1080")
+    assert size("854x480") == size("480p") and parse_resolution("480p").frame_height == 480
+
+
 # --- fixtures ----------------------------------------------------------------------
 
 

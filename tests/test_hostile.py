@@ -131,6 +131,8 @@ def test_encode_options_the_setup_would_ignore_are_refused(case, args, mentions)
     (["decode", "in.ui2c", "-o", "out.y4m", "--model", "foo"], "unrecognized arguments"),
     (["decode", "in.ui2c", "-o", "out.y4m", "--from-reset", "-1"], "--from-reset"),
     (["complexity", "--model", "foo"], "--model"),
+    (["complexity", "--size", "1080q"], "size must look like 1920x1080 or one of 360p"),
+    (["bench", "fps", "--size", "641x360"], "size must be even"),
 ])
 def test_other_options_are_checked_when_parsed(case, args, mentions):
     case(*args, mentions=mentions)
