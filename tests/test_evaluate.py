@@ -16,6 +16,7 @@ from ui2c.benchmarks.evaluation.anchors import AnchorError, AnchorSpec, decode_c
 from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate, pchip_integral
 from ui2c.benchmarks.evaluation.evaluate import (EvalConfig, RateProbe, anchor_grid, downscale, evaluate, prepare_source,
                                    qp_for_bpp, scene_cut_trace)
+from ui2c.errors import InputFormatError
 from ui2c.runtime.api import decode_file
 from ui2c.runtime.model import load_codec
 from ui2c.video_io import Frame, open_video
@@ -264,3 +265,28 @@ def test_eval_passes_the_reset_options_to_the_encoder(codec, tmp_path):
     assert point["resets"] == [0, 2] and results["resets"] == resets
     rows = _rows(tmp_path / "ev" / "frames" / f"{Path(point['stream']).stem}.csv")
     assert [r["reset"] for r in rows] == ["1", "0", "1", "0"]
+
+
+def test_prepare_source_from_a_later_frame(tmp_path):
+    """``start`` skips the input's first frames: the prepared clip is the input's frames
+    from there on, and a start past the end is a one-line error naming it."""
+    with open_video(CLIP) as reader:
+        originals = [f.y.copy() for f in reader]
+    assert prepare_source(CLIP, tmp_path / "from3.y4m", 2, 1, start=3) == 2
+    with open_video(tmp_path / "from3.y4m") as reader:
+        assert [np.array_equal(f.y, originals[3 + i]) for i, f in enumerate(reader)] == [True, True]
+    with pytest.raises(InputFormatError, match=f"holds no frames from frame {len(originals)} on"):
+        prepare_source(CLIP, tmp_path / "past.y4m", None, 1, start=len(originals))
+
+
+def test_eval_start_option_reaches_the_results(codec, tmp_path):
+    from ui2c.benchmarks.evaluation.cli import add_cli
+
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers())
+    assert parser.parse_args(["eval", str(CLIP), "-o", "x", "--start", "8"]).start == 8
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", str(CLIP), "-o", "x", "--start", "-1"])
+    results = evaluate(codec, CLIP, tmp_path / "ev", EvalConfig(qps=[32], anchors=[], frames=2, start=2),
+                       log=lambda _: None)
+    assert (results["start"], results["frames"]) == (2, 2)

@@ -357,9 +357,15 @@ def test_bad_input_is_a_one_line_error(tmp_path, args, message):
     assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
-def _eval_folder(folder: Path, rates: list[float], psnrs: list[float], frames: int = 20) -> Path:
+def _last_half_lower(frame: int, psnr: float, frames: int) -> float:
+    return psnr - (1.0 if frame >= frames // 2 else 0.0)
+
+
+def _eval_folder(folder: Path, rates: list[float], psnrs: list[float], frames: int = 20, start: int = 0,
+                 frame_psnr=_last_half_lower, fingerprint: str = "0") -> Path:
     """A minimal ``ui2c eval`` output: results.json and the per-frame CSVs drift.py reads.
-    Every frame of a qp has its point's PSNR, except that the last half is 1 dB lower."""
+    Frame f of a qp whose point has PSNR p gets ``frame_psnr(f, p, frames)``: by default
+    the point's PSNR, except that the last half is 1 dB lower."""
     width, height = 64, 32
     points = []
     (folder / "frames").mkdir(parents=True)
@@ -367,11 +373,11 @@ def _eval_folder(folder: Path, rates: list[float], psnrs: list[float], frames: i
         points.append({"codec": "ui2c-s", "qp": qp, "bpp": bpp, "psnr_yuv": psnr})
         lines = ["frame,bits,psnr_y,psnr_u,psnr_v,psnr_yuv,reset"]
         for f in range(frames):
-            p = psnr - (1.0 if f >= frames // 2 else 0.0)
+            p = frame_psnr(f, psnr, frames)
             lines.append(f"{f},{bpp * width * height},{p},{p},{p},{p},{int(f == 0)}")
         (folder / "frames" / f"ui2c-s_qp{qp:02d}.csv").write_text("\n".join(lines) + "\n")
-    results = {"input": "clip.y4m", "frames": frames, "width": width, "height": height, "model": "ui2c-s",
-               "weights": None, "weights_fingerprint": "0", "points": points}
+    results = {"input": "clip.y4m", "start": start, "frames": frames, "width": width, "height": height,
+               "model": "ui2c-s", "weights": None, "weights_fingerprint": fingerprint, "points": points}
     (folder / "results.json").write_text(json.dumps(results))
     return folder
 
@@ -390,6 +396,25 @@ def test_drift_summary_and_bd_against_a_base_run(tmp_path):
     assert out.count("**clip.y4m**") == 3  # each folder summarised once
     assert "- cheaper vs off: BD-rate -20.00 %, BD-PSNR " in out
     assert "- better vs off: BD-rate " in out and out.rstrip().endswith("BD-PSNR +0.50 dB")
+
+
+def test_drift_restart_compares_the_same_frames(tmp_path):
+    """A restart from frame 16 that is 0.3 dB better on its first 12 frames and equal
+    after: -0.15 dB over its 24 frames, 0 over the last 5 (frame by frame, not by index)."""
+    rates, psnrs = [0.05, 0.1, 0.2], [30.0, 32.0, 33.5]
+    whole = _eval_folder(tmp_path / "whole", rates, psnrs, frames=40, frame_psnr=lambda f, p, _: p + 0.02 * f)
+    restarted = _eval_folder(tmp_path / "from16", rates, psnrs, frames=24, start=16,
+                             frame_psnr=lambda f, p, _: p + 0.02 * (16 + f) + (0.3 if f < 12 else 0.0))
+    drift = [sys.executable, "-m", "ui2c.training.drift", "--span", "5", str(whole)]
+    out = subprocess.run([*drift, "--restart", str(restarted)], capture_output=True, text=True, check=True).stdout
+    assert "frames 16–39" in out
+    # from 0: 32 + 0.02·mean(16..39) = 32.55; the last 5: 32 + 0.02·37 = 32.74
+    assert "| 20 | 32.55 | 32.70 | -0.15 | 32.74 | 32.74 | +0.00 |" in out
+    for start, fingerprint, message in ((12, "0", "multiple of 8"), (16, "1", "weights_fingerprint differ")):
+        other = _eval_folder(tmp_path / f"bad{start}{fingerprint}", rates, psnrs, frames=8, start=start,
+                             fingerprint=fingerprint)
+        run = subprocess.run([*drift, "--restart", str(other)], capture_output=True, text=True)
+        assert run.returncode == 2 and message in run.stderr
 
 
 def test_video_frames_load_in_numeric_order_past_99(tmp_path):

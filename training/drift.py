@@ -8,6 +8,13 @@ per qp, YUV-PSNR and bpp of the first and last ``--span`` frames, their differen
 With ``--against BASE`` it also prints each folder's BD-rate and BD-PSNR against the
 ui2c points of BASE (same clip, other encoder settings or weights), e.g. to measure
 the encoder's drift guard (``scripts/eval_drift_guard.sh``).
+
+First against last frames mixes drift with content: a clip whose later shots are
+easier gains at the end with no drift at all.  ``--restart FOLDER`` separates them.
+FOLDER is an eval of the same clip from a later frame (``ui2c eval --start N``), so
+its frames are coded from a blank reference, as a first frame is.  Each whole-clip
+folder's PSNR on those same frames, minus FOLDER's, is what the long reference chain
+lost (negative) or gained (positive): drift on identical content.
 """
 from __future__ import annotations
 
@@ -19,12 +26,22 @@ from pathlib import Path
 import numpy as np
 
 from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate
+from ui2c.models.ops import HIERARCHICAL_QP_OFFSETS
 
 
 def _model_points(folder: Path) -> tuple[dict, list[dict]]:
     """An eval folder's results and its model's RD points, by qp."""
     results = json.loads((folder / "results.json").read_text())
     return results, sorted((p for p in results["points"] if p["codec"] == results["model"]), key=lambda p: p["qp"])
+
+
+def _frame_rows(folder: Path, point: dict) -> list[dict]:
+    """The per-frame CSV rows of one RD point."""
+    frames_csv = folder / "frames" / f"{point['codec']}_qp{point['qp']:02d}.csv"
+    if not frames_csv.exists():
+        raise FileNotFoundError(f"{frames_csv} is missing: the per-frame data of ui2c eval is needed")
+    with frames_csv.open() as f:
+        return list(csv.DictReader(f))
 
 
 def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> str:
@@ -40,11 +57,7 @@ def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> s
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if shot else "")]
     psnr_all = {}
     for point in points:
-        frames_csv = folder / "frames" / f"{point['codec']}_qp{point['qp']:02d}.csv"
-        if not frames_csv.exists():
-            raise FileNotFoundError(f"{frames_csv} is missing: the per-frame data of ui2c eval is needed")
-        with frames_csv.open() as f:
-            rows = list(csv.DictReader(f))
+        rows = _frame_rows(folder, point)
         psnr = np.array([float(r["psnr_yuv"]) for r in rows])
         bpp = np.array([float(r["bits"]) for r in rows]) / (width * height)
         resets = sum(int(r["reset"]) for r in rows)
@@ -62,6 +75,45 @@ def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> s
     for codec, bd in results.get("bd", {}).items():
         lines.append(f"- {codec} vs {results['bd_vs']}: BD-rate {fmt(bd.get('bd_rate_pct'), ' %')}, "
                      f"BD-PSNR {fmt(bd.get('bd_psnr_db'), ' dB')}")
+    return "\n".join(lines)
+
+
+def _frame_psnrs(folder: Path, point: dict) -> np.ndarray:
+    return np.array([float(r["psnr_yuv"]) for r in _frame_rows(folder, point)])
+
+
+def restart_table(whole: Path, restarted: Path, span: int) -> str:
+    """Markdown: per qp, the whole-clip run's PSNR on ``restarted``'s frames against the
+    restarted run's own, over all of them and over their last ``span``."""
+    (full, full_points), (part, part_points) = _model_points(whole), _model_points(restarted)
+    start, frames = part.get("start", 0), part["frames"]
+    differ = [k for k in ("downscale", "weights_fingerprint") if full.get(k) != part.get(k)]
+    differ += ["input clip"] if Path(full["input"]).name != Path(part["input"]).name else []
+    if differ:
+        raise ValueError(f"{restarted} is not a restart of {whole}: their {', '.join(differ)} differ")
+    if full.get("start", 0):
+        raise ValueError(f"{whole} starts at frame {full['start']}: the whole-clip run must start at frame 0")
+    if start % len(HIERARCHICAL_QP_OFFSETS):  # else the two runs code the same frame at different qps
+        raise ValueError(f"{restarted} starts at frame {start}: a restart must start at a multiple of "
+                         f"{len(HIERARCHICAL_QP_OFFSETS)} frames, so every frame keeps its qp")
+    if start <= 0 or start + frames > full["frames"]:
+        raise ValueError(f"{restarted} codes frames {start}..{start + frames - 1}, not a later part of {whole}'s "
+                         f"0..{full['frames'] - 1} (evaluate it with ui2c eval --start N)")
+    by_qp = {p["qp"]: p for p in full_points}
+    lines = [f"Drift on identical content: `{whole.name}` (coded from frame 0) against `{restarted.name}` "
+             f"(coded from frame {start}), frames {start}–{start + frames - 1}", "",
+             f"| qp | from 0 | from {start} | difference | last {span}: from 0 | from {start} | difference |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for point in part_points:
+        if point["qp"] not in by_qp:
+            continue
+        chain = _frame_psnrs(whole, by_qp[point["qp"]])[start:start + frames]
+        fresh = _frame_psnrs(restarted, point)
+        tail = slice(-min(span, frames), None)
+        lines.append(f"| {point['qp']} | {chain.mean():.2f} | {fresh.mean():.2f} | {chain.mean() - fresh.mean():+.2f} | "
+                     f"{chain[tail].mean():.2f} | {fresh[tail].mean():.2f} | {chain[tail].mean() - fresh[tail].mean():+.2f} |")
+    if len(lines) == 4:
+        raise ValueError(f"{whole} and {restarted} share no qp")
     return "\n".join(lines)
 
 
@@ -97,14 +149,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="frames [FIRST, END) of one shot (>= 20 frames): its first and last 10 frames' PSNR")
     parser.add_argument("--against", type=Path, metavar="BASE",
                         help="also print BD-rate / BD-PSNR of every folder against this eval folder")
+    parser.add_argument("--restart", type=Path, metavar="FOLDER",
+                        help="an eval of the same clip from a later frame (ui2c eval --start N): each folder's "
+                             "PSNR on its frames against its own (drift on identical content)")
     args = parser.parse_args(argv)
     folders = list(dict.fromkeys(args.folders + ([args.against] if args.against else [])))
-    for folder in folders:
+    for folder in folders + ([args.restart] if args.restart else []):
         if not (folder / "results.json").exists():
             parser.error(f"{folder} holds no results.json (not a ui2c eval output folder)")
+    for folder in folders:
         try:
             print(summarise(folder, args.span, args.shot) + "\n")
         except FileNotFoundError as exc:
+            parser.error(str(exc))
+    for folder in args.folders if args.restart else []:
+        try:
+            print(restart_table(folder, args.restart, args.span) + "\n")
+        except (FileNotFoundError, ValueError) as exc:
             parser.error(str(exc))
     for folder in folders if args.against else []:
         if folder != args.against:

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ...args import add_overwrite, add_reset_options, output_path, positive_int, qp_list, refuse_existing, reset_settings
+from ...args import (add_overwrite, add_reset_options, non_negative_int, output_path, positive_int, qp_list,
+                     refuse_existing, reset_settings)
 from ...fileio import replace_dir, staging_dir
 from ...models.presets import PAIR_PRESETS
 from .anchors import QP_MAX, QP_MIN, AnchorError, AnchorSpec
@@ -51,8 +52,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         codec = load_codec(args.model, weights=args.weights, backend=args.backend)
         cfg = EvalConfig(qps=args.qps, anchors=args.anchors, anchor_qps=args.anchor_qps, frames=args.frames,
-                         downscale=args.downscale, threads=args.threads, progress=sys.stderr.isatty(),
-                         resets=reset_settings(args))
+                         start=args.start, downscale=args.downscale, threads=args.threads,
+                         progress=sys.stderr.isatty(), resets=reset_settings(args))
         run = scene_cut_trace if args.cut_plot else evaluate
         results = run(codec, args.input, staging, cfg, weights=None if args.weights is None else str(args.weights))
         replace_dir(staging, args.output)
@@ -76,7 +77,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="weights file (default: the preset's shipped weights)")
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
     p.add_argument("--threads", type=positive_int, default=1, help="entropy-coder threads (default: %(default)s)")
-    p.add_argument("--frames", type=positive_int, help="evaluate the first N frames")
+    p.add_argument("--frames", type=positive_int, help="evaluate the first N frames (from --start)")
+    p.add_argument("--start", type=non_negative_int, default=0, metavar="N",
+                   help="start at the input's frame N, coded as a first frame: against a whole-clip run, "
+                        "drift apart from content (python -m ui2c.training.drift --restart)")
     p.add_argument("--downscale", type=int, default=1, choices=range(1, 9), metavar="F",
                    help="area-downscale the input by F first, e.g. 2 (default: %(default)s)")
     p.add_argument("--anchors", type=_anchors, default=",".join(DEFAULT_ANCHORS),

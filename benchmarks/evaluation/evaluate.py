@@ -1,7 +1,7 @@
 """Rate-distortion evaluation of UI2C against x264/x265 (``ui2c eval``).
 
-Every codec codes the *same* prepared source: the first N frames of the input,
-optionally area-downscaled, written once to a temporary .y4m.  Downscaling 2× averages
+Every codec codes the *same* prepared source: N frames of the input (the first N,
+or N from a ``start`` frame, which is then coded as a first frame), optionally area-downscaled, written once to a temporary .y4m.  Downscaling 2× averages
 away the artefacts of the already-lossy public clips, which would otherwise dominate
 PSNR.  Rates come from real files (our container, the anchors' elementary streams),
 quality from the spec §5 metrics in the input's chroma format: our 4:4:4 float output
@@ -47,17 +47,19 @@ def downscale(frame: Frame, factor: int) -> Frame:
                  box_downscale(frame.v[:h // sub, :w // sub], factor), frame.chroma)
 
 
-def prepare_source(src: Path, dst: Path, frames: int | None, factor: int) -> int:
-    """Write the frames every codec will code to ``dst`` (.y4m); returns their count."""
+def prepare_source(src: Path, dst: Path, frames: int | None, factor: int, start: int = 0) -> int:
+    """Write the frames every codec will code to ``dst`` (.y4m): ``frames`` of them (all
+    if None) from frame ``start`` on; returns their count."""
     count = 0
     with open_video(src) as reader, Y4MWriter(dst, fps=reader.fps, protect=[src]) as writer:
-        for frame in reader:
+        for index, frame in enumerate(reader):
             if frames is not None and count >= frames:
                 break
-            writer.write(downscale(frame, factor))
-            count += 1
+            if index >= start:
+                writer.write(downscale(frame, factor))
+                count += 1
     if count == 0:
-        raise InputFormatError(f"{src} holds no frames")
+        raise InputFormatError(f"{src} holds no frames" + (f" from frame {start} on" if start else ""))
     return count
 
 
@@ -245,6 +247,7 @@ class EvalConfig:
     anchors: Sequence[str] = DEFAULT_ANCHORS
     anchor_qps: Sequence[int] | None = None  # None: chosen to overlap our rates
     frames: int | None = None
+    start: int = 0  # the input's frame the coded clip starts at
     downscale: int = 1
     threads: int = 1
     progress: bool = False
@@ -254,9 +257,14 @@ class EvalConfig:
 def _info(src: Path, source: Path, cfg: EvalConfig, codec: CodecModel, weights: str | None) -> dict:
     with open_video(source) as r:
         frames, width, height, chroma = r.frame_count, r.width, r.height, r.chroma
-    return {"input": str(src), "frames": frames, "width": width, "height": height, "chroma": chroma,
-            "downscale": cfg.downscale, "model": codec.preset, "weights": weights,
+    return {"input": str(src), "start": cfg.start, "frames": frames, "width": width, "height": height,
+            "chroma": chroma, "downscale": cfg.downscale, "model": codec.preset, "weights": weights,
             "weights_fingerprint": codec.weights_fingerprint, "backend": codec.producer, "resets": cfg.resets}
+
+
+def _title(src: Path, info: dict) -> str:
+    start = f" from frame {info['start']}" if info["start"] else ""
+    return f"{src.name}: {info['frames']} frames{start} {info['width']}x{info['height']}"
 
 
 @contextmanager
@@ -267,7 +275,7 @@ def _prepared(src: Path, out: Path, cfg: EvalConfig) -> Iterator[tuple[Path, Pat
     streams.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ui2c-eval-") as tmp:
         scratch = Path(tmp)
-        prepare_source(src, scratch / "source.y4m", cfg.frames, cfg.downscale)
+        prepare_source(src, scratch / "source.y4m", cfg.frames, cfg.downscale, cfg.start)
         yield scratch / "source.y4m", scratch, streams
 
 
@@ -297,7 +305,7 @@ def evaluate(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, weights: 
                 log(_line(points[-1]))
     bd = bd_table(points)
     info["anchor_qps"] = qps
-    title = f"{src.name}: {info['frames']} frames {info['width']}x{info['height']}"
+    title = _title(src, info)
     write_report(out, title, info, points, bd)
     curves = {}
     for p in points:
@@ -327,7 +335,7 @@ def scene_cut_trace(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, we
                               qp_for_bpp(RateProbe(spec, source, scratch), ours.bpp))
         log(_line(anchor))
     points = [ours, anchor]
-    title = f"{src.name}: {info['frames']} frames {info['width']}x{info['height']}"
+    title = _title(src, info)
     write_report(out, f"{title}, scene cuts", info, points, {})
     plot_frames(out / "scene_cuts.png", f"{title}: reset points of {codec.preset} dashed",
                 {f"{p.codec} qp {p.qp} ({p.bpp:.3f} bpp)": p.trace for p in points}, ours.resets)
