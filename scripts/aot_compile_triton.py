@@ -130,9 +130,9 @@ def row_loop(ptx: str, rows: int) -> dict[str, float]:
 def lane_vectors(ttgir: str) -> tuple[dict[str, list[int] | None], list[str]]:
     """Layout -> [elements per thread, copies] of every 32-lane vector, and those that
     are not one element per lane."""
-    from ui2c.plugins import triton_rans as tr
+    from ui2c.plugins import triton_layout
 
-    layouts = tr.lane_vector_layouts(ttgir)
+    layouts = triton_layout.lane_vector_layouts(ttgir)
     problems = sorted(ref for ref, v in layouts.items() if v != (1, 1))
     return ({ref: list(v) if v else None for ref, v in layouts.items()},
             problems if layouts else ["none found (has the TTGIR syntax changed?)"])
@@ -143,7 +143,7 @@ def compile_all(archs: list[int], out_dir: Path) -> int:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from ui2c.plugins import triton_rans as tr
+    from ui2c.plugins import triton_layout
 
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -171,7 +171,7 @@ def compile_all(archs: list[int], out_dir: Path) -> int:
             (out_dir / f"{stem}.ptx").write_text(compiled.asm["ptx"])
             (out_dir / f"{stem}.ttgir").write_text(ttgir)
             (out_dir / f"{stem}.cubin").write_bytes(compiled.asm["cubin"])
-            problems = tr.lane_layout_problems(ttgir)
+            problems = triton_layout.lane_layout_problems(ttgir)
             census = ptx_census(compiled.asm["ptx"])
             meta = {"name": compiled.metadata.name, "triton": triton.__version__, "arch": arch,
                     "num_warps": compiled.metadata.num_warps, "shared": compiled.metadata.shared,

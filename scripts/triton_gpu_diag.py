@@ -10,7 +10,7 @@ of the encoder with the C++ stream: count + compact (coded symbols), the encode
 kernel (each group's bytes and escapes), the pack kernel (header and layout), then
 the decode kernel on the C++ stream, and names the first stage that differs with
 the first differing byte or symbol.  It also records, per compiled kernel, whether the ballot's operands are one
-element per lane (``ui2c.plugins.triton_rans.lane_layout_problems``) and writes their
+element per lane (``ui2c.plugins.triton_layout.lane_layout_problems``) and writes their
 TTGIR and PTX beside the summary.  The JSON is rewritten after every case, so a
 run cut short still leaves what it found; no case starts after ``--deadline`` s.
 Exit status: 0 when every case ran and matched, 1 otherwise.
@@ -31,6 +31,7 @@ import torch
 
 from ui2c.entropy import _rans, rans
 from ui2c.entropy import tables as T
+from ui2c.plugins import triton_layout
 from ui2c.plugins import triton_rans as tr
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -197,7 +198,7 @@ def compiled_kernels(dump: Path) -> list[dict]:
                 asm = compiled.asm
                 row = {"kernel": f"{jit.fn.__name__}.{k}", "num_warps": compiled.metadata.num_warps,
                        "vote_sync": asm.get("ptx", "").count("vote.sync"),
-                       "layout_problems": tr.lane_layout_problems(asm.get("ttgir", ""))}
+                       "layout_problems": triton_layout.lane_layout_problems(asm.get("ttgir", ""))}
                 kind = (jit.fn.__name__, row["vote_sync"] > 0)
                 if kind[0] in ("_encode_kernel", "_decode_kernel") and kind not in dumped:
                     dumped.add(kind)

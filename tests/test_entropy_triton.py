@@ -25,7 +25,7 @@ from test_entropy_helpers import INT32_MAX, INT32_MIN, gaussian, random_symbols
 from ui2c.entropy import rans
 from ui2c.entropy.tables import CdfTables
 from ui2c.errors import CorruptStreamError, TruncatedStreamError, UnsupportedVersionError
-from ui2c.plugins import triton_rans
+from ui2c.plugins import triton_layout, triton_rans
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
@@ -462,34 +462,34 @@ parent = #blocked}>>, tensor<32xi32, #blocked1> -> tensor<32xi32, #blocked1>, te
 
 
 def test_lane_layout_problems():
-    assert triton_rans.lane_layout_problems(_TTGIR_39) == []
-    assert triton_rans.lane_layout_problems(_TTGIR_36) == ["tensor<32xi32, #ttg.slice<{dim = 0, parent = #blocked}>>"]
+    assert triton_layout.lane_layout_problems(_TTGIR_39) == []
+    assert triton_layout.lane_layout_problems(_TTGIR_36) == ["tensor<32xi32, #ttg.slice<{dim = 0, parent = #blocked}>>"]
     two_per_lane = _TTGIR_39.replace("sizePerThread = [1], threadsPerWarp", "sizePerThread = [2], threadsPerWarp")
-    assert triton_rans.lane_layout_problems(two_per_lane) == ["tensor<32xi32, #blocked1>"]
-    assert triton_rans.lane_layout_problems(_TTGIR_39.replace("#blocked1> ->", "#linear> ->")) == \
+    assert triton_layout.lane_layout_problems(two_per_lane) == ["tensor<32xi32, #blocked1>"]
+    assert triton_layout.lane_layout_problems(_TTGIR_39.replace("#blocked1> ->", "#linear> ->")) == \
         ["tensor<32xi32, #linear>"]
 
 
 def test_lane_vector_layouts():
     """Elements per thread and copies of every 32-lane vector (scripts/aot_compile_triton.py fails on > 1)."""
-    assert triton_rans.lane_vector_layouts(_TTGIR_39) == {
+    assert triton_layout.lane_vector_layouts(_TTGIR_39) == {
         "#ttg.slice<{dim = 0, parent = #blocked}>": (1, 1), "#blocked1": (1, 1)}
     # Triton 3.6 before the flat gathers: 16 elements per thread, each on 16 lanes
-    assert triton_rans.lane_vector_layouts(_TTGIR_36) == {
+    assert triton_layout.lane_vector_layouts(_TTGIR_36) == {
         "#ttg.slice<{dim = 0, parent = #blocked}>": (16, 16), "#blocked3": (1, 1)}
     two = _TTGIR_39.replace("sizePerThread = [1], threadsPerWarp = [32]", "sizePerThread = [2], threadsPerWarp = [16]")
-    assert triton_rans.lane_vector_layouts(two)["#blocked1"] == (2, 1)
+    assert triton_layout.lane_vector_layouts(two)["#blocked1"] == (2, 1)
     wide = "#blocked = #ttg.blocked<{sizePerThread = [1], threadsPerWarp = [32], warpsPerCTA = [4], order = [0]}>\n" \
         "%a = tt.make_range {end = 32 : i32, start = 0 : i32} : tensor<32xi32, #blocked>\n"
-    assert triton_rans.lane_vector_layouts(wide) == {"#blocked": (1, 4)}
+    assert triton_layout.lane_vector_layouts(wide) == {"#blocked": (1, 4)}
     lanes = ", ".join(f"[{1 << k}]" for k in range(5))
     linear = f"#linear = #ttg.linear<{{register = [], lane = [{lanes}], warp = [], block = []}}>\n" \
         "%p = tt.splat %x : !tt.ptr<i8> -> tensor<32x!tt.ptr<i8>, #linear>\n"
-    assert triton_rans.lane_vector_layouts(linear) == {"#linear": (1, 1)}
+    assert triton_layout.lane_vector_layouts(linear) == {"#linear": (1, 1)}
     doubled = linear.replace("register = []", "register = [[0]]")
-    assert triton_rans.lane_vector_layouts(doubled) == {"#linear": (2, 2)}
-    assert triton_rans.lane_vector_layouts(linear.replace("#linear>", "#mma>")) == {"#mma": None}
-    assert triton_rans.lane_vector_layouts(_TTGIR_39, size=16) == {}
+    assert triton_layout.lane_vector_layouts(doubled) == {"#linear": (2, 2)}
+    assert triton_layout.lane_vector_layouts(linear.replace("#linear>", "#mma>")) == {"#mma": None}
+    assert triton_layout.lane_vector_layouts(_TTGIR_39, size=16) == {}
 
 
 def _script(name: str):
