@@ -22,6 +22,7 @@ from ui2c.models.presets import build_model
 from ui2c.training import qp as qp_anchors
 from ui2c.training import state as state_mod
 from ui2c.training import trainer as trainer_mod
+from ui2c.training import average as average_mod
 from ui2c.training.average import WeightAverage
 from ui2c.training.data import Dataset, WindowSampler, chroma_as_420, load_dataset
 from ui2c.training.motion import camera_path
@@ -320,6 +321,48 @@ def test_weight_average_is_the_closed_form_ema_and_leaves_the_live_weights_alone
     with pytest.raises(ValueError, match="decay"):
         WeightAverage(model, 1.0)
 
+
+
+def _export(path: Path, seed: int, preset: str = "ui2c-s", **meta) -> Path:
+    torch.manual_seed(seed)
+    state = {k: v.half() if v.is_floating_point() else v for k, v in build_model("ui2c-s").state_dict().items()}
+    torch.save({"preset": preset, "state_dict": state,
+                "meta": {"preset": preset, "qp_tables": "anchor-interpolated", "iterations": seed, **meta}}, path)
+    return path
+
+
+def test_mean_of_exports_is_the_rounded_parameter_mean_and_refuses_what_it_cannot_average(tmp_path, capsys):
+    a, b = _export(tmp_path / "a.pt", 1, sources=["x"]), _export(tmp_path / "b.pt", 2)
+    out = tmp_path / "mean.pt"
+    assert average_mod.main([str(out), str(a), str(b)]) == 0
+    blob = torch.load(out, weights_only=True)
+    # float64 mean of the two float16 files, rounded once to float16, computed apart from the tool
+    sa, sb = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
+    for key, value in blob["state_dict"].items():
+        if value.is_floating_point():
+            expected = ((sa[key].double().numpy() + sb[key].double().numpy()) / 2).astype(np.float16)
+            np.testing.assert_array_equal(value.numpy(), expected)
+        else:
+            assert torch.equal(value, sa[key])
+    load_weights(build_model("ui2c-s"), out)  # loads strictly into the preset's network
+    meta = blob["meta"]
+    assert meta["iterations"] == 2 and meta["qp_tables"] == "anchor-interpolated"
+    assert [m["weights"] for m in meta["mean_of"]] == ["a.pt", "b.pt"] and "sources" not in meta["mean_of"][0]
+    before = out.read_bytes()
+    refusals = {
+        "exists: pass -y": [str(out), str(a), str(b)],
+        "is the input file": [str(a), str(a), str(b), "-y"],
+        "at least two": [str(tmp_path / "one.pt"), str(a)],
+        "not found": [str(tmp_path / "x.pt"), str(a), str(tmp_path / "missing.pt")],
+        "holds ui2c weights": [str(tmp_path / "y.pt"), str(a), str(_export(tmp_path / "c.pt", 3, preset="ui2c"))],
+        "qp-table layouts": [str(tmp_path / "z.pt"), str(a), str(_export(tmp_path / "d.pt", 4, qp_tables="flat"))],
+    }
+    for message, argv in refusals.items():
+        assert average_mod.main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert out.read_bytes() == before and not list(tmp_path.glob(".*.part"))
+    assert not any((tmp_path / n).exists() for n in ("one.pt", "x.pt", "y.pt", "z.pt"))
 
 def _q_ramp(model) -> float:
     """q_encoder at the last qp row over the first (channel means)."""

@@ -6,14 +6,25 @@ were −3.5 % and −2.4 % BD-rate against the shipped weights, their mean −6.
 (benchmarks/RESULTS.md, Training).  Averaging the trajectory gets that gain without
 choosing a checkpoint by its score on an evaluation clip.  The optimizer keeps stepping
 the live parameters; only exports (and evaluations of them) use the average.
+
+The same holds across runs: exports of two fine-tunes of one ancestor (other crops, other
+back-propagation depth) average to weights better than either (a "model soup";
+RESULTS.md, Training).  ``python -m ui2c.training.average OUT IN1 IN2 ...`` writes that
+plain mean as an export, with every input's provenance in its ``meta``.
 """
 from __future__ import annotations
 
+import argparse
+import sys
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
+
+from ..errors import CheckpointError, UI2CError
+from ..fileio import AtomicOutput
 
 
 class WeightAverage:
@@ -62,3 +73,73 @@ class WeightAverage:
     def state(self) -> dict[str, torch.Tensor]:
         """The average in float16 by name (the precision of exported weights; one shard for ``ui2c-s``)."""
         return {n: v.to(torch.float16) for n, v in zip(self.names, self.values)}
+
+
+def _read_export(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise CheckpointError(f"cannot read weights file {path}: {exc}") from exc
+    if not isinstance(blob, dict) or not {"preset", "state_dict", "meta"} <= blob.keys():
+        raise CheckpointError(f"{path} is not a ui2c weights export (no preset, state_dict and meta)")
+    return blob
+
+
+def mean_of_exports(paths: Sequence[Path]) -> dict:
+    """The parameter-wise mean of exported weight files, as an export of its own.
+
+    The inputs must be one preset with the same keys, shapes and qp-table layout (a mean of
+    unrelated networks is noise, so they should also share an ancestor: the caller's
+    judgement, recorded in ``meta["mean_of"]``).  Float tensors are averaged in float32 and
+    stored in the inputs' dtype; other tensors must be equal.  The result's ``meta`` is the
+    last input's (so it resumes and exports as that run's weights would), with
+    ``mean_of`` listing every input's file name and provenance."""
+    if len(paths) < 2:
+        raise CheckpointError("a mean needs at least two weights files")
+    blobs = [_read_export(Path(p)) for p in paths]
+    first, last = blobs[0], blobs[-1]
+    for path, blob in zip(paths[1:], blobs[1:]):
+        if blob["preset"] != first["preset"]:
+            raise CheckpointError(f"{path} holds {blob['preset']} weights, {paths[0]} {first['preset']}: no mean")
+        if blob["meta"].get("qp_tables") != first["meta"].get("qp_tables"):
+            raise CheckpointError(f"{path} and {paths[0]} have different qp-table layouts: no mean")
+        shapes = {k: tuple(v.shape) for k, v in blob["state_dict"].items()}
+        if shapes != {k: tuple(v.shape) for k, v in first["state_dict"].items()}:
+            raise CheckpointError(f"{path} and {paths[0]} hold different parameters (keys or shapes): no mean")
+    state = {}
+    for key, value in first["state_dict"].items():
+        values = [b["state_dict"][key] for b in blobs]
+        if value.is_floating_point():
+            state[key] = (sum(v.float() for v in values) / len(values)).to(value.dtype)
+        elif all(torch.equal(value, v) for v in values):
+            state[key] = value
+        else:
+            raise CheckpointError(f"{key} is an integer tensor that differs between the inputs: no mean")
+    inputs = [{"weights": Path(p).name, **{k: v for k, v in b["meta"].items() if k != "sources"}}
+              for p, b in zip(paths, blobs)]
+    return {"preset": first["preset"], "state_dict": state, "meta": {**last["meta"], "mean_of": inputs}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the parameter-wise mean of ui2c weights exports.")
+    parser.add_argument("output", type=Path, help="weights file to write (never one of the inputs)")
+    parser.add_argument("inputs", type=Path, nargs="+", help="two or more exports of one preset")
+    parser.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    args = parser.parse_args(argv)
+    try:
+        if args.output.exists() and not args.overwrite:
+            raise CheckpointError(f"{args.output} exists: pass -y to replace it")
+        blob = mean_of_exports(args.inputs)
+        with AtomicOutput(args.output, protect=args.inputs) as out:
+            torch.save(blob, out.file)
+    except UI2CError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.output}: mean of {len(args.inputs)} exports of {blob['preset']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
