@@ -1,10 +1,10 @@
 """The shipped ui2c-s weights load by default and make a working codec.
 
-Floors come from a measurement of the shipped weights (YUV-PSNR 30.82 dB at qp 40 on
-these 4 frames with the seventh weights, fingerprint 58785f7b81f7f675, and 26.48 / 31.06 dB
-at qp 8 / 56; 0.022 / 0.163 / 0.285 bpp at qp 8 / 40 / 56; 30.72 dB at qp 40 with the sixth,
-30.75 with the fifth, 30.6 with the fourth, 30.3 with the third, 30.1 with the second, 30
-with the first, issue 7), minus a margin of at least 2 dB, and the rate may not exceed the
+Floors come from a measurement of the shipped weights (YUV-PSNR 30.89 dB at qp 40 on
+these 4 frames with the eighth weights, fingerprint fd178188a696738f, and 26.75 / 31.12 dB
+at qp 8 / 56; 0.024 / 0.169 / 0.286 bpp at qp 8 / 40 / 56; 30.82 dB at qp 40 with the
+seventh, 30.72 with the sixth, 30.75 with the fifth, 30.6 with the fourth, 30.3 with the
+third, 30.1 with the second, 30 with the first, issue 7), minus a margin of at least 2 dB, and the rate may not exceed the
 measured one by more than 30 %, so a broken weight file, loader or runtime (or one that
 writes bloated streams) fails here.
 """
@@ -24,14 +24,15 @@ from ui2c.video_io import array_to_planes, open_video
 
 DEMO = Path(__file__).resolve().parents[1] / "ui2c" / "assets" / "bbb_320x180_16f.y4m"
 PSNR_FLOOR_QP40 = 28.0
-BPP_CEILING = {8: 0.029, 40: 0.212, 56: 0.370}  # 1.3x the seventh weights' rates
+BPP_CEILING = {8: 0.031, 40: 0.220, 56: 0.372}  # 1.3x the eighth weights' rates
 
 
 def test_shipped_weights_are_small_float16_with_provenance():
     path = default_weights("ui2c-s")
     assert path is not None and path.stat().st_size <= 20e6
     blob = torch.load(path, weights_only=True)
-    assert blob["preset"] == "ui2c-s" and blob["meta"]["iterations"] > 1000
+    runs = blob["meta"].get("mean_of", [blob["meta"]])  # a mean of exports lists each one's provenance
+    assert blob["preset"] == "ui2c-s" and all(run["iterations"] > 1000 for run in runs)
     assert all(v.dtype == torch.float16 for v in blob["state_dict"].values())
 
 

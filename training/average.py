@@ -93,13 +93,14 @@ def mean_of_exports(paths: Sequence[Path]) -> dict:
     The inputs must be one preset with the same keys, shapes and qp-table layout (a mean of
     unrelated networks is noise, so they should also share an ancestor: the caller's
     judgement, recorded in ``meta["mean_of"]``).  Float tensors are averaged in float32 and
-    stored in the inputs' dtype; other tensors must be equal.  The result's ``meta`` is the
-    last input's (so it resumes and exports as that run's weights would), with
-    ``mean_of`` listing every input's file name and provenance."""
+    stored in the inputs' dtype; other tensors must be equal.  The result's ``meta`` keeps
+    what all inputs agree on (preset, data, λ, table layout: what a fine-tune from it
+    reads) and lists every input's file name and provenance under ``mean_of``; what
+    differs (iterations, runs) is only there, so no branch's counts pass as the whole's."""
     if len(paths) < 2:
         raise CheckpointError("a mean needs at least two weights files")
     blobs = [_read_export(Path(p)) for p in paths]
-    first, last = blobs[0], blobs[-1]
+    first = blobs[0]
     for path, blob in zip(paths[1:], blobs[1:]):
         if blob["preset"] != first["preset"]:
             raise CheckpointError(f"{path} holds {blob['preset']} weights, {paths[0]} {first['preset']}: no mean")
@@ -117,9 +118,10 @@ def mean_of_exports(paths: Sequence[Path]) -> dict:
             state[key] = value
         else:
             raise CheckpointError(f"{key} is an integer tensor that differs between the inputs: no mean")
-    inputs = [{"weights": Path(p).name, **{k: v for k, v in b["meta"].items() if k != "sources"}}
-              for p, b in zip(paths, blobs)]
-    return {"preset": first["preset"], "state_dict": state, "meta": {**last["meta"], "mean_of": inputs}}
+    metas = [b["meta"] for b in blobs]
+    common = {k: v for k, v in metas[0].items() if all(k in m and m[k] == v for m in metas[1:])}
+    inputs = [{"weights": Path(p).name, **{k: v for k, v in m.items() if k != "sources"}} for p, m in zip(paths, metas)]
+    return {"preset": first["preset"], "state_dict": state, "meta": {**common, "mean_of": inputs}}
 
 
 def main(argv: list[str] | None = None) -> int:
