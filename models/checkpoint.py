@@ -50,15 +50,21 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
         raise CheckpointError(f"{source} does not match {type(model).__name__}: " + "; ".join(found))
 
 
-def load_weights(model: nn.Module, path: str | Path) -> dict:
-    """Load ``path`` into ``model`` (strictly); returns the file's metadata, if any."""
+def read_checkpoint(path: str | Path) -> object:
+    """The object saved in ``path`` (tensors and plain data only), on the CPU; a missing or
+    unreadable file is a one-line ``CheckpointError``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
         raise CheckpointError(f"cannot read weights file {path}: {exc}") from exc
+
+
+def load_weights(model: nn.Module, path: str | Path) -> dict:
+    """Load ``path`` into ``model`` (strictly); returns the file's metadata, if any."""
+    obj = read_checkpoint(path)
     state = unwrap_state_dict(obj)
     check_state_dict(model, state, str(path))
     dtype = next(model.parameters()).dtype

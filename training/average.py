@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import CheckpointError, UI2CError
 from ..fileio import AtomicOutput
+from ..models.checkpoint import read_checkpoint
 
 
 class WeightAverage:
@@ -76,12 +77,7 @@ class WeightAverage:
 
 
 def _read_export(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"weights file not found: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise CheckpointError(f"cannot read weights file {path}: {exc}") from exc
+    blob = read_checkpoint(path)
     if not isinstance(blob, dict) or not {"preset", "state_dict", "meta"} <= blob.keys():
         raise CheckpointError(f"{path} is not a ui2c weights export (no preset, state_dict and meta)")
     return blob
