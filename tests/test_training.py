@@ -325,10 +325,10 @@ def test_weight_average_is_the_closed_form_ema_and_leaves_the_live_weights_alone
         WeightAverage(model, 1.0)
 
 
-
-def _export(path: Path, seed: int, preset: str = "ui2c-s", **meta) -> Path:
+def _export(path: Path, seed: int, preset: str = "ui2c-s", drop: str = "", **meta) -> Path:
     torch.manual_seed(seed)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in build_model("ui2c-s").state_dict().items()}
+    state = {k: v.half() if v.is_floating_point() else v for k, v in build_model("ui2c-s").state_dict().items()
+             if k != drop}
     torch.save({"preset": preset, "state_dict": state,
                 "meta": {"preset": preset, "qp_tables": "anchor-interpolated", "iterations": seed, **meta}}, path)
     return path
@@ -355,19 +355,21 @@ def test_mean_of_exports_is_the_rounded_parameter_mean_and_refuses_what_it_canno
     assert "sources" not in meta["mean_of"][0]
     before = out.read_bytes()
     refusals = {
-        "exists: pass -y": [str(out), str(a), str(b)],
+        "exists; pass -y": [str(out), str(a), str(b)],
         "is the input file": [str(a), str(a), str(b), "-y"],
         "at least two": [str(tmp_path / "one.pt"), str(a)],
         "not found": [str(tmp_path / "x.pt"), str(a), str(tmp_path / "missing.pt")],
         "holds ui2c weights": [str(tmp_path / "y.pt"), str(a), str(_export(tmp_path / "c.pt", 3, preset="ui2c"))],
         "qp-table layouts": [str(tmp_path / "z.pt"), str(a), str(_export(tmp_path / "d.pt", 4, qp_tables="flat"))],
+        "does not match": [str(tmp_path / "w.pt"), str(a), str(_export(tmp_path / "e.pt", 5, drop="q_encoder"))],
     }
     for message, argv in refusals.items():
         assert average_mod.main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert out.read_bytes() == before and not list(tmp_path.glob(".*.part"))
-    assert not any((tmp_path / n).exists() for n in ("one.pt", "x.pt", "y.pt", "z.pt"))
+    assert not any((tmp_path / n).exists() for n in ("one.pt", "x.pt", "y.pt", "z.pt", "w.pt"))
+
 
 def _q_ramp(model) -> float:
     """q_encoder at the last qp row over the first (channel means)."""

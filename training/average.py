@@ -23,9 +23,11 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from ..args import add_overwrite, refuse_existing
 from ..errors import CheckpointError, UI2CError
 from ..fileio import AtomicOutput
-from ..models.checkpoint import read_checkpoint
+from ..models.checkpoint import check_state_dict, read_checkpoint
+from ..models.presets import build_model
 
 
 class WeightAverage:
@@ -86,7 +88,8 @@ def _read_export(path: Path) -> dict:
 def mean_of_exports(paths: Sequence[Path]) -> dict:
     """The parameter-wise mean of exported weight files, as an export of its own.
 
-    The inputs must be one preset with the same keys, shapes and qp-table layout (a mean of
+    The inputs must be one preset, each matching its network's keys and shapes, with one
+    qp-table layout (a mean of
     unrelated networks is noise, so they should also share an ancestor: the caller's
     judgement, recorded in ``meta["mean_of"]``).  Float tensors are averaged in float32 and
     stored in the inputs' dtype; other tensors must be equal.  The result's ``meta`` keeps
@@ -102,9 +105,9 @@ def mean_of_exports(paths: Sequence[Path]) -> dict:
             raise CheckpointError(f"{path} holds {blob['preset']} weights, {paths[0]} {first['preset']}: no mean")
         if blob["meta"].get("qp_tables") != first["meta"].get("qp_tables"):
             raise CheckpointError(f"{path} and {paths[0]} have different qp-table layouts: no mean")
-        shapes = {k: tuple(v.shape) for k, v in blob["state_dict"].items()}
-        if shapes != {k: tuple(v.shape) for k, v in first["state_dict"].items()}:
-            raise CheckpointError(f"{path} and {paths[0]} hold different parameters (keys or shapes): no mean")
+    network = build_model(first["preset"])
+    for path, blob in zip(paths, blobs):  # the loader's own check: keys and shapes of the preset
+        check_state_dict(network, blob["state_dict"], str(path))
     state = {}
     for key, value in first["state_dict"].items():
         values = [b["state_dict"][key] for b in blobs]
@@ -124,11 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the parameter-wise mean of ui2c weights exports.")
     parser.add_argument("output", type=Path, help="weights file to write (never one of the inputs)")
     parser.add_argument("inputs", type=Path, nargs="+", help="two or more exports of one preset")
-    parser.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    add_overwrite(parser)
     args = parser.parse_args(argv)
     try:
-        if args.output.exists() and not args.overwrite:
-            raise CheckpointError(f"{args.output} exists: pass -y to replace it")
+        refuse_existing(args.output, args.overwrite)
         blob = mean_of_exports(args.inputs)
         with AtomicOutput(args.output, protect=args.inputs) as out:
             torch.save(blob, out.file)
