@@ -4,9 +4,9 @@ Floors come from a measurement of the shipped weights (YUV-PSNR 30.89 dB at qp 4
 these 4 frames with the eighth weights, fingerprint fd178188a696738f, and 26.75 / 31.12 dB
 at qp 8 / 56; 0.024 / 0.169 / 0.286 bpp at qp 8 / 40 / 56; 30.82 dB at qp 40 with the
 seventh, 30.72 with the sixth, 30.75 with the fifth, 30.6 with the fourth, 30.3 with the
-third, 30.1 with the second, 30 with the first, issue 7), minus a margin of at least 2 dB, and the rate may not exceed the
-measured one by more than 30 %, so a broken weight file, loader or runtime (or one that
-writes bloated streams) fails here.
+third, 30.1 with the second, 30 with the first, issue 7), minus a margin of at least 2 dB,
+and the rate may not exceed the measured one by more than 30 %, so a broken weight file,
+loader or runtime (or one that writes bloated streams) fails here.
 """
 from __future__ import annotations
 
