@@ -10,12 +10,15 @@ straight-through rounding, the rate as trained) and prints, with YUV-PSNR:
 * the windows coded whole and as four 128² quadrants, the training crop;
 * ``q_encoder``'s row means (the encoder-side step scale) and the escape price's share of the rate, scale quantiles and q_dec quantiles (q_dec's floor
   is 0.5);
+* the PSNR with nothing rounded (y and z passed on as they are): the transforms' own
+  ceiling, whatever the rate;
 * the PSNR of the best k-dimensional linear projection (PCA) of a frame pair's 8×8×3×2
   blocks, for k = ``ch_d``: whether the feature width could be what caps quality.
 """
 from __future__ import annotations
 
 import argparse
+from unittest import mock
 
 import numpy as np
 import torch
@@ -112,8 +115,10 @@ def main() -> None:
             line = ", ".join("{} {:.4f} bpp {:.2f} dB".format(ref, *probe.code(windows, qp, ref)[:2])
                              for ref in ("static", "intra"))
             whole, quads = probe.code(windows, qp, "ground truth"), probe.code(quadrants, qp, "ground truth")
+            with mock.patch("ui2c.training.unit._ste_round", lambda v: v):  # no quantisation anywhere
+                unrounded = probe.code(windows, qp, "ground truth")[1]
             print(f"qp {qp:2d} {line}; 256² whole {whole[0]:.4f} bpp {whole[1]:.2f} dB, "
-                  f"as 128² quadrants {quads[0]:.4f} bpp {quads[1]:.2f} dB")
+                  f"as 128² quadrants {quads[0]:.4f} bpp {quads[1]:.2f} dB, nothing rounded {unrounded:.2f} dB")
     print(f"PCA of pair blocks, {model.cfg.ch_d} dims: {pca_psnr(windows, model.cfg.ch_d):.2f} dB")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ui2c.benchmarks.evaluation.anchors import AnchorError, AnchorSpec, decode_command, encode_command
-from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate, pchip_integral
+from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate, pchip_integral, pchip_value, psnr_gaps
 from ui2c.benchmarks.evaluation.evaluate import (EvalConfig, RateProbe, anchor_grid, downscale, evaluate, prepare_source,
                                    qp_for_bpp, scene_cut_trace)
 from ui2c.errors import InputFormatError
@@ -76,6 +76,22 @@ def test_pchip_integral_matches_scipy():
         y = rng.normal(size=n).cumsum()
         lo, hi = x[0] + 0.4 * (x[1] - x[0]), x[-1] - 0.2 * (x[-1] - x[-2])
         assert pchip_integral(x, y, lo, hi) == pytest.approx(PchipInterpolator(x, y).integrate(lo, hi), rel=1e-10)
+
+
+def test_psnr_gaps_are_scipy_pchip_differences_at_log_spaced_shared_rates():
+    from scipy.interpolate import PchipInterpolator
+
+    anchor = ([0.01, 0.02, 0.05, 0.1, 0.2], [30.0, 33.0, 37.0, 40.0, 43.0])
+    test = ([0.005, 0.015, 0.04, 0.15], [29.0, 33.5, 36.0, 38.5])
+    gaps = psnr_gaps(*anchor, *test, count=4)
+    rates = np.exp(np.linspace(np.log(0.01), np.log(0.15), 4))  # the range both curves cover
+    expected = PchipInterpolator(np.log(test[0]), test[1])(np.log(rates)) - PchipInterpolator(
+        np.log(anchor[0]), anchor[1])(np.log(rates))
+    assert np.allclose([r for r, _ in gaps], rates) and np.allclose([g for _, g in gaps], expected, atol=1e-9)
+    with pytest.raises(NoOverlapError):
+        psnr_gaps([1, 2], [30, 35], [3, 4], [36, 40])
+    with pytest.raises(ValueError):
+        pchip_value([0, 1], [0, 1], 1.5)
 
 
 def test_bd_rate_rejects_disjoint_or_bad_curves():

@@ -448,6 +448,22 @@ def test_drift_summary_and_bd_against_a_base_run(tmp_path):
     assert "- better vs off: BD-rate " in out and out.rstrip().endswith("BD-PSNR +0.50 dB")
 
 
+def test_drift_places_the_anchor_gap_along_the_rate_axis(tmp_path):
+    """An anchor 0.5 dB under the model at its low rates and 1.5 dB over it at its top rate:
+    the gap line reads the interpolated difference at the shared range's ends."""
+    folder = _eval_folder(tmp_path / "run", [0.05, 0.1, 0.2], [30.0, 32.0, 33.5])
+    results = json.loads((folder / "results.json").read_text())
+    anchor = [(0.05, 29.5), (0.1, 31.5), (0.2, 35.0)]
+    results["points"] += [{"codec": "x264-medium", "qp": q, "bpp": r, "psnr_yuv": p} for q, (r, p) in zip((40, 30, 20), anchor)]
+    results.update(bd_vs="x264-medium", bd={"ui2c-s": {"bd_rate_pct": 1.0, "bd_psnr_db": -0.1}})
+    (folder / "results.json").write_text(json.dumps(results))
+    out = subprocess.run([sys.executable, "-m", "ui2c.training.drift", "--span", "5", str(folder)],
+                         capture_output=True, text=True, check=True).stdout
+    gaps = next(line for line in out.splitlines() if "PSNR gap at equal rate" in line)
+    assert gaps.count(" dB at ") == 5
+    assert "+0.50 dB at 0.0500 bpp" in gaps and gaps.endswith("-1.50 dB at 0.2000 bpp")
+
+
 def test_drift_restart_compares_the_same_frames(tmp_path):
     """A restart from frame 16 that is 0.3 dB better on its first 12 frames and equal
     after: -0.15 dB over its 24 frames, 0 over the last 5 (frame by frame, not by index)."""

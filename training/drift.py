@@ -7,7 +7,9 @@ per qp, YUV-PSNR and bpp of the first and last ``--span`` frames, their differen
 14 asks for ≤ 0.5 dB), the whole clip, and the PSNR span over the tested qps (≥ 8 dB).
 With ``--against BASE`` it also prints each folder's BD-rate and BD-PSNR against the
 ui2c points of BASE (same clip, other encoder settings or weights), e.g. to measure
-the encoder's drift guard (``scripts/eval_drift_guard.sh``).
+the encoder's drift guard (``scripts/eval_drift_guard.sh``).  Where the eval ran an
+anchor (x264, …), the PSNR gap at equal rate at five rates across the shared range shows
+where along the curve the BD-PSNR average comes from.
 
 First against last frames mixes drift with content: a clip whose later shots are
 easier gains at the end with no drift at all.  ``--restart FOLDER`` separates them.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate
+from ui2c.benchmarks.evaluation.bdrate import NoOverlapError, bd_psnr, bd_rate, psnr_gaps
 from ui2c.models.ops import HIERARCHICAL_QP_OFFSETS
 
 
@@ -75,7 +77,19 @@ def summarise(folder: Path, span: int, shot: tuple[int, int] | None = None) -> s
     for codec, bd in results.get("bd", {}).items():
         lines.append(f"- {codec} vs {results['bd_vs']}: BD-rate {fmt(bd.get('bd_rate_pct'), ' %')}, "
                      f"BD-PSNR {fmt(bd.get('bd_psnr_db'), ' dB')}")
+        lines += _gaps_line(results, codec)
     return "\n".join(lines)
+
+
+def _gaps_line(results: dict, codec: str) -> list[str]:
+    """Where along the rate axis ``codec``'s BD-PSNR against the anchor comes from."""
+    curves = {name: ([p["bpp"] for p in results["points"] if p["codec"] == name],
+                     [p["psnr_yuv"] for p in results["points"] if p["codec"] == name]) for name in (codec, results["bd_vs"])}
+    try:
+        gaps = psnr_gaps(*curves[results["bd_vs"]], *curves[codec])
+    except (NoOverlapError, ValueError):  # fewer than two points or no shared rates: nothing to place
+        return []
+    return ["  - PSNR gap at equal rate: " + ", ".join(f"{gap:+.2f} dB at {rate:.4f} bpp" for rate, gap in gaps)]
 
 
 def _frame_psnrs(folder: Path, point: dict) -> np.ndarray:

@@ -48,23 +48,39 @@ def _end_slope(h0: float, h1: float, m0: float, m1: float) -> float:
     return d
 
 
+def _pieces(x: np.ndarray, y: np.ndarray) -> list[np.polynomial.Polynomial]:
+    """The Hermite piece between knots k and k+1 as a cubic in t = (s - x_k) / h_k."""
+    d = pchip_slopes(x, y)
+    pieces = []
+    for k in range(len(x) - 1):
+        h = x[k + 1] - x[k]
+        c2 = 3 * (y[k + 1] - y[k]) - (2 * d[k] + d[k + 1]) * h
+        c3 = 2 * (y[k] - y[k + 1]) + (d[k] + d[k + 1]) * h
+        pieces.append(np.polynomial.Polynomial([y[k], d[k] * h, c2, c3]))
+    return pieces
+
+
 def pchip_integral(x: Sequence[float], y: Sequence[float], lo: float, hi: float) -> float:
     """∫ from ``lo`` to ``hi`` of the PCHIP interpolant through (x, y), x increasing."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    d = pchip_slopes(x, y)
     total = 0.0
-    for k in range(len(x) - 1):
+    for k, piece in enumerate(_pieces(x, y)):
         a, b = max(lo, x[k]), min(hi, x[k + 1])
         if b <= a:
             continue
         h = x[k + 1] - x[k]
-        # Hermite piece as a cubic in t = (s - x_k) / h, coefficients c0 + c1 t + c2 t² + c3 t³.
-        c0, c1 = y[k], d[k] * h
-        c2 = 3 * (y[k + 1] - y[k]) - (2 * d[k] + d[k + 1]) * h
-        c3 = 2 * (y[k] - y[k + 1]) + (d[k] + d[k + 1]) * h
-        antiderivative = np.polynomial.Polynomial([0, c0, c1 / 2, c2 / 3, c3 / 4])
+        antiderivative = piece.integ()
         total += h * (antiderivative((b - x[k]) / h) - antiderivative((a - x[k]) / h))
     return total
+
+
+def pchip_value(x: Sequence[float], y: Sequence[float], at: float) -> float:
+    """The PCHIP interpolant through (x, y), x increasing, at ``at`` within [x_0, x_-1]."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if not x[0] <= at <= x[-1]:
+        raise ValueError(f"{at:.4g} is outside the curve's range [{x[0]:.4g}, {x[-1]:.4g}]")
+    k = min(int(np.searchsorted(x, at, side="right")) - 1, len(x) - 2)
+    return float(_pieces(x, y)[k]((at - x[k]) / (x[k + 1] - x[k])))
 
 
 def _curve(x: Sequence[float], y: Sequence[float], what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -113,3 +129,16 @@ def bd_psnr(anchor_rates: Sequence[float], anchor_psnrs: Sequence[float],
     to share a PSNR range (where BD-rate is not)."""
     return float(_mean_gap(_curve(_log_rates(anchor_rates), anchor_psnrs, "log-rate"),
                            _curve(_log_rates(test_rates), test_psnrs, "log-rate"), "log-rate"))
+
+
+def psnr_gaps(anchor_rates: Sequence[float], anchor_psnrs: Sequence[float],
+              test_rates: Sequence[float], test_psnrs: Sequence[float], count: int = 5) -> list[tuple[float, float]]:
+    """(rate, test − anchor PSNR in dB) at ``count`` log-spaced rates across the shared
+    rate range: where along the curve BD-PSNR's average gap comes from."""
+    anchor = _curve(_log_rates(anchor_rates), anchor_psnrs, "log-rate")
+    test = _curve(_log_rates(test_rates), test_psnrs, "log-rate")
+    lo, hi = max(anchor[0][0], test[0][0]), min(anchor[0][-1], test[0][-1])
+    if hi <= lo:
+        raise NoOverlapError(f"rate ranges [{np.exp(anchor[0][0]):.4g}, {np.exp(anchor[0][-1]):.4g}] and "
+                             f"[{np.exp(test[0][0]):.4g}, {np.exp(test[0][-1]):.4g}] do not overlap")
+    return [(float(np.exp(r)), pchip_value(*test, r) - pchip_value(*anchor, r)) for r in np.linspace(lo, hi, count)]
