@@ -1,6 +1,7 @@
 """Where do ui2c-s weights stop turning rate into quality?  (issue 14, RESULTS.md § Training)
 
     python scripts/probe_rate_ceiling.py [--weights W] [--data work_dirs/data/train.zip]
+    python scripts/probe_rate_ceiling.py --clip ../shared/data/cockatoo.mp4   # the latent's bound only
 
 Codes a few 256² training windows through the training path (``training.unit.code_pair``,
 straight-through rounding, the rate as trained) and prints, with YUV-PSNR:
@@ -12,8 +13,12 @@ straight-through rounding, the rate as trained) and prints, with YUV-PSNR:
   is 0.5);
 * the PSNR with nothing rounded (y and z passed on as they are): the transforms' own
   ceiling, whatever the rate;
-* the PSNR of the best k-dimensional linear projection (PCA) of a frame pair's 8×8×3×2
-  blocks, for k = ``ch_d``: whether the feature width could be what caps quality.
+* the YUV-PSNR of the best k-dimensional linear projection (PCA, YUV-weighted) of a frame
+  pair's blocks at the network's two narrowest points: 8×8×3×2 blocks into k = ``ch_d``
+  (the feature width at 1/8) and 16×16×3×2 blocks into k = ``ch_y`` (the latent at 1/16,
+  all that an intra pair, coded from a blank reference, has to carry its detail in), and
+  into 2·``ch_y``: what a latent twice as wide could hold.  ``--clip`` measures only this
+  bound, on pairs of adjacent frames of a clip as ``ui2c eval --downscale 2`` codes them.
 """
 from __future__ import annotations
 
@@ -24,13 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ui2c.benchmarks.evaluation.evaluate import downscale
 from ui2c.entropy.tables import gaussian_support
 from ui2c.models.checkpoint import load_weights
+from ui2c.models.conditional import ConditionalConfig
 from ui2c.models.presets import build_model
 from ui2c.shipped import default_weights
 from ui2c.training.data import WindowSampler, load_dataset
 from ui2c.training.trainer import yuv_mse
 from ui2c.training.unit import ESCAPE_BITS, code_pair
+from ui2c.video_io import frame_to_array, open_video, to_444
 
 QPS = (0, 21, 42, 52, 63, 71)
 
@@ -82,12 +90,38 @@ class Probe:
         return [round(float(values.quantile(q)), 2) for q in (0.5, 0.9, 0.99)]
 
 
-def pca_psnr(windows: list[torch.Tensor], dims: int) -> float:
-    blocks = torch.cat([F.pixel_unshuffle(w[1:3], 8).flatten(0, 1).flatten(1).T for w in windows]).double()
-    centred = blocks - blocks.mean(0)
+def pca_psnr(windows: list[torch.Tensor], block: int, dims: int) -> float:
+    """YUV-PSNR of the best ``dims``-dimensional linear code of the pairs' block×block blocks.
+
+    Coordinates are scaled by √(plane weight) first, so the projection minimises the
+    YUV-weighted error (6:1:1) that YUV-PSNR measures, not the plain one."""
+    weights = torch.tensor([6.0, 1.0, 1.0]).repeat_interleave(block * block).repeat(2).sqrt().double()  # 2 frames
+    blocks = torch.cat([F.pixel_unshuffle(w[1:3], block).flatten(0, 1).flatten(1).T for w in windows]).double()
+    centred = (blocks - blocks.mean(0)) * weights
     _, vectors = torch.linalg.eigh(centred.T @ centred)
     basis = vectors[:, -dims:]
-    return psnr(float(((centred @ basis @ basis.T - centred) ** 2).mean()))
+    # mean over coordinates of the scaled error is Σ w·MSE / 3; YUV-MSE is Σ w·MSE / 8
+    return psnr(float(((centred @ basis @ basis.T - centred) ** 2).mean()) * 3 / 8)
+
+
+def clip_pairs(path: str, every: int = 10) -> list[torch.Tensor]:
+    """Pairs of adjacent frames (t, t+1) every ``every`` frames, 2× downscaled as ``ui2c eval``
+    codes them, cropped to whole 16×16 blocks; shaped like windows (frame 0 unused)."""
+    frames, pairs = {}, []
+    with open_video(path) as reader:
+        for index, frame in enumerate(reader):
+            if index % every in (0, 1):
+                frames[index] = torch.from_numpy(frame_to_array(to_444(downscale(frame, 2)))).float()
+            if index % every == 1:
+                pair = torch.stack([frames[index - 1]] * 2 + [frames[index]])
+                pairs.append(pair[..., : pair.shape[-2] // 16 * 16, : pair.shape[-1] // 16 * 16])
+    return pairs
+
+
+def print_bounds(windows: list[torch.Tensor], cfg: ConditionalConfig) -> None:
+    """The linear bounds at the feature width (1/8) and at the latent width (1/16), and twice it."""
+    for block, dims, where in ((8, cfg.ch_d, "ch_d"), (16, cfg.ch_y, "ch_y"), (16, 2 * cfg.ch_y, "2·ch_y")):
+        print(f"PCA of {block}×{block} pair blocks into {dims} dims ({where}): {pca_psnr(windows, block, dims):.2f} dB")
 
 
 def main() -> None:
@@ -96,7 +130,11 @@ def main() -> None:
     parser.add_argument("--data", default="work_dirs/data/train.zip")
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--clip", default=None, help="only the linear bounds, on this clip's frame pairs")
     args = parser.parse_args()
+    if args.clip:
+        print_bounds(clip_pairs(args.clip), build_model("ui2c-s").cfg)
+        return
     torch.manual_seed(args.seed)  # the rate's training noise: the same numbers on every run
     model = build_model("ui2c-s").eval()
     load_weights(model, args.weights or default_weights("ui2c-s"))
@@ -119,7 +157,7 @@ def main() -> None:
                 unrounded = probe.code(windows, qp, "ground truth")[1]
             print(f"qp {qp:2d} {line}; 256² whole {whole[0]:.4f} bpp {whole[1]:.2f} dB, "
                   f"as 128² quadrants {quads[0]:.4f} bpp {quads[1]:.2f} dB, nothing rounded {unrounded:.2f} dB")
-    print(f"PCA of pair blocks, {model.cfg.ch_d} dims: {pca_psnr(windows, model.cfg.ch_d):.2f} dB")
+    print_bounds(windows, model.cfg)
 
 
 if __name__ == "__main__":
