@@ -264,6 +264,23 @@ def test_failed_eval_leaves_no_results_folder_and_existing_ones_need_y(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"] and list(out.iterdir()) == [out / "old.json"]
 
 
+@pytest.mark.parametrize("cut_plot", [False, True])
+def test_eval_without_ffmpeg_fails_before_coding(cut_plot, tmp_path, monkeypatch, capsys):
+    """Anchors asked for and no ffmpeg: one line naming it, before any of our points is
+    coded (a whole clip takes minutes), and no results folder left behind."""
+    from ui2c.benchmarks.evaluation import anchors, evaluate as harness
+    from ui2c.cli import main
+
+    monkeypatch.setattr(anchors.shutil, "which", lambda name: None)
+    monkeypatch.setattr(harness, "ours_point", lambda *a, **k: pytest.fail("coded before finding ffmpeg"))
+    out = tmp_path / "results"
+    argv = ["eval", str(CLIP), "-o", str(out), "--anchors", "x264-medium", "--frames", "2", "--backend", "torch"]
+    assert main(argv + (["--cut-plot"] if cut_plot else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ffmpeg not found" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
 def test_eval_passes_the_reset_options_to_the_encoder(codec, tmp_path):
     """``ui2c eval --reset-interval/--scene-cut/--drift-guard`` reach the encoder: a reset
     every 2 frames shows in the per-frame records and in the stream's reset flags."""

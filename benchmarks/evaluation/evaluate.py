@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ...errors import InputFormatError
-from .anchors import QP_MAX, QP_MIN, AnchorSpec, encode, run_anchor
+from .anchors import QP_MAX, QP_MIN, AnchorSpec, encode, find_ffmpeg, run_anchor
 from ...runtime.api import encode_file
 from .bdrate import bd_psnr, bd_rate
 from ...runtime.metrics import FramePSNR, bpp, frame_psnr, mean_psnr
@@ -286,6 +286,8 @@ def evaluate(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, weights: 
     from .plots import plot_frames, plot_rd  # matplotlib only where a figure is drawn (eval extra)
 
     specs = [AnchorSpec.parse(a) for a in cfg.anchors]
+    if specs:
+        find_ffmpeg()  # a missing ffmpeg fails now, not after minutes of coding our points
     with _prepared(src, out, cfg) as (source, scratch, streams):
         info = _info(src, source, cfg, codec, weights)
         log(f"source: {info['frames']} frames {info['width']}x{info['height']} {info['chroma']}")
@@ -327,6 +329,7 @@ def scene_cut_trace(codec: CodecModel, src: Path, out: Path, cfg: EvalConfig, we
     from .plots import plot_frames  # matplotlib only where a figure is drawn (eval extra)
 
     spec = AnchorSpec.parse(REFERENCE_ANCHOR)
+    find_ffmpeg()
     with _prepared(src, out, cfg) as (source, scratch, streams):
         info = _info(src, source, cfg, codec, weights)
         ours = ours_point(codec, source, streams, cfg.qps[0], cfg)
