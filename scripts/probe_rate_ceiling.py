@@ -33,7 +33,7 @@ from ui2c.benchmarks.evaluation.evaluate import downscale
 from ui2c.entropy.tables import gaussian_support
 from ui2c.models.checkpoint import load_weights
 from ui2c.models.conditional import ConditionalConfig
-from ui2c.models.presets import build_model
+from ui2c.models.presets import UI2C_S, build_model
 from ui2c.shipped import default_weights
 from ui2c.training.data import WindowSampler, load_dataset
 from ui2c.training.trainer import yuv_mse
@@ -99,7 +99,7 @@ def pca_psnr(windows: list[torch.Tensor], block: int, dims: int) -> float:
     blocks = torch.cat([F.pixel_unshuffle(w[1:3], block).flatten(0, 1).flatten(1).T for w in windows]).double()
     centred = (blocks - blocks.mean(0)) * weights
     _, vectors = torch.linalg.eigh(centred.T @ centred)
-    basis = vectors[:, -dims:]
+    basis = vectors[:, vectors.shape[1] - dims :]  # the top dims (a plain -dims would take all at 0)
     # mean over coordinates of the scaled error is Σ w·MSE / 3; YUV-MSE is Σ w·MSE / 8
     return psnr(float(((centred @ basis @ basis.T - centred) ** 2).mean()) * 3 / 8)
 
@@ -107,13 +107,16 @@ def pca_psnr(windows: list[torch.Tensor], block: int, dims: int) -> float:
 def clip_pairs(path: str, every: int = 10) -> list[torch.Tensor]:
     """Pairs of adjacent frames (t, t+1) every ``every`` frames, 2× downscaled as ``ui2c eval``
     codes them, cropped to whole 16×16 blocks; shaped like windows (frame 0 unused)."""
-    frames, pairs = {}, []
+    pairs, first = [], None
     with open_video(path) as reader:
         for index, frame in enumerate(reader):
-            if index % every in (0, 1):
-                frames[index] = torch.from_numpy(frame_to_array(to_444(downscale(frame, 2)))).float()
-            if index % every == 1:
-                pair = torch.stack([frames[index - 1]] * 2 + [frames[index]])
+            if index % every > 1:
+                continue
+            x = torch.from_numpy(frame_to_array(to_444(downscale(frame, 2)))).float()
+            if index % every == 0:
+                first = x
+            else:
+                pair = torch.stack([first, first, x])
                 pairs.append(pair[..., : pair.shape[-2] // 16 * 16, : pair.shape[-1] // 16 * 16])
     return pairs
 
@@ -133,7 +136,7 @@ def main() -> None:
     parser.add_argument("--clip", default=None, help="only the linear bounds, on this clip's frame pairs")
     args = parser.parse_args()
     if args.clip:
-        print_bounds(clip_pairs(args.clip), build_model("ui2c-s").cfg)
+        print_bounds(clip_pairs(args.clip), UI2C_S)  # widths only: no network to build
         return
     torch.manual_seed(args.seed)  # the rate's training noise: the same numbers on every run
     model = build_model("ui2c-s").eval()
