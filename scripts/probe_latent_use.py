@@ -2,12 +2,12 @@
 
     python scripts/probe_latent_use.py [WEIGHTS ...] [--data work_dirs/data/train.zip]
 
-Codes a few 256² training windows (ground-truth reference) through the training path
-(``training.unit.code_pair``) at qp 21 / 42 / 63 and prints, per qp, how many latent
-channels hold 99 % of the nonzero symbols and of the estimated bits (both checkerboard
-steps).  For a latent wider than its preset's (an export of ``python -m
-ui2c.training.widen``, or weights trained from one) it splits the same figures into the old channels and the added ones: a
-widening has worked only once the added channels code something.
+Codes a few 256² training windows (ground-truth reference) as the runtime does (the
+model's stages and ``entropy.latent``) at qp 21 / 42 / 63 and prints, per qp, how many
+latent channels hold 99 % of the nonzero symbols and of the bits the training rate
+estimates for them (both checkerboard steps).  For a latent wider than its preset's (an
+export of ``python -m ui2c.training.widen``, or weights trained from one) it splits the
+same figures into the old channels and the added ones: a widening has worked only once the added channels code something.
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ import dataclasses
 
 import torch
 
+from ui2c.entropy import latent
 from ui2c.models.checkpoint import load_weights, read_checkpoint, unwrap_state_dict
 from ui2c.models.conditional import ConditionalCodec
-from ui2c.models.ops import checkerboard_masks
 from ui2c.models.presets import RANDOM_SEED, build_model, fixed_seed
 from ui2c.shipped import default_weights
 from ui2c.training.data import WindowSampler, load_dataset
-from ui2c.training.unit import _gaussian_bits, code_pair
+from ui2c.training.unit import _gaussian_bits
 from ui2c.training.widen import half_major_positions
 
 QPS = (21, 42, 63)
@@ -45,24 +45,24 @@ def build(path: str) -> tuple[ConditionalCodec, torch.Tensor | None]:
 
 
 def symbols_and_bits(model: ConditionalCodec, window: torch.Tensor, qp: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel count of nonzero symbols and estimated bits of the pair after the window's first frame."""
-    seen = {}
-    prior, spatial = model.prior, model.spatial_prior
-    hook = model.encoder.register_forward_hook(lambda module, inputs, y: seen.__setitem__("y", y))
-    model.prior = lambda *a: seen.setdefault("params", prior(*a))
-    model.spatial_prior = lambda *a: seen.setdefault("step1", spatial(*a))
-    try:
-        code_pair(model, window[1:3].flatten(0, 1)[None], model.adapt_frame(window[:1]), torch.tensor([[qp, qp]]))
-    finally:
-        model.prior, model.spatial_prior = prior, spatial
-        hook.remove()
-    q_dec, scales0, means0 = seen["params"].chunk(3, 1)
-    ys = seen["y"] / q_dec.clamp_min(0.5)
-    nonzero = bits = 0
-    for mask, (scales, means) in zip(checkerboard_masks(*ys.shape[1:], ys.device), ((scales0, means0), seen["step1"])):
-        symbols = torch.round(ys - means) * mask
-        nonzero = nonzero + (symbols != 0).sum((0, 2, 3))
-        bits = bits + (_gaussian_bits(symbols, scales) * mask).sum((0, 2, 3))
+    """Per-channel count of nonzero symbols and estimated bits of the pair after the window's
+    first frame, as the runtime codes it (its stages and latent codec: skipped elements are 0
+    and cost nothing)."""
+    qps = torch.tensor([qp, qp])
+    ctx, temporal = model.run_stage("context", model.adapt_frame(window[:1]), qps)
+    y, z_hat = model.run_stage("encoder", window[1:3].flatten(0, 1)[None], ctx, qps)
+    q_dec, scales, means, params = model.run_stage("prior", z_hat, temporal)
+    ys = y / q_dec
+    nonzero = bits = y_hat0 = 0
+    for step, mask in enumerate(latent.checkerboard_masks(*y.shape[1:])):
+        if step == 1:
+            scales, means = model.run_stage("spatial_prior", y_hat0, params)
+        indexes = latent.step_indexes(scales, mask)
+        symbols, y_hat0 = latent.quantize_step(ys, means, mask, indexes)
+        unfolded = latent.unfold(symbols.view(-1, *y.shape[2:]).float(), mask)
+        coded = latent.unfold((indexes >= 0).view(-1, *y.shape[2:]).float(), mask)
+        nonzero = nonzero + (unfolded != 0).sum((0, 2, 3))
+        bits = bits + (_gaussian_bits(unfolded, scales) * coded).sum((0, 2, 3))
     return nonzero.double(), bits.double()
 
 
@@ -84,7 +84,6 @@ def main() -> None:
     for path in args.weights or [str(default_weights("ui2c-s"))]:
         model, added = build(path)
         for qp in QPS:
-            torch.manual_seed(args.seed)  # the rate's training noise: the same numbers on every run
             with torch.no_grad():
                 nonzero, bits = map(sum, zip(*(symbols_and_bits(model, w, qp) for w in windows)))
             line = (f"{path} qp {qp}: {model.cfg.ch_y} channels, 99 % of the nonzero symbols in "
