@@ -368,6 +368,11 @@ class Decoder(_Session):
                 if str(e).startswith("packet "):  # already names its packet (a deferred check: the one before)
                     raise
                 raise type(e)(f"packet {packet.index}: {e}") from None
+            finally:
+                # A unit that raised after queuing the held recon must still order it before
+                # later work on the main stream: the recon graph and its buffers are shared by
+                # every session of the codec.  (Stream-ordered: the host does not wait.)
+                self._join_recon()
 
     def _qps(self, packet: Packet) -> list[int]:
         """The unit's slot qps, refused before any stage runs if one would index past

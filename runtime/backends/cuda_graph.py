@@ -34,7 +34,9 @@ class _Graph:
             self.graph = torch.cuda.CUDAGraph()
             # thread_local: the entropy worker keeps using CUDA (copies, syncs) on its own
             # stream while a stage is being captured, which the default "global" mode forbids.
-            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+            # stream=side: torch's default capture stream is one per process, made on
+            # whichever GPU captured first; on another GPU that capture would record nothing.
+            with torch.cuda.graph(self.graph, stream=side, capture_error_mode="thread_local"):
                 self.outputs = runner.infer(self.inputs)
 
 
