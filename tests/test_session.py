@@ -453,3 +453,23 @@ def test_compiled_stages_stay_compiled_at_a_second_size(monkeypatch, frames):
     total, ok = counters["frames"]["total"], counters["frames"]["ok"]
     torch._dynamo.reset()
     assert total >= 14 and ok == total, (ok, total)
+
+
+def test_a_compiled_stage_stays_compiled_past_the_recompile_limit(monkeypatch, codec):
+    """Ten input sizes through one compiled stage: more than Dynamo's ``recompile_limit``
+    (8) graphs of one code object, after which it would run the stage eagerly."""
+    from torch._dynamo.utils import counters
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend="eager", **kw))
+    torch._dynamo.reset()
+    counters.clear()
+    backend = TorchBackend(codec.network, compile=True, threads=1)
+    runner = backend.runner("context")
+    ref_channels = codec.network.cfg.ch_d
+    for width in range(1, 11):
+        feed = {"ref": torch.zeros(1, ref_channels, 2, 2 * width), "qp": torch.tensor([3, 4], dtype=torch.int32)}
+        runner.infer(feed)
+    total, ok = counters["frames"]["total"], counters["frames"]["ok"]
+    torch._dynamo.reset()
+    assert total >= 10 and ok == total, (ok, total)

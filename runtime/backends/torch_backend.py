@@ -14,6 +14,7 @@ recorded as ``-t<N>`` in the mode, that a decoder reproduces.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import threading
 from contextlib import contextmanager
@@ -67,6 +68,36 @@ class TorchRunner(Runner):
         return into(dict(zip(self.output_names, results)), out)
 
 
+class CompiledPerShape:
+    """``run_stage(stage, ...)`` compiled once per input shapes, each on its own code object.
+
+    Dynamo caches at most ``recompile_limit`` (8) graphs per code object and then runs
+    the frame eagerly, without an error: with one code object shared by the stages, or
+    one per stage, the ninth (stage, resolution) would run eager kernels under an
+    "inductor" producer string, and its stream would not decode.  A fresh code object
+    per shape key keeps every cache at one graph, however many sizes a process codes."""
+
+    def __init__(self, run_stage: Callable[..., tuple[torch.Tensor, ...]], stage: str):
+        self.run_stage, self.stage = run_stage, stage
+        self._compiled: dict[tuple, Callable[..., tuple[torch.Tensor, ...]]] = {}
+
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        key = tuple((tuple(t.shape), t.dtype) for t in inputs)
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = self._compiled[key] = torch.compile(self._fresh_function(len(self._compiled)), dynamic=False)
+        return fn(*inputs)
+
+    def _fresh_function(self, index: int) -> Callable[..., tuple[torch.Tensor, ...]]:
+        run_stage, stage = self.run_stage, self.stage
+
+        def fn(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return run_stage(stage, *inputs)
+
+        fn.__code__ = fn.__code__.replace(co_name=f"ui2c_stage_{stage}_{index}")
+        return fn
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -108,15 +139,11 @@ class TorchBackend(Backend):
         if stage not in self._runners:
             spec = self._stages[stage]
 
-            def fn(*inputs: torch.Tensor, _stage: str = stage) -> tuple[torch.Tensor, ...]:
-                return self.model.run_stage(_stage, *inputs)
-
+            fn: Callable[..., tuple[torch.Tensor, ...]]
             if self.mode.startswith("inductor"):
-                # Dynamo caches compiled graphs per code object, at most ``recompile_limit`` (8)
-                # each, then runs the frame eagerly: with one shared code object, 7 stages at a
-                # second size would silently run eager kernels under an "inductor" producer.
-                fn.__code__ = fn.__code__.replace(co_name=f"ui2c_stage_{stage}")
-                fn = torch.compile(fn, dynamic=False)
+                fn = CompiledPerShape(self.model.run_stage, stage)
+            else:
+                fn = functools.partial(self.model.run_stage, stage)
             runner: Runner = TorchRunner(fn, stage, [s.name for s in spec.inputs], [s.name for s in spec.outputs],
                                          self.threads)
             if self.cuda_graphs and (spec.encode_calls or spec.decode_calls):  # not the one-off adaptor
