@@ -72,14 +72,24 @@ def _check_pair(symbols: torch.Tensor, indexes: torch.Tensor) -> None:
         raise ValueError("symbols and indexes must be 1-D tensors of the same length")
     if symbols.device != indexes.device:
         raise ValueError("symbols and indexes must be on the same device")
+    _check_int32("symbols", symbols)
+    _check_int32("indexes", indexes)
+
+
+def _check_int32(name: str, t: torch.Tensor) -> None:
+    """Refused, not converted: a float or int64 tensor here means a caller skipped the
+    latent codec, and a silent cast would round or wrap its values into a valid stream."""
+    if t.dtype != torch.int32:
+        raise ValueError(f"{name} must be int32, not {t.dtype}")
 
 
 def _to_host(t: torch.Tensor) -> np.ndarray:
-    """int32 host copy; device tensors go through pinned memory (one DMA, no pageable bounce)."""
+    """Host copy of an int32 tensor; device tensors go through pinned memory (one DMA, no
+    pageable bounce)."""
     if t.device.type == "cpu":
-        return t.to(torch.int32).contiguous().numpy()
+        return t.contiguous().numpy()
     host = torch.empty(t.shape, dtype=torch.int32, pin_memory=True)
-    host.copy_(t.to(torch.int32))
+    host.copy_(t)
     return host.numpy()
 
 
@@ -107,8 +117,12 @@ class _CpuSegments(SegmentDecoder):
         is one asynchronous DMA with no pageable staging."""
         if indexes.dim() != 1:
             raise ValueError("indexes must be a 1-D tensor")
+        _check_int32("indexes", indexes)
         on_host = indexes.device.type == "cpu"
-        out = torch.empty(indexes.shape, dtype=torch.int32, pin_memory=not on_host or indexes.is_pinned())
+        # Pinned memory exists only once torch has initialised CUDA; asking before that
+        # would create a CUDA context (hundreds of MB of GPU memory) for a CPU session.
+        pin = not on_host or (torch.cuda.is_initialized() and indexes.is_pinned())
+        out = torch.empty(indexes.shape, dtype=torch.int32, pin_memory=pin)
         self._stream.next(_to_host(indexes), out.numpy())
         return out if on_host else out.to(indexes.device, non_blocking=True)
 

@@ -609,14 +609,16 @@ def _counts(symbols, indexes, tables, with_cost):
 
 
 def _int32_1d(name: str, t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``t`` as a contiguous, 16-byte aligned int32 vector on ``device`` (a view at an odd
+    """int32 ``t`` as a contiguous, 16-byte aligned vector on ``device`` (a view at an odd
     offset is copied: see ``_ALIGN``'s note), refused before any copy when it is longer
     than ``MAX_SYMBOLS``."""
     if t.dim() != 1:
         raise ValueError(f"{name} must be a 1-D tensor")
+    if t.dtype != torch.int32:  # a cast would round or wrap values into a valid stream
+        raise ValueError(f"{name} must be int32, not {t.dtype}")
     if t.numel() >= MAX_SYMBOLS:
         raise ValueError(f"{name} holds {t.numel()} values; the Triton coder takes fewer than {MAX_SYMBOLS}")
-    t = t.to(device=device, dtype=torch.int32).contiguous()
+    t = t.to(device=device).contiguous()
     return t if t.data_ptr() % _ALIGN == 0 else t.clone()
 
 
@@ -719,7 +721,9 @@ class TritonRans:
         if total == _INVALID:
             raise ValueError(f"a cdf index is outside [0, {self.tables.num}), or the forced lane count "
                              "exceeds the number of coded symbols")
-        self._copy_guess = max(1 << 12, 2 * (total + 4))
+        # Twice the last size, decaying slowly from the largest seen: a reset unit's stream
+        # after small inter units still fits the first copy.
+        self._copy_guess = max(1 << 12, 2 * (total + 4), self._copy_guess - self._copy_guess // 16)
         if total + 4 <= first:
             return host[4: 4 + total].numpy().tobytes()
         return host[4:first].numpy().tobytes() + out[first: 4 + total].cpu().numpy().tobytes()

@@ -76,3 +76,18 @@ def test_all_skipped():
     idx = torch.full((10,), -1, dtype=torch.int32)
     data = coder.encode(torch.zeros(10, dtype=torch.int32), idx)
     assert torch.equal(coder.decode(data, idx), torch.zeros(10, dtype=torch.int32))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.int16])
+def test_symbols_and_indexes_other_than_int32_are_refused(kind, dtype):
+    """A cast would round floats and wrap int64 into a stream that decodes to other values."""
+    coder = make_coder(gaussian(), DEVICE, kind)
+    sym, idx = (t.to(DEVICE) for t in masked_inputs(50, 5))
+    with pytest.raises(ValueError, match=f"symbols must be int32, not {dtype}"):
+        coder.encode(sym.to(dtype), idx)
+    with pytest.raises(ValueError, match=f"indexes must be int32, not {dtype}"):
+        coder.encode(sym, idx.to(dtype))
+    data = coder.encode(sym, idx)
+    with pytest.raises(ValueError, match=f"indexes must be int32, not {dtype}"):
+        coder.decode(data, idx.to(dtype))

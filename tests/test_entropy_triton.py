@@ -71,6 +71,20 @@ def test_realistic_low_rate(coder):
     check_both_ways(sym, idx, coder, lanes=3)
 
 
+def test_streams_past_the_first_copy_and_the_guess_after_them():
+    """The first device→host copy is sized from earlier streams; a longer stream takes a
+    second copy of its tail, and a short stream after a long one keeps the guess high."""
+    rng = np.random.default_rng(12)
+    sym, idx = random_symbols(rng, 3000, escape_rate=0.05, lo=100)
+    fresh = triton_rans.TritonRans(gaussian(), DEVICE)
+    fresh._copy_guess = 1 << 12
+    long_bytes = check_both_ways(sym, idx, fresh, lanes=64)
+    assert len(long_bytes) > 1 << 12
+    short = np.zeros(64, np.int32)
+    check_both_ways(short, short, fresh, lanes=64)
+    assert fresh._copy_guess > len(long_bytes)
+
+
 def test_empty_stream(coder):
     empty = np.zeros(0, np.int32)
     assert len(check_both_ways(empty, empty, coder)) == 4
