@@ -50,7 +50,10 @@ class EntropyWorker:
 
     def _code(self, flag: torch.Tensor, steps: list[Step]) -> list:
         coders = [self.z_coder] + [self.y_coder] * (len(steps) - 1)
-        return [bool(flag)] + [coder.encode(sym, idx) for coder, (sym, idx) in zip(coders, steps)]
+        streams = [coder.encode(sym, idx) for coder, (sym, idx) in zip(coders, steps)]
+        # Read after the coders: a device kernel's launches then queue without waiting
+        # for this one-byte copy (and, by now, the device is past it anyway).
+        return [bool(flag)] + streams
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

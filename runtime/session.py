@@ -205,6 +205,7 @@ class Encoder(_Session):
         self.frame_index = 0
         self.previous_luma: torch.Tensor | None = None
         self.in_flight: list[_Pending] = []
+        self._upload_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def push(self, frame: Frame) -> list[CodedUnit]:
         if self.frame_index % self.codec.frames_per_unit:
@@ -228,8 +229,9 @@ class Encoder(_Session):
         frames after ``push`` returns (a pair's first frame, the scene-cut luma), and a
         caller may refill one buffer for every frame.  To a GPU, a copy from pageable
         host memory is asynchronous yet safe (the data is staged before it returns);
-        pinned memory is read by the device later, so that copy waits.  (Pinning is
-        asked only then: the query would create a CUDA context for a CPU session.)"""
+        pinned memory is read by the device later, so that copy waits (``_upload``).
+        (Pinning is asked only then: the query would create a CUDA context for a CPU
+        session.)"""
         if tuple(frame.shape) != (3, self.buffers.height, self.buffers.width):
             raise InputFormatError(f"frame shape {tuple(frame.shape)} does not match the session's "
                                    f"(3, {self.buffers.height}, {self.buffers.width})")
@@ -237,8 +239,21 @@ class Encoder(_Session):
         if not tensor.is_floating_point():
             raise InputFormatError(f"frames must be floats in [0, 1], got {tensor.dtype} (scale integer samples "
                                    "to [0, 1] first)")
-        asynchronous = self.device.type == "cuda" and not tensor.is_pinned()
-        return tensor.to(self.device, torch.float32, non_blocking=asynchronous, copy=True)
+        if self.device.type == "cuda" and tensor.is_pinned():
+            return self._upload(tensor)
+        return tensor.to(self.device, torch.float32, non_blocking=self.device.type == "cuda", copy=True)
+
+    def _upload(self, pinned: torch.Tensor) -> torch.Tensor:
+        """Copy a pinned frame on the upload stream and wait for that copy alone: on the
+        main stream it would queue behind the networks of the unit before, and the
+        host would wait for those too before ``push`` could return."""
+        with torch.cuda.stream(self._upload_stream):
+            frame = pinned.to(self.device, torch.float32, non_blocking=True, copy=True)
+        copied = torch.cuda.Event()
+        copied.record(self._upload_stream)
+        copied.synchronize()  # the caller may refill its buffer once push returns
+        frame.record_stream(torch.cuda.current_stream(self.device))  # allocated on the upload stream
+        return frame
 
     def _collect(self, keep: int) -> list[CodedUnit]:
         """Units whose bytes are (or become) ready, leaving ``keep`` in flight."""

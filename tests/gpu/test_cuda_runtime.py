@@ -84,3 +84,28 @@ def test_cpp_and_triton_coders_write_the_same_stream(tmp_path):
         streams[kind] = [u.packet.payload for u in units]
         enc.close()
     assert streams["cpu"] == streams["triton"]
+
+
+def test_pinned_pageable_and_device_frames_code_the_same_stream():
+    """Pinned frames are uploaded on their own stream; the caller refills one pinned
+    buffer after every push, which must not reach a frame already pushed."""
+    from ui2c.export.feeds import clip_frames
+    from ui2c.runtime.session import Encoder
+
+    codec = load_codec("ui2c-s", backend="torch", device="cuda", precision="fp16")
+    frames = [torch.from_numpy(f) for f in clip_frames(6)]
+    pinned = torch.empty_like(frames[0]).pin_memory()
+
+    def pinned_refilled():
+        for f in frames:
+            pinned.copy_(f)
+            yield pinned
+
+    streams = {}
+    for name, source in (("pageable", iter(frames)), ("device", (f.cuda() for f in frames)),
+                         ("pinned", pinned_refilled())):
+        enc = Encoder(codec, 192, 320, 32, scene_cut_threshold=None)
+        streams[name] = [u.packet.payload for f in source for u in enc.push(f)] + \
+            [u.packet.payload for u in enc.flush()]
+        enc.close()
+    assert streams["pinned"] == streams["pageable"] == streams["device"]
